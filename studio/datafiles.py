@@ -1,0 +1,58 @@
+"""Which files FlagEmbedding will read for `--train_data`, exactly as it decides.
+
+FlagEmbedding takes each path: a file counts only if it ends in `.json`/`.jsonl` (anything
+else is skipped silently); a folder is read one level deep with the same rule. Every face
+that talks about "the training data" goes through here so they agree with the trainer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DATA_SUFFIXES = (".json", ".jsonl")
+
+
+@dataclass
+class DataFiles:
+    files: list[Path] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # exist, but FlagEmbedding ignores them
+    empty_dirs: list[Path] = field(default_factory=list)
+
+
+def expand(paths: list[str | Path]) -> DataFiles:
+    out = DataFiles()
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = False
+            for child in sorted(path.iterdir()):
+                if child.is_file() and child.name.endswith(DATA_SUFFIXES):
+                    out.files.append(child)
+                    found = True
+                elif child.is_file() or child.is_dir():
+                    out.skipped.append(child)
+            if not found:
+                out.empty_dirs.append(path)
+        elif path.is_file():
+            (out.files if path.name.endswith(DATA_SUFFIXES) else out.skipped).append(path)
+        else:
+            out.missing.append(str(raw))
+    return out
+
+
+def count_examples(path: Path) -> int:
+    """Rows in a data file: non-blank lines of JSON Lines, items of a JSON array."""
+    with path.open("rb") as fh:
+        head = fh.read(1 << 16).lstrip()
+    if head.startswith(b"["):
+        import json
+
+        return len(json.loads(path.read_text(encoding="utf-8")))
+    count = 0
+    with path.open("rb") as fh:
+        for line in fh:
+            if line.strip():
+                count += 1
+    return count

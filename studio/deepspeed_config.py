@@ -1,0 +1,80 @@
+"""Generate the DeepSpeed JSON a run uses, or read the user's own.
+
+Why no scheduler block: DeepSpeed rejects `WarmupDecayLR` with zero warmup steps (a common
+trap with FlagEmbedding's example configs). Leaving the scheduler out lets HF's Trainer build
+the one named by `--lr_scheduler_type` with `--warmup_ratio`/`--warmup_steps`, which also
+keeps the form's scheduler fields meaningful. Everything the Trainer knows is "auto", so the
+JSON never disagrees with the flags.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from studio.config import DeepSpeedSettings
+
+DS_FILE_NAME = "ds_config.json"
+
+
+def generate(settings: DeepSpeedSettings) -> dict[str, Any]:
+    """A ZeRO config for the given stage and offload options; precision follows the flags."""
+    zero: dict[str, Any] = {"stage": settings.stage}
+    if settings.offload_optimizer and settings.stage >= 1:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+    if settings.offload_param and settings.stage == 3:
+        zero["offload_param"] = {"device": "cpu", "pin_memory": True}
+    if settings.stage >= 2:
+        zero.update(overlap_comm=True, contiguous_gradients=True)
+    if settings.stage == 3:
+        zero.update(stage3_gather_16bit_weights_on_model_save=True)
+    fp16 = "auto" if settings.precision == "auto" else settings.precision == "fp16"
+    bf16 = "auto" if settings.precision == "auto" else settings.precision == "bf16"
+    return {
+        "zero_optimization": zero,
+        "fp16": {
+            "enabled": fp16,
+            "loss_scale": 0,
+            "loss_scale_window": 1000,
+            "initial_scale_power": 12,
+            "hysteresis": 2,
+            "min_loss_scale": 1,
+        },
+        "bf16": {"enabled": bf16},
+        "optimizer": {
+            "type": "AdamW",
+            "params": {"lr": "auto", "betas": "auto", "eps": "auto", "weight_decay": "auto"},
+        },
+        "gradient_accumulation_steps": "auto",
+        "gradient_clipping": "auto",
+        "steps_per_print": 100,
+        "train_batch_size": "auto",
+        "train_micro_batch_size_per_gpu": "auto",
+        "wall_clock_breakdown": False,
+    }
+
+
+def load_json(path: str | Path) -> dict[str, Any]:
+    """Read a user's DeepSpeed JSON, with an error naming the file and line when it is bad."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); fix that line"
+        ) from None
+
+
+def resolve(settings: DeepSpeedSettings | None) -> dict[str, Any] | None:
+    """The DeepSpeed config a run will use: the user's file or a generated one."""
+    if settings is None:
+        return None
+    if settings.config_file:
+        return load_json(settings.config_file)
+    return generate(settings)
+
+
+def dumps(ds: dict[str, Any]) -> str:
+    return json.dumps(ds, indent=2) + "\n"

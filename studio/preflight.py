@@ -1,0 +1,376 @@
+"""Pre-flight checks: what would make a run fail or waste hours, found before it starts.
+
+Each rule is a small function returning problems (error or warning, each with its fix); every
+face — CLI `check`, the web UI's Train tab, the notebook, the run manager — calls
+:func:`run_checks`, so they all refuse the same things. Paths are read as the run will read
+them: relative to `base_dir` (the folder the studio runs in, like the shell script would).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from studio import datafiles, deepspeed_config
+from studio.config import StudioConfig, looks_like_path, resolve_paths
+from studio.hardware import Hardware, detect
+from studio.problems import ERROR, INFO, WARNING, Problem
+from studio.schema import Schema, load_schema
+
+Check = Callable[[StudioConfig, Hardware, Schema], list[Problem]]
+
+
+def check_required(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
+    out = []
+    if not config.args.get("model_name_or_path"):
+        out.append(
+            Problem(
+                ERROR,
+                "no model is set.",
+                "Set `model_name_or_path` to a folder or a "
+                "hub id (the bundled model: bundled:all-MiniLM-L6-v2).",
+                field="model_name_or_path",
+                code="no_model",
+            )
+        )
+    if not config.args.get("train_data"):
+        out.append(
+            Problem(
+                ERROR,
+                "no training data is set.",
+                "Set `train_data` to one or more .jsonl files or folders.",
+                field="train_data",
+                code="no_data",
+            )
+        )
+    return out
+
+
+def check_data_paths(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
+    paths = config.args.get("train_data") or []
+    found = datafiles.expand(paths)
+    out = [
+        Problem(
+            ERROR,
+            f"training data `{p}` does not exist.",
+            "Fix the path (relative paths are read from the folder the studio runs in).",
+            field="train_data",
+            code="data_missing",
+        )
+        for p in found.missing
+    ]
+    out += [
+        Problem(
+            WARNING,
+            f"`{p}` is skipped: FlagEmbedding reads only .json/.jsonl files.",
+            "Rename it to .jsonl if it holds training rows.",
+            field="train_data",
+            code="data_skipped",
+        )
+        for p in found.skipped
+        if p.is_file()
+    ]
+    out += [
+        Problem(
+            ERROR,
+            f"folder `{d}` holds no .json/.jsonl file at its top level "
+            "(FlagEmbedding reads folders one level deep).",
+            "Point `train_data` at the files, or move them up one level.",
+            field="train_data",
+            code="data_empty_dir",
+        )
+        for d in found.empty_dirs
+    ]
+    return out
+
+
+def check_model(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
+    model = config.args.get("model_name_or_path")
+    if not model:
+        return []
+    path = Path(model)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            return [
+                Problem(
+                    ERROR,
+                    f"model folder `{model}` has no config.json.",
+                    "Point at the folder that holds config.json and the weights.",
+                    field="model_name_or_path",
+                    code="model_bad",
+                )
+            ]
+        return []
+    if path.is_absolute() or looks_like_path(model) or path.exists():
+        return [
+            Problem(
+                ERROR,
+                f"model folder `{model}` does not exist.",
+                "Fix the path, or give a hub id such as BAAI/bge-base-en-v1.5.",
+                field="model_name_or_path",
+                code="model_missing",
+            )
+        ]
+    offline = (
+        os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
+    )
+    note = (
+        "offline mode is on: it must already be in the Hugging Face cache"
+        if offline
+        else "it will be downloaded from the Hugging Face hub (needs network)"
+    )
+    return [
+        Problem(
+            INFO,
+            f"`{model}` is read as a hub id; {note}.",
+            "Give a local folder to train without network.",
+            field="model_name_or_path",
+            code="model_hub",
+        )
+    ]
+
+
+def check_precision(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
+    fp16, bf16 = bool(config.args.get("fp16")), bool(config.args.get("bf16"))
+    out = []
+    if fp16 and bf16:
+        out.append(
+            Problem(
+                ERROR,
+                "`fp16` and `bf16` are both on.",
+                "Pick one precision.",
+                field="bf16",
+                code="precision_both",
+            )
+        )
+    if hw.gpu_count == 0:
+        if bf16:
+            out.append(
+                Problem(
+                    ERROR,
+                    "`bf16` fails on this machine: no GPU is visible.",
+                    "Turn `bf16` off to train in fp32 on the CPU.",
+                    field="bf16",
+                    code="bf16_cpu",
+                )
+            )
+        if fp16:
+            out.append(
+                Problem(
+                    WARNING,
+                    "`fp16` was meant for a GPU; none is visible here, so "
+                    "the run is slow CPU training.",
+                    "Turn `fp16` off on a CPU, or run on a GPU machine.",
+                    field="fp16",
+                    code="fp16_cpu",
+                )
+            )
+    elif bf16 and not all(g.supports_bf16 for g in hw.gpus):
+        out.append(
+            Problem(
+                ERROR,
+                f"`bf16` needs an Ampere or newer GPU; {hw.describe()} lacks it.",
+                "Use `fp16` instead.",
+                field="bf16",
+                code="bf16_gpu",
+            )
+        )
+    return out
+
+
+def check_processes(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
+    n = config.torchrun.nproc_per_node
+    if hw.gpu_count == 0 and n > 1:
+        return [
+            Problem(
+                WARNING,
+                f"{n} processes per node, but no GPU is visible: each would train on the CPU.",
+                "Set `torchrun.nproc_per_node` to 1 here, or run on a machine with that many GPUs.",
+                field="torchrun.nproc_per_node",
+                code="nproc_gpus",
+            )
+        ]
+    if hw.gpu_count and n > hw.gpu_count:
+        return [
+            Problem(
+                ERROR,
+                f"{n} processes per node, but only {hw.gpu_count} GPU(s) are visible.",
+                f"Set `torchrun.nproc_per_node` to {hw.gpu_count} or less.",
+                field="torchrun.nproc_per_node",
+                code="nproc_gpus",
+            )
+        ]
+    return []
+
+
+def check_deepspeed(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
+    ds_settings = config.deepspeed
+    if ds_settings is None:
+        return []
+    if ds_settings.config_file and not Path(ds_settings.config_file).is_file():
+        return [
+            Problem(
+                ERROR,
+                f"DeepSpeed config `{ds_settings.config_file}` does not exist.",
+                "Fix the path, or let the studio generate one (deepspeed: {stage: 0}).",
+                field="deepspeed",
+                code="ds_missing",
+            )
+        ]
+    try:
+        ds = deepspeed_config.resolve(ds_settings)
+    except ValueError as exc:
+        return [Problem(ERROR, str(exc), "Fix the JSON.", field="deepspeed", code="ds_json")]
+    scheduler = (ds or {}).get("scheduler") or {}
+    if scheduler.get("type") == "WarmupDecayLR":
+        warm = (scheduler.get("params") or {}).get("warmup_num_steps", "auto")
+        if warm == "auto":
+            zero_warmup = not config.get("warmup_steps", schema) and not config.get(
+                "warmup_ratio", schema
+            )
+        else:
+            zero_warmup = warm == 0
+        if zero_warmup:
+            return [
+                Problem(
+                    ERROR,
+                    "DeepSpeed rejects its `WarmupDecayLR` scheduler with zero warmup steps.",
+                    "Set `warmup_ratio` (e.g. 0.1) or `warmup_steps`, "
+                    "or remove the scheduler block from the DeepSpeed JSON.",
+                    field="warmup_ratio",
+                    code="ds_warmup",
+                )
+            ]
+    return []
+
+
+def check_output_dir(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
+    out_dir = config.args.get("output_dir")
+    if not out_dir or not Path(out_dir).is_dir() or not any(Path(out_dir).iterdir()):
+        return []
+    if config.args.get("resume_from_checkpoint"):
+        return []
+    if config.args.get("overwrite_output_dir"):
+        return [
+            Problem(
+                WARNING,
+                f"output folder `{out_dir}` is not empty and will be "
+                "overwritten (`overwrite_output_dir` is on).",
+                "Pick a new folder to keep the old model.",
+                field="output_dir",
+                code="output_overwrite",
+            )
+        ]
+    return [
+        Problem(
+            ERROR,
+            f"output folder `{out_dir}` is not empty; FlagEmbedding would silently overwrite it.",
+            "Pick a new `output_dir`, resume from its last "
+            "checkpoint, or turn on `overwrite_output_dir`.",
+            field="output_dir",
+            code="output_not_empty",
+        )
+    ]
+
+
+def check_batch(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
+    found = datafiles.expand(config.args.get("train_data") or [])
+    if not found.files:
+        return []
+    rows = 0
+    cap = config.get("max_example_num_per_dataset", schema)
+    for f in found.files:
+        try:
+            rows += min(datafiles.count_examples(f), cap)
+        except (OSError, ValueError) as exc:
+            return [
+                Problem(
+                    ERROR,
+                    f"cannot read `{f}`: {exc}",
+                    "Run `python -m studio data check` on it.",
+                    field="train_data",
+                    file=str(f),
+                    code="data_read",
+                )
+            ]
+    per_device = config.get("per_device_train_batch_size", schema)
+    accumulate = config.get("gradient_accumulation_steps", schema) or 1
+    world = config.torchrun.nproc_per_node * config.torchrun.nnodes
+    global_batch = per_device * world * accumulate
+    if rows < global_batch:
+        return [
+            Problem(
+                ERROR,
+                f"{rows} training examples are fewer than one global batch "
+                f"({per_device} per device x {world} process(es) x {accumulate} "
+                f"accumulation = {global_batch}).",
+                "Lower the batch size or add data.",
+                field="per_device_train_batch_size",
+                code="batch_too_big",
+            )
+        ]
+    return []
+
+
+def check_mrl(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
+    if config.args.get("use_mrl") and not config.args.get("mrl_dims"):
+        return [
+            Problem(
+                ERROR,
+                "`use_mrl` is on but `mrl_dims` is empty.",
+                "Set `mrl_dims`, e.g. 64 128 256, or turn `use_mrl` off.",
+                field="mrl_dims",
+                code="mrl_dims",
+            )
+        ]
+    return []
+
+
+def check_report_to(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
+    if "report_to" in config.args:
+        return []
+    return [
+        Problem(
+            INFO,
+            "`report_to` is unset; the studio passes `none` (HF would report to "
+            "every installed integration).",
+            "Set `report_to` to e.g. tensorboard to log there.",
+            field="report_to",
+            code="report_to",
+        )
+    ]
+
+
+CHECKS: tuple[Check, ...] = (
+    check_required,
+    check_data_paths,
+    check_model,
+    check_precision,
+    check_processes,
+    check_deepspeed,
+    check_output_dir,
+    check_batch,
+    check_mrl,
+    check_report_to,
+)
+
+
+def run_checks(
+    config: StudioConfig,
+    base_dir: str | Path = ".",
+    hardware: Hardware | None = None,
+    schema: Schema | None = None,
+) -> list[Problem]:
+    """Every rule over the config with paths resolved against base_dir; errors first."""
+    schema = schema or load_schema()
+    hw = hardware or detect()
+    try:
+        resolved = resolve_paths(config, base_dir)
+    except ValueError as exc:  # ConfigError for a missing bundled model
+        return list(getattr(exc, "problems", [Problem(ERROR, str(exc), code="resolve")]))
+    problems: list[Problem] = []
+    for check in CHECKS:
+        problems += check(resolved, hw, schema)
+    order = {ERROR: 0, WARNING: 1, INFO: 2}
+    return sorted(problems, key=lambda p: order[p.level])

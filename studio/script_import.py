@@ -1,0 +1,459 @@
+"""Import a shell script that launches a FlagEmbedding fine-tune into a studio config.
+
+Users arrive with a script copied from FlagEmbedding's docs (like the seed's), often with
+mistakes a shell hides: a line without its trailing backslash silently cuts the command in
+two, a flag given twice keeps only its last value, a typo in a flag name fails only after the
+model loads. The importer reads the script the way the author meant it — every flag line of
+the launch command — and reports each of these with its line number and the fix.
+
+Understood: comments, tabs, quoting, line continuations, `VAR=value` prefixes and `export`
+lines, and the launchers `torchrun`, `python -m torch.distributed.run|launch`, `deepspeed`
+and `python -m <module>`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio import preflight
+from studio.config import (
+    DeepSpeedSettings,
+    StudioConfig,
+    TorchrunSettings,
+    check_args,
+    closest_name,
+    looks_like_path,
+)
+from studio.hardware import Hardware
+from studio.problems import ERROR, INFO, WARNING, Problem
+from studio.schema import ENTRY_MODULE, Schema, load_schema
+
+KNOWN_MODULES = (ENTRY_MODULE, "studio.train_entry")
+LAUNCH_WORDS = ("torchrun", "deepspeed", "python", "python3", "accelerate")
+TORCHRUN_OPTIONS = {
+    "nproc_per_node": "nproc_per_node",
+    "nproc-per-node": "nproc_per_node",
+    "nnodes": "nnodes",
+    "node_rank": "node_rank",
+    "node-rank": "node_rank",
+    "master_addr": "master_addr",
+    "master-addr": "master_addr",
+    "master_port": "master_port",
+    "master-port": "master_port",
+    "num_gpus": "nproc_per_node",
+    "num-gpus": "nproc_per_node",
+    "num_nodes": "nnodes",
+    "num-nodes": "nnodes",
+}
+# Flags whose values are paths the run reads; their existence is checked against base_dir.
+READ_PATHS = ("train_data", "deepspeed")
+
+
+@dataclass
+class ImportResult:
+    config: StudioConfig
+    problems: list[Problem] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    module: str | None = None
+
+
+@dataclass
+class _Token:
+    text: str
+    line: int
+
+
+def _physical_lines(text: str) -> list[tuple[int, str, bool]]:
+    """(line number, content without the trailing backslash, continues?) for each line."""
+    out = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.rstrip()
+        continues = stripped.endswith("\\") and not stripped.endswith("\\\\")
+        if continues:
+            stripped = stripped[:-1]
+        out.append((number, stripped.replace("\t", " "), continues))
+    return out
+
+
+def _tokens(content: str, number: int, file: str) -> tuple[list[_Token], list[Problem]]:
+    try:
+        words = shlex.split(content, comments=True)
+    except ValueError as exc:
+        return [], [
+            Problem(
+                ERROR,
+                f"cannot split this line: {exc}.",
+                "Close the quote on this line.",
+                file=file,
+                line=number,
+                code="quote",
+            )
+        ]
+    return [_Token(w, number) for w in words], []
+
+
+def _is_launch_start(tokens: list[_Token]) -> bool:
+    words = [t.text for t in tokens if "=" not in t.text or t.text.startswith("-")]
+    if not words:
+        return False
+    first = Path(words[0]).name
+    return first in LAUNCH_WORDS or any(w in KNOWN_MODULES for w in words)
+
+
+def _find_command(text: str, file: str) -> tuple[list[_Token], list[Problem], dict[str, str]]:
+    """The launch command's tokens, joining continuation lines and the lines a missing
+    backslash cut off (reported), plus `export`/`VAR=value` lines before it."""
+    problems: list[Problem] = []
+    env: dict[str, str] = {}
+    lines = _physical_lines(text)
+    i = 0
+    while i < len(lines):
+        number, content, continues = lines[i]
+        toks, errs = _tokens(content, number, file)
+        problems += errs
+        if toks and _is_launch_start(toks):
+            break
+        if toks and toks[0].text == "export":
+            toks = toks[1:]
+        for t in toks:
+            if "=" in t.text and not t.text.startswith("-"):
+                key, _, value = t.text.partition("=")
+                env[key] = value
+        i += 1
+    else:
+        return (
+            [],
+            problems
+            + [
+                Problem(
+                    ERROR,
+                    f"no launch command found (torchrun, deepspeed or python -m {ENTRY_MODULE}).",
+                    "Paste the script that starts training.",
+                    file=file,
+                    code="no_command",
+                )
+            ],
+            env,
+        )
+
+    command: list[_Token] = []
+    while i < len(lines):
+        number, content, continues = lines[i]
+        toks, errs = _tokens(content, number, file)
+        problems += errs
+        command += toks
+        i += 1
+        if continues:
+            continue
+        # The shell ends the command here. Lines that follow and start with a flag were meant
+        # as part of it: report the cut and keep reading them as the author intended.
+        cut_flags: list[_Token] = []
+        j = i
+        while j < len(lines):
+            n2, c2, cont2 = lines[j]
+            t2, _ = _tokens(c2, n2, file)
+            if not t2 and (c2.strip() == "" or c2.strip().startswith("#")):
+                j += 1
+                if cont2:
+                    continue
+                break
+            if not t2 or not t2[0].text.startswith("--"):
+                break
+            cut_flags += t2
+            j += 1
+            if not cont2:
+                break
+        if not cut_flags:
+            break
+        dropped = [t.text for t in cut_flags if t.text.startswith("--")]
+        problems.append(
+            Problem(
+                ERROR,
+                f"line {number} does not end with a backslash, so a shell ends the command "
+                f"there and runs the next lines as a separate command: {len(dropped)} flag(s) "
+                f"would be dropped ({', '.join(dropped[:6])}{', ...' if len(dropped) > 6 else ''}).",
+                f"Add ` \\` at the end of line {number}. The studio keeps those flags.",
+                file=file,
+                line=number,
+                code="missing_backslash",
+            )
+        )
+        # Continue reading from where the cut flags start (they are part of the command).
+        continue
+    return command, problems, env
+
+
+def _split_launcher(
+    tokens: list[_Token], file: str
+) -> tuple[dict, str | None, list[_Token], list[Problem], dict[str, str]]:
+    """Separate env prefixes, the launcher's options and the module from the flags."""
+    env: dict[str, str] = {}
+    launch: dict[str, tuple[str, int]] = {}
+    problems: list[Problem] = []
+    i = 0
+    while i < len(tokens) and "=" in tokens[i].text and not tokens[i].text.startswith("-"):
+        key, _, value = tokens[i].text.partition("=")
+        env[key] = value
+        i += 1
+    module = None
+    while i < len(tokens):
+        t = tokens[i]
+        word = t.text
+        if word == "-m" or word == "--module":
+            if i + 1 < len(tokens):
+                module = tokens[i + 1].text
+                i += 2
+                if module in ("torch.distributed.run", "torch.distributed.launch"):
+                    module = None
+                    continue
+                break
+            i += 1
+            continue
+        if word.endswith(".py") and not word.startswith("-"):
+            module = word
+            i += 1
+            break
+        if word.startswith("--") and not word.startswith("--deepspeed"):
+            name, eq, value = word[2:].partition("=")
+            if name in TORCHRUN_OPTIONS:
+                if not eq and i + 1 < len(tokens):
+                    value = tokens[i + 1].text
+                    i += 1
+                launch[TORCHRUN_OPTIONS[name]] = (value, t.line)
+        i += 1
+    if module is None:
+        problems.append(
+            Problem(
+                ERROR,
+                "the command names no training module.",
+                f"Launch `-m {ENTRY_MODULE}`.",
+                file=file,
+                code="no_module",
+            )
+        )
+    elif module not in KNOWN_MODULES:
+        problems.append(
+            Problem(
+                WARNING,
+                f"the module `{module}` is not FlagEmbedding's "
+                "encoder-only fine-tune; its flags are read as that one's.",
+                f"The studio runs `{ENTRY_MODULE}`.",
+                file=file,
+                line=tokens[i - 1].line if i else None,
+                code="other_module",
+            )
+        )
+    return launch, module, tokens[i:], problems, env
+
+
+def _group_flags(
+    tokens: list[_Token], file: str
+) -> tuple[list[tuple[str, list[str], int]], list[Problem]]:
+    flags: list[tuple[str, list[str], int]] = []
+    problems: list[Problem] = []
+    for t in tokens:
+        if t.text.startswith("--") and len(t.text) > 2:
+            name, eq, value = t.text[2:].partition("=")
+            flags.append((name, [value] if eq else [], t.line))
+        elif flags:
+            flags[-1][1].append(t.text)
+        else:
+            problems.append(
+                Problem(
+                    WARNING,
+                    f"`{t.text}` stands before any flag and is ignored.",
+                    "Remove it.",
+                    file=file,
+                    line=t.line,
+                    code="stray",
+                )
+            )
+    return flags, problems
+
+
+def _canonical(name: str, schema: Schema) -> str:
+    if name in schema:
+        return name
+    underscored = name.replace("-", "_")
+    if underscored in schema:
+        return underscored
+    if underscored.startswith("no_") and underscored[3:] in schema:
+        return underscored  # `--no_x` is resolved by _flag_value
+    return name
+
+
+def _flag_value(name: str, values: list[str], schema: Schema) -> tuple[str, object]:
+    if name.startswith("no_") and name not in schema and name[3:] in schema:
+        return name[3:], False
+    f = schema[name]
+    if f.type == "bool" and not values:
+        return name, True
+    if f.multiple:
+        return name, values
+    return name, values[-1] if values else None
+
+
+def import_script(
+    text: str,
+    base_dir: str | Path = ".",
+    file: str = "<script>",
+    hardware: Hardware | None = None,
+    schema: Schema | None = None,
+) -> ImportResult:
+    """Parse a launch script into a config and every diagnostic, each with line and fix."""
+    schema = schema or load_schema()
+    base = Path(base_dir)
+    tokens, problems, env = _find_command(text, file)
+    if not tokens:
+        return ImportResult(StudioConfig(), problems, env)
+    launch, module, flag_tokens, p, prefix_env = _split_launcher(tokens, file)
+    problems += p
+    env.update(prefix_env)
+    flags, p = _group_flags(flag_tokens, file)
+    problems += p
+
+    seen: dict[str, list[tuple[list[str], int]]] = {}
+    raw_args: dict[str, object] = {}
+    lines: dict[str, int] = {}
+    deepspeed_path: str | None = None
+    for name, values, line in flags:
+        key = _canonical(name, schema)
+        if key not in schema and not (key.startswith("no_") and key[3:] in schema):
+            guess = closest_name(key, list(schema.fields))
+            problems.append(
+                Problem(
+                    ERROR,
+                    f"unknown flag `--{name}`: FlagEmbedding would stop "
+                    "with `error: unrecognized arguments`.",
+                    f"Did you mean `--{guess}`?" if guess else "Remove it.",
+                    field=name,
+                    file=file,
+                    line=line,
+                    code="unknown_flag",
+                )
+            )
+            continue
+        key, value = _flag_value(key, values, schema)
+        seen.setdefault(key, []).append((values, line))
+        if key == "deepspeed":
+            deepspeed_path = str(value) if value else None
+            lines[key] = line
+            continue
+        raw_args[key] = value
+        lines[key] = line
+
+    problems += _duplicate_problems(seen, file)
+    args, p = check_args(raw_args, schema, file=file, lines=lines)
+    problems += p
+
+    torchrun = TorchrunSettings()
+    for key, (value, line) in launch.items():
+        if key == "master_addr":
+            torchrun.master_addr = value
+        elif value.isdigit():
+            setattr(torchrun, key, int(value))
+        else:
+            problems.append(
+                Problem(
+                    WARNING,
+                    f"torchrun `--{key} {value}` is not a number; 1 is used.",
+                    "Give a number of processes.",
+                    file=file,
+                    line=line,
+                    field=f"torchrun.{key}",
+                    code="torchrun_value",
+                )
+            )
+    deepspeed = DeepSpeedSettings(config_file=deepspeed_path) if deepspeed_path else None
+    config = StudioConfig(args, torchrun, deepspeed)
+
+    problems += _path_problems(config, base, file, lines)
+    checks = (preflight.check_precision, preflight.check_processes)
+    from studio.hardware import detect
+
+    hw = hardware or detect()
+    for check in checks:
+        problems += [_at_line(p, file, lines) for p in check(config, hw, schema)]
+    if env:
+        problems.append(
+            Problem(
+                INFO,
+                "environment variables set by the script: "
+                + ", ".join(sorted(env))
+                + "; the studio does not set them.",
+                "Set them in your shell before starting the studio if needed.",
+                file=file,
+                code="env",
+            )
+        )
+    return ImportResult(config, problems, env, module)
+
+
+def _at_line(problem: Problem, file: str, lines: dict[str, int]) -> Problem:
+    from dataclasses import replace
+
+    key = (problem.field or "").removeprefix("torchrun.")
+    return replace(
+        problem,
+        file=file,
+        line=problem.line or lines.get(key) or (1 if key == "nproc_per_node" else None),
+    )
+
+
+def _duplicate_problems(seen: dict, file: str) -> list[Problem]:
+    out = []
+    for key, uses in seen.items():
+        if len(uses) < 2:
+            continue
+        where = ", ".join(f"line {line}" for _, line in uses)
+        winner = " ".join(uses[-1][0]) or "(on)"
+        fix = f"Keep one `--{key}`."
+        if key.startswith("query_instruction_"):
+            twin = key.replace("query_", "passage_", 1)
+            fix = (
+                f"The second one was probably meant as `--{twin}` (the passage side). "
+                f"Rename it, or keep one `--{key}`."
+            )
+        out.append(
+            Problem(
+                WARNING,
+                f"`--{key}` is given {len(uses)} times ({where}); the last value wins: {winner!r}.",
+                fix,
+                field=key,
+                file=file,
+                line=uses[-1][1],
+                code="duplicate",
+            )
+        )
+    return out
+
+
+def _path_problems(
+    config: StudioConfig, base: Path, file: str, lines: dict[str, int]
+) -> list[Problem]:
+    out = []
+    checks: list[tuple[str, str]] = [("train_data", p) for p in config.args.get("train_data", [])]
+    if config.deepspeed and config.deepspeed.config_file:
+        checks.append(("deepspeed", config.deepspeed.config_file))
+    model = config.args.get("model_name_or_path")
+    if model and looks_like_path(model):
+        checks.append(("model_name_or_path", model))
+    for key, raw in checks:
+        resolved = (base / raw).resolve()
+        if not resolved.exists():
+            out.append(
+                Problem(
+                    WARNING,
+                    f"`{raw}` (--{key}) does not exist: resolved against "
+                    f"{base.resolve()} it is {resolved}.",
+                    "Fix the path in the config, or import with --base-dir set to "
+                    "the folder the script ran from.",
+                    field=key,
+                    file=file,
+                    line=lines.get(key),
+                    code="path_missing",
+                )
+            )
+    return out
