@@ -1,0 +1,45 @@
+"""Shared fixtures: the bundled real model, FlagEmbedding's real example data, small configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from studio.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SEED_SCRIPT = SHARED / "seed" / "model_training.sh"
+FE_DATA = SHARED / "data" / "flagembedding-examples" / "example_data"
+MSMARCO = FE_DATA / "retrieval" / "msmarco.jsonl"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def tiny_train_config(out_dir: Path | None = None, **overrides) -> StudioConfig:
+    """A real but small fine-tune of the bundled model: a few steps on CPU."""
+    args = {
+        "model_name_or_path": "bundled:all-MiniLM-L6-v2",
+        "train_data": [str(MSMARCO)],
+        "sentence_pooling_method": "mean",
+        "train_group_size": 2,
+        "per_device_train_batch_size": 2,
+        "query_max_len": 32,
+        "passage_max_len": 64,
+        "max_steps": 4,
+        "logging_steps": 1,
+        "save_steps": 2,
+        "warmup_ratio": 0.1,
+    }
+    if out_dir is not None:
+        args["output_dir"] = str(out_dir)
+    args.update(overrides)
+    return StudioConfig(args, TorchrunSettings(), DeepSpeedSettings(stage=0))
+
+
+@pytest.fixture
+def tiny_config():
+    return tiny_train_config

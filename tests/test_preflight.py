@@ -1,0 +1,108 @@
+"""Each pre-flight rule fires on its case and stays quiet otherwise."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import MSMARCO, tiny_train_config
+
+from studio import preflight
+from studio.config import DeepSpeedSettings, TorchrunSettings
+from studio.hardware import Gpu, Hardware
+
+CPU = Hardware((), 2)
+TWO_V100 = Hardware((Gpu(0, "V100", 16000, 7.0), Gpu(1, "V100", 16000, 7.0)), 8)
+
+
+def codes(config, hw=CPU, base_dir="."):
+    return {p.code: p for p in preflight.run_checks(config, base_dir, hw)}
+
+
+def test_a_good_config_has_no_errors():
+    found = codes(tiny_train_config())
+    assert not [p for p in found.values() if p.level == "error"], found
+    assert found["report_to"].level == "info"
+
+
+def test_data_paths(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.csv").write_text("x")
+    found = codes(
+        tiny_train_config(train_data=["missing.jsonl", "notes.txt", "d"]), base_dir=tmp_path
+    )
+    assert found["data_missing"].level == "error"
+    assert found["data_skipped"].level == "warning"
+    assert found["data_empty_dir"].level == "error"
+
+
+def test_model_paths():
+    assert codes(tiny_train_config(model_name_or_path="./nope"))["model_missing"].level == "error"
+    assert (
+        codes(tiny_train_config(model_name_or_path="BAAI/bge-small-en"))["model_hub"].level
+        == "info"
+    )
+
+
+def test_precision_vs_hardware():
+    assert codes(tiny_train_config(bf16=True))["bf16_cpu"].level == "error"
+    assert codes(tiny_train_config(fp16=True))["fp16_cpu"].level == "warning"
+    assert codes(tiny_train_config(bf16=True), TWO_V100)["bf16_gpu"].level == "error"
+    assert "fp16_cpu" not in codes(tiny_train_config(fp16=True), TWO_V100)
+
+
+def test_processes_vs_gpus():
+    cfg = tiny_train_config()
+    cfg.torchrun = TorchrunSettings(nproc_per_node=8)
+    assert codes(cfg, TWO_V100)["nproc_gpus"].level == "error"
+    assert codes(cfg, CPU)["nproc_gpus"].level == "warning"
+
+
+def test_deepspeed_warmup_decay_with_zero_warmup(tmp_path):
+    ds = tmp_path / "ds.json"
+    ds.write_text(
+        json.dumps({"scheduler": {"type": "WarmupDecayLR", "params": {"warmup_num_steps": "auto"}}})
+    )
+    cfg = tiny_train_config(warmup_ratio=None)
+    cfg.deepspeed = DeepSpeedSettings(config_file=str(ds))
+    assert codes(cfg)["ds_warmup"].level == "error"
+    cfg.args["warmup_ratio"] = 0.1
+    assert "ds_warmup" not in codes(cfg)
+    ds.write_text("{\n  bad json")
+    assert "ds.json:2" in codes(cfg)["ds_json"].message
+
+
+def test_output_dir_not_empty(tmp_path):
+    (tmp_path / "model.safetensors").write_text("x")
+    assert codes(tiny_train_config(tmp_path))["output_not_empty"].level == "error"
+    assert (
+        codes(tiny_train_config(tmp_path, overwrite_output_dir=True))["output_overwrite"].level
+        == "warning"
+    )
+    assert "output_not_empty" not in codes(tiny_train_config(tmp_path, resume_from_checkpoint="x"))
+
+
+def test_fewer_examples_than_a_global_batch():
+    rows = sum(1 for line in MSMARCO.read_text().splitlines() if line.strip())
+    found = codes(tiny_train_config(per_device_train_batch_size=rows + 1))
+    assert (
+        found["batch_too_big"].level == "error"
+        and f"{rows} training examples" in found["batch_too_big"].message
+    )
+
+
+def test_mrl_without_dims():
+    assert codes(tiny_train_config(use_mrl=True))["mrl_dims"].level == "error"
+    assert "mrl_dims" not in codes(tiny_train_config(use_mrl=True, mrl_dims=[64]))
+
+
+def test_report_to_explicit_is_quiet():
+    assert "report_to" not in codes(tiny_train_config(report_to="tensorboard"))
+
+
+@pytest.mark.parametrize("missing", ["model_name_or_path", "train_data"])
+def test_required(missing):
+    cfg = tiny_train_config()
+    del cfg.args[missing]
+    assert {"model_name_or_path": "no_model", "train_data": "no_data"}[missing] in codes(cfg)
