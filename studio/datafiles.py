@@ -8,6 +8,7 @@ that talks about "the training data" goes through here so they agree with the tr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 DATA_SUFFIXES = (".json", ".jsonl")
@@ -43,7 +44,17 @@ def expand(paths: list[str | Path]) -> DataFiles:
 
 
 def count_examples(path: Path) -> int:
-    """Rows in a data file: non-blank lines of JSON Lines, items of a JSON array."""
+    """Rows in a data file: non-blank lines of JSON Lines, items of a JSON array.
+
+    Cached per (path, size, mtime): the UI re-runs pre-flight checks as the user types.
+    """
+    stat = path.stat()
+    return _count_examples(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=256)
+def _count_examples(name: str, size: int, mtime_ns: int) -> int:
+    path = Path(name)
     with path.open("rb") as fh:
         head = fh.read(1 << 16).lstrip()
     if head.startswith(b"["):

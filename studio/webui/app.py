@@ -1,0 +1,670 @@
+"""The Gradio app: one function per tab lays out components; `build_app` wires them to the core.
+
+Per-browser state: the watched run (`gr.State`, plus its name in `gr.BrowserState` so a page
+reload re-attaches) and the keys of the last loaded config. Runs are read from disk, so
+several browsers — or a restarted studio — see the same runs, and nobody's click overrides
+another's form.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio import command, form, labels, preflight, runs
+from studio import config as config_mod
+from studio.config import StudioConfig
+from studio.hardware import detect
+from studio.problems import ERROR, Problem
+from studio.runlog import tail_lines
+from studio.webui.i18n import t
+from studio.webui.registry import Registry, field_info, field_label, make_input
+
+CSS = """
+.studio-invalid input, .studio-invalid textarea { border-color: #e5484d !important; }
+.studio-invalid .info, .studio-invalid span[data-testid="block-info"] + div { color: #e5484d; }
+#studio-progress .bar { height: 14px; background: #e8e8ef; border-radius: 7px; overflow: hidden; }
+#studio-progress .fill { height: 100%; background: #636efa; }
+"""
+
+
+@dataclass
+class AppContext:
+    runs_dir: Path
+    base_dir: Path
+    lang: str = "en"
+    initial: StudioConfig | None = None
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def problems_markdown(problems: list[Problem]) -> str:
+    if not problems:
+        return "✅ No problems found."
+    icons = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}
+    lines = []
+    for p in problems:
+        where = f" `{p.where()}`" if p.where() else ""
+        fix = f" — *{p.fix}*" if p.fix else ""
+        lines.append(f"- {icons.get(p.level, '')} **{p.level}**{where}: {p.message}{fix}")
+    return "\n".join(lines)
+
+
+def progress_html(series) -> str:
+    from studio.charts import progress
+
+    info = progress(series)
+    pct = 100 * info["fraction"]
+    eta = info["eta_s"]
+    eta_text = f"{eta:.0f}s" if isinstance(eta, int | float) else "–"
+    return (
+        f"<div id='studio-progress'><div class='bar'><div class='fill' "
+        f"style='width:{pct:.1f}%'></div></div>"
+        f"<div>step <b>{info['step']}</b>/{info['total'] or '?'} · elapsed "
+        f"{info['elapsed_s']:.0f}s · ETA {eta_text}</div></div>"
+    )
+
+
+def status_markdown(run_dir: Path | None, status: dict | None) -> str:
+    if run_dir is None:
+        return ""
+    status = status or {}
+    state = status.get("state", "unknown")
+    icon = {"running": "🟢", "succeeded": "✅", "failed": "❌", "stopped": "⏹"}.get(state, "")
+    text = f"{icon} **{run_dir.name}** — {state}"
+    if status.get("exit_code") not in (None, 0):
+        text += f" (exit code {status['exit_code']})"
+    if status.get("error"):
+        text += f"\n\n**Error:** `{status['error']}`"
+    return text
+
+
+class Handlers:
+    """The callbacks, over one AppContext; each returns values for its outputs."""
+
+    def __init__(self, ctx: AppContext, reg: Registry):
+        self.ctx = ctx
+        self.reg = reg
+
+    # -- form -> config
+    def config_from(self, values, explicit) -> tuple[StudioConfig, list[Problem]]:
+        form_values, launch_values = self.reg.split(values)
+        return form.values_to_config(form_values, launch_values, explicit=tuple(explicit or ()))
+
+    def refresh(self, *values):
+        """Command, pre-flight and Start's state for the current form."""
+        import gradio as gr
+
+        *values, explicit = values
+        cfg, problems = self.config_from(values, explicit)
+        problems += preflight.run_checks(cfg, self.ctx.base_dir)
+        has_error = any(p.level == ERROR for p in problems)
+        return (
+            command.render_script(cfg),
+            problems_markdown(problems),
+            gr.update(interactive=not has_error),
+        )
+
+    def field_changed(self, name: str):
+        import gradio as gr
+
+        f = self.reg_schema[name]
+
+        def handler(*values):
+            raw = values[list(self.reg.form).index(name)]
+            error = form.field_error(name, raw)
+            marker = gr.update(
+                info=field_info(f, error),
+                elem_classes=["studio-field"] + (["studio-invalid"] if error else []),
+            )
+            return (marker, *self.refresh(*values))
+
+        return handler
+
+    @property
+    def reg_schema(self):
+        from studio.schema import load_schema
+
+        return load_schema()
+
+    # -- config -> form
+    def fill(self, cfg: StudioConfig) -> list:
+        values = form.config_to_values(cfg)
+        launch = form.config_to_launch(cfg)
+        return (
+            [values[n] for n in self.reg.form]
+            + [launch[k] for k in form.LAUNCH_KEYS]
+            + [list(cfg.args)]
+        )
+
+    def load_config(self, path: str, upload) -> list:
+        import gradio as gr
+
+        source = upload if upload else path
+        if not source:
+            raise gr.Error("Give a config path or upload a file.")
+        try:
+            cfg = config_mod.load(source)
+        except config_mod.ConfigError as exc:
+            raise gr.Error(problems_markdown(exc.problems)) from None
+        return [*self.fill(cfg), f"Loaded {Path(source).name}."]
+
+    def save_config(self, path: str, overwrite: bool, *values):
+        import gradio as gr
+
+        *values, explicit = values
+        cfg, problems = self.config_from(values, explicit)
+        if any(p.level == ERROR for p in problems):
+            raise gr.Error(problems_markdown(problems))
+        if not path:
+            raise gr.Error("Give a path to save the config to.")
+        target = Path(path)
+        if not target.is_absolute():
+            target = self.ctx.base_dir / target
+        try:
+            config_mod.save(cfg, target, overwrite=bool(overwrite))
+        except FileExistsError:
+            raise gr.Error(f"{target} exists. Tick 'overwrite' or pick another name.") from None
+        return f"Saved {target}."
+
+    def download(self, *values):
+        *values, explicit = values
+        cfg, _ = self.config_from(values, explicit)
+        folder = Path(tempfile.mkdtemp(prefix="bge-studio-"))
+        script = folder / "command.sh"
+        script.write_text(command.render_script(cfg), encoding="utf-8")
+        cfg_file = folder / "config.yaml"
+        cfg_file.write_text(config_mod.dump(cfg), encoding="utf-8")
+        return str(script), str(cfg_file)
+
+    def import_script(self, path: str, upload, base_dir: str):
+        import gradio as gr
+
+        from studio.script_import import import_script
+
+        source = upload if upload else path
+        if not source:
+            raise gr.Error("Give a script path or upload a script.")
+        src = Path(source)
+        try:
+            text = src.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise gr.Error(f"Cannot read {src}: {exc.strerror}") from None
+        base = Path(base_dir) if base_dir else (Path(path).parent if path else self.ctx.base_dir)
+        result = import_script(text, base_dir=base, file=Path(path).name if path else src.name)
+        rows = [[p.level, p.line or "", p.field or "", p.message, p.fix] for p in result.problems]
+        return [*self.fill(result.config), rows]
+
+    # -- runs
+    def start(self, *values):
+        import gradio as gr
+
+        from studio.watch import RunWatcher
+
+        *values, explicit = values
+        cfg, problems = self.config_from(values, explicit)
+        if any(p.level == ERROR for p in problems):
+            raise gr.Error(problems_markdown(problems))
+        try:
+            run_dir = runs.start(cfg, self.ctx.runs_dir, self.ctx.base_dir)
+        except runs.PreflightFailed as exc:
+            raise gr.Error(problems_markdown(exc.problems)) from None
+        watcher = RunWatcher(run_dir)
+        return watcher, run_dir.name, status_markdown(run_dir, runs.refresh(run_dir))
+
+    def stop(self, watcher):
+        import gradio as gr
+
+        if watcher is None:
+            raise gr.Error("No run is being watched.")
+        status = runs.stop(watcher.run_dir)
+        return status_markdown(watcher.run_dir, status)
+
+    def attach(self, stored: str | None):
+        """On page load: re-attach to the run this browser watched, else a running one."""
+        from studio.watch import RunWatcher
+
+        run_dir = None
+        if stored:
+            candidate = self.ctx.runs_dir / stored
+            if (candidate / "status.json").is_file():
+                run_dir = candidate
+        if run_dir is None:
+            running = [r for r in runs.list_runs(self.ctx.runs_dir) if r.state == "running"]
+            run_dir = running[0].path if running else None
+        if run_dir is None:
+            return None, t("no_run", self.ctx.lang)
+        return RunWatcher(run_dir), status_markdown(run_dir, runs.refresh(run_dir))
+
+    def tick(self, watcher):
+        """Once a second: fold in new metrics lines; redraw only when something changed."""
+        import gradio as gr
+
+        from studio.charts import training_figure
+
+        if watcher is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        added = watcher.poll()
+        status = runs.refresh(watcher.run_dir)
+        first = not getattr(watcher, "drawn", False)
+        figure = gr.skip()
+        if added or first:
+            figure = training_figure(watcher.series, watcher.run_dir.name)
+            watcher.drawn = True
+        return (
+            figure,
+            progress_html(watcher.series),
+            status_markdown(watcher.run_dir, status),
+            tail_lines(watcher.run_dir / "train.log", 30),
+        )
+
+    def runs_table(self):
+        import gradio as gr
+
+        rows = [r.row() for r in runs.list_runs(self.ctx.runs_dir)]
+        table = [[r["name"], r["status"], r["step"], r["last_loss"], r["started"]] for r in rows]
+        names = [r["name"] for r in rows]
+        return table, gr.update(choices=names), gr.update(choices=names)
+
+    def open_run(self, name: str | None):
+        import gradio as gr
+
+        from studio.charts import training_figure
+        from studio.watch import RunWatcher
+
+        if not name:
+            return "", None, "", ""
+        run_dir = self.ctx.runs_dir / name
+        if not (run_dir / "status.json").is_file():
+            raise gr.Error(f"No run {name} in {self.ctx.runs_dir}.")
+        watcher = RunWatcher(run_dir)
+        watcher.poll()
+        cfg_text = (run_dir / "config.yaml").read_text(encoding="utf-8")
+        status = runs.refresh(run_dir)
+        summary = status_markdown(run_dir, status) + self.eval_summary(run_dir)
+        return (
+            cfg_text,
+            training_figure(watcher.series, name),
+            summary,
+            tail_lines(run_dir / "train.log", 40),
+        )
+
+    def eval_summary(self, run_dir: Path) -> str:
+        import json
+
+        path = run_dir / "eval.json"
+        if not path.is_file():
+            return ""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            return "\n\n*eval.json is not readable.*"
+        models = data.get("models") or {}
+        if not models:
+            return ""
+        keys = [
+            k
+            for k in ("ndcg_at_10", "recall_at_10", "mrr_at_10", "map_at_10")
+            if any(k in m for m in models.values())
+        ]
+        head = "| model | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys)
+        body = "\n".join(
+            f"| {name} | " + " | ".join(f"{m.get(k, float('nan')):.4f}" for k in keys) + " |"
+            for name, m in models.items()
+        )
+        return "\n\n**Evaluation**\n\n" + head + "\n" + body
+
+    def load_run_config(self, name: str | None):
+        import gradio as gr
+
+        if not name:
+            raise gr.Error("Pick a run first.")
+        cfg = runs.load_run_config(self.ctx.runs_dir / name)
+        # A run's output_dir is its own folder: a new run from this config gets a new one.
+        cfg = cfg.with_args(output_dir=None)
+        return self.fill(cfg)
+
+    def resume(self, name: str | None):
+        import gradio as gr
+
+        from studio.watch import RunWatcher
+
+        if not name:
+            raise gr.Error("Pick a run first.")
+        try:
+            run_dir = runs.resume(self.ctx.runs_dir / name)
+        except RuntimeError as exc:
+            raise gr.Error(str(exc)) from None
+        return RunWatcher(run_dir), run_dir.name, status_markdown(run_dir, runs.refresh(run_dir))
+
+    def stop_named(self, name: str | None):
+        import gradio as gr
+
+        if not name:
+            raise gr.Error("Pick a run first.")
+        status = runs.stop(self.ctx.runs_dir / name)
+        return status_markdown(self.ctx.runs_dir / name, status)
+
+    def watch_named(self, name: str | None):
+        from studio.watch import RunWatcher
+
+        if not name:
+            return None, None, ""
+        run_dir = self.ctx.runs_dir / name
+        return RunWatcher(run_dir), name, status_markdown(run_dir, runs.refresh(run_dir))
+
+    def compare(self, names: list[str] | None):
+        from studio.charts import overlay_figure
+        from studio.watch import RunWatcher
+
+        named = {}
+        for name in names or []:
+            watcher = RunWatcher(self.ctx.runs_dir / name)
+            watcher.poll()
+            named[name] = watcher.series
+        return overlay_figure(named)
+
+    def switch_language(self, lang: str):
+        import gradio as gr
+
+        schema = self.reg_schema
+        updates = [gr.update(label=field_label(schema[n], lang)) for n in self.reg.form]
+        updates += [gr.update(label=t(k, lang)) for k in form.LAUNCH_KEYS]
+        for comp, key in self.reg.texts:
+            if isinstance(comp, gr.Button | gr.DownloadButton):
+                updates.append(gr.update(value=t(key, lang)))
+            elif isinstance(comp, gr.Markdown):
+                updates.append(gr.update(value=f"### {t(key, lang)}"))
+            else:
+                updates.append(gr.update(label=t(key, lang)))
+        return updates
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def _model_data_tab(reg: Registry, cfg: StudioConfig, lang: str) -> None:
+    import gradio as gr
+
+    values = form.config_to_values(cfg)
+    gr.Markdown(t("bundled_hint", lang))
+    for f in form.model_data_fields():
+        reg.form[f.name] = make_input(f, values[f.name], lang)
+
+
+def _training_tab(reg: Registry, cfg: StudioConfig, lang: str) -> None:
+    import gradio as gr
+
+    values = form.config_to_values(cfg)
+    basic, groups = form.training_fields()
+    with gr.Group():
+        for f in basic:
+            reg.form[f.name] = make_input(f, values[f.name], lang)
+    for group, fields in groups.items():
+        with gr.Accordion(labels.group_label(group, lang), open=False):
+            for f in fields:
+                reg.form[f.name] = make_input(f, values[f.name], lang)
+
+
+def _launch_tab(reg: Registry, cfg: StudioConfig, lang: str) -> None:
+    import gradio as gr
+
+    launch = form.config_to_launch(cfg)
+    L = reg.launch
+    L["precision"] = gr.Radio(
+        list(form.PRECISIONS),
+        value=launch["precision"],
+        label=t("precision", lang),
+        elem_id="launch-precision",
+    )
+    with gr.Row():
+        L["nproc_per_node"] = gr.Number(
+            launch["nproc_per_node"], precision=0, minimum=1, label=t("nproc_per_node", lang)
+        )
+        L["nnodes"] = gr.Number(launch["nnodes"], precision=0, minimum=1, label=t("nnodes", lang))
+        L["node_rank"] = gr.Number(
+            launch["node_rank"], precision=0, minimum=0, label=t("node_rank", lang)
+        )
+        L["master_addr"] = gr.Textbox(launch["master_addr"], label=t("master_addr", lang))
+        L["master_port"] = gr.Number(
+            launch["master_port"], precision=0, label=t("master_port", lang)
+        )
+    L["ds_mode"] = gr.Radio(
+        list(form.DS_MODES),
+        value=launch["ds_mode"],
+        label=t("ds_mode", lang),
+        elem_id="launch-ds-mode",
+    )
+    with gr.Row():
+        L["ds_stage"] = gr.Dropdown(
+            [0, 1, 2, 3],
+            value=launch["ds_stage"],
+            label=t("ds_stage", lang),
+            elem_id="launch-ds-stage",
+        )
+        L["ds_offload_optimizer"] = gr.Checkbox(
+            launch["ds_offload_optimizer"], label=t("ds_offload_optimizer", lang)
+        )
+        L["ds_offload_param"] = gr.Checkbox(
+            launch["ds_offload_param"], label=t("ds_offload_param", lang)
+        )
+    L["ds_file"] = gr.Textbox(launch["ds_file"], label=t("ds_file", lang))
+    reg.text(gr.Markdown(f"### {t('hardware', lang)}"), "hardware")
+    gr.Markdown(detect().describe(), elem_id="studio-hardware")
+
+
+def build_app(ctx: AppContext):
+    """The whole studio as a gr.Blocks (not launched)."""
+    import gradio as gr
+
+    cfg = ctx.initial or StudioConfig()
+    lang = ctx.lang
+    reg = Registry()
+    h = Handlers(ctx, reg)
+
+    with gr.Blocks(title="BGE Studio") as demo:
+        explicit = gr.State(list(cfg.args))
+        watcher = gr.State(None)
+        stored_run = gr.BrowserState(None, storage_key="bge-studio-watched-run")
+        with gr.Row():
+            gr.Markdown(f"# {t('title', lang)}\n{t('subtitle', lang)}")
+            lang_radio = gr.Radio(
+                ["en", "zh"],
+                value=lang,
+                label=t("language", lang),
+                elem_id="studio-lang",
+                scale=0,
+                min_width=160,
+            )
+        with gr.Tabs():
+            with gr.Tab(t("tab.model", lang), id="model"):
+                _model_data_tab(reg, cfg, lang)
+            with gr.Tab(t("tab.training", lang), id="training"):
+                _training_tab(reg, cfg, lang)
+            with gr.Tab(t("tab.launch", lang), id="launch"):
+                _launch_tab(reg, cfg, lang)
+            with gr.Tab(t("tab.data", lang), id="data"):
+                _optional_tab("studio.webui.data_tab", ctx, reg, lang)
+            with gr.Tab(t("tab.command", lang), id="command"):
+                script = gr.Code(
+                    command.render_script(cfg),
+                    language="shell",
+                    label=t("command", lang),
+                    interactive=False,
+                    elem_id="studio-command",
+                    buttons=["copy", "download"],
+                )
+                reg.text(script, "command")
+                with gr.Row():
+                    dl_script = gr.DownloadButton(t("download_script", lang))
+                    dl_config = gr.DownloadButton(t("download_config", lang))
+                    reg.text(dl_script, "download_script")
+                    reg.text(dl_config, "download_config")
+                with gr.Row():
+                    cfg_path = reg.text(
+                        gr.Textbox(label=t("config_path", lang), elem_id="studio-config-path"),
+                        "config_path",
+                    )
+                    overwrite = reg.text(gr.Checkbox(label=t("overwrite", lang)), "overwrite")
+                with gr.Row():
+                    save_btn = reg.text(gr.Button(t("save_config", lang)), "save_config")
+                    load_btn = reg.text(gr.Button(t("load_config", lang)), "load_config")
+                cfg_upload = reg.text(
+                    gr.File(
+                        label=t("upload_config", lang),
+                        type="filepath",
+                        file_types=[".yaml", ".yml"],
+                    ),
+                    "upload_config",
+                )
+                cfg_msg = gr.Markdown()
+                with gr.Row():
+                    script_path = reg.text(
+                        gr.Textbox(label=t("script_path", lang), elem_id="studio-script-path"),
+                        "script_path",
+                    )
+                    script_base = reg.text(gr.Textbox(label=t("script_base", lang)), "script_base")
+                script_upload = reg.text(
+                    gr.File(
+                        label=t("upload_script", lang), type="filepath", file_types=[".sh", ".txt"]
+                    ),
+                    "upload_script",
+                )
+                import_btn = reg.text(
+                    gr.Button(t("import_script", lang), elem_id="studio-import"), "import_script"
+                )
+                diagnostics = gr.Dataframe(
+                    headers=["level", "line", "field", "message", "fix"],
+                    label=t("diagnostics", lang),
+                    wrap=True,
+                    elem_id="studio-diagnostics",
+                    interactive=False,
+                )
+                reg.text(diagnostics, "diagnostics")
+            with gr.Tab(t("tab.train", lang), id="train"):
+                preflight_md = gr.Markdown(elem_id="studio-preflight")
+                with gr.Row():
+                    start_btn = reg.text(
+                        gr.Button(t("start", lang), variant="primary", elem_id="studio-start"),
+                        "start",
+                    )
+                    stop_btn = reg.text(
+                        gr.Button(t("stop", lang), variant="stop", elem_id="studio-stop"), "stop"
+                    )
+                status_md = gr.Markdown(elem_id="studio-status")
+                progress = gr.HTML(elem_id="studio-progress-box")
+                plot = gr.Plot(elem_id="studio-train-plot")
+                log_tail = reg.text(
+                    gr.Textbox(
+                        label=t("log", lang),
+                        lines=12,
+                        max_lines=12,
+                        interactive=False,
+                        elem_id="studio-log",
+                    ),
+                    "log",
+                )
+            with gr.Tab(t("tab.runs", lang), id="runs"):
+                refresh_btn = reg.text(
+                    gr.Button(t("refresh", lang), elem_id="runs-refresh"), "refresh"
+                )
+                runs_df = gr.Dataframe(
+                    headers=["name", "status", "step", "last loss", "started"],
+                    interactive=False,
+                    elem_id="runs-table",
+                )
+                run_pick = reg.text(
+                    gr.Dropdown(choices=[], label=t("run", lang), elem_id="runs-pick"), "run"
+                )
+                with gr.Row():
+                    load_run_btn = reg.text(
+                        gr.Button(t("load_run_config", lang)), "load_run_config"
+                    )
+                    resume_btn = reg.text(
+                        gr.Button(t("resume", lang), elem_id="runs-resume"), "resume"
+                    )
+                    stop_run_btn = reg.text(gr.Button(t("stop", lang)), "stop")
+                run_summary = gr.Markdown(elem_id="runs-summary")
+                run_plot = gr.Plot(elem_id="runs-plot")
+                with gr.Accordion("config.yaml", open=False):
+                    run_config = gr.Code(language="yaml", interactive=False)
+                run_log = gr.Textbox(lines=10, max_lines=10, interactive=False, label="train.log")
+                compare_pick = reg.text(
+                    gr.CheckboxGroup(choices=[], label=t("compare", lang), elem_id="runs-compare"),
+                    "compare",
+                )
+                compare_plot = gr.Plot(elem_id="runs-compare-plot")
+            with gr.Tab(t("tab.evaluate", lang), id="evaluate"):
+                _optional_tab("studio.webui.eval_tab", ctx, reg, lang)
+
+        inputs = reg.inputs() + [explicit]
+        refresh_out = [script, preflight_md, start_btn]
+        fill_out = reg.inputs() + [explicit]
+        for name, comp in reg.form.items():
+            comp.input(h.field_changed(name), inputs, [comp, *refresh_out], show_progress="hidden")
+        for comp in reg.launch_components():
+            comp.input(h.refresh, inputs, refresh_out, show_progress="hidden")
+        demo.load(h.refresh, inputs, refresh_out)
+
+        load_btn.click(h.load_config, [cfg_path, cfg_upload], [*fill_out, cfg_msg]).then(
+            h.refresh, inputs, refresh_out
+        )
+        save_btn.click(h.save_config, [cfg_path, overwrite, *inputs], cfg_msg)
+        dl_script.click(h.download, inputs, [dl_script, dl_config])
+        dl_config.click(h.download, inputs, [dl_script, dl_config])
+        import_btn.click(
+            h.import_script, [script_path, script_upload, script_base], [*fill_out, diagnostics]
+        ).then(h.refresh, inputs, refresh_out)
+
+        start_btn.click(h.start, inputs, [watcher, stored_run, status_md])
+        stop_btn.click(h.stop, watcher, status_md)
+        demo.load(h.attach, stored_run, [watcher, status_md])
+        timer = gr.Timer(1.0)
+        timer.tick(h.tick, watcher, [plot, progress, status_md, log_tail], show_progress="hidden")
+
+        table_out = [runs_df, run_pick, compare_pick]
+        refresh_btn.click(h.runs_table, None, table_out)
+        demo.load(h.runs_table, None, table_out)
+        run_pick.change(h.open_run, run_pick, [run_config, run_plot, run_summary, run_log])
+        load_run_btn.click(h.load_run_config, run_pick, fill_out).then(
+            h.refresh, inputs, refresh_out
+        )
+        resume_btn.click(h.resume, run_pick, [watcher, stored_run, status_md]).then(
+            h.runs_table, None, table_out
+        )
+        stop_run_btn.click(h.stop_named, run_pick, run_summary).then(h.runs_table, None, table_out)
+        compare_pick.change(h.compare, compare_pick, compare_plot)
+
+        text_comps = [c for c, _ in reg.texts]
+        lang_radio.change(
+            h.switch_language,
+            lang_radio,
+            reg.form_components() + reg.launch_components() + text_comps,
+        )
+    return demo
+
+
+def _optional_tab(module: str, ctx: AppContext, reg: Registry, lang: str):
+    """Tabs whose core lives in other packages (data workbench, evaluation)."""
+    import importlib
+
+    import gradio as gr
+
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        gr.Markdown(t("coming", lang))
+        return None
+    return mod.build(ctx, reg, lang)
+
+
+def initial_config(path: str | Path | None, base_dir: Path) -> StudioConfig:
+    """The form's starting point: a config file, else the embedded quickstart default."""
+    if path:
+        return config_mod.load(path)
+    quickstart = Path(__file__).resolve().parents[2] / "example_data" / "quickstart.yaml"
+    if quickstart.is_file():
+        return config_mod.load(quickstart)
+    return StudioConfig({"model_name_or_path": config_mod.BUNDLED_MODEL})

@@ -1,0 +1,75 @@
+"""Words of the web UI in English and Chinese; flag labels come from studio.labels."""
+
+from __future__ import annotations
+
+LANGS = ("en", "zh")
+
+TEXT: dict[str, tuple[str, str]] = {
+    "title": ("BGE Studio", "BGE Studio 向量模型微调工作台"),
+    "subtitle": (
+        "Fine-tune BGE embedding models with FlagEmbedding: configure, check, run, watch, compare.",
+        "用 FlagEmbedding 微调 BGE 向量模型：配置、检查、训练、监控、对比。",
+    ),
+    "language": ("Language", "语言"),
+    "tab.model": ("Model & data", "模型与数据"),
+    "tab.training": ("Training", "训练参数"),
+    "tab.launch": ("Launch", "启动设置"),
+    "tab.command": ("Command", "命令"),
+    "tab.train": ("Train", "训练"),
+    "tab.runs": ("Runs", "历史运行"),
+    "tab.data": ("Data", "数据"),
+    "tab.evaluate": ("Evaluate", "评估"),
+    "basic": ("Basic", "基础参数"),
+    "bundled_hint": (
+        "The bundled model: bundled:all-MiniLM-L6-v2 (offline, mean pooling).",
+        "内置模型：bundled:all-MiniLM-L6-v2（离线可用，mean 池化）。",
+    ),
+    "precision": ("Precision", "精度"),
+    "nproc_per_node": ("Processes per node (GPUs)", "每节点进程数（GPU 数）"),
+    "nnodes": ("Nodes", "节点数"),
+    "node_rank": ("Node rank", "节点序号"),
+    "master_addr": ("Master address", "主节点地址"),
+    "master_port": ("Master port (empty: a free port)", "主节点端口（留空自动选择）"),
+    "ds_mode": ("DeepSpeed", "DeepSpeed"),
+    "ds_stage": ("ZeRO stage", "ZeRO 阶段"),
+    "ds_offload_optimizer": ("Offload optimizer to CPU", "优化器卸载到 CPU"),
+    "ds_offload_param": ("Offload parameters to CPU (stage 3)", "参数卸载到 CPU（阶段 3）"),
+    "ds_file": ("DeepSpeed JSON file", "DeepSpeed JSON 文件"),
+    "hardware": ("Hardware the studio sees", "检测到的硬件"),
+    "command": ("Shell script (runs with FlagEmbedding alone)", "Shell 脚本（仅需 FlagEmbedding）"),
+    "download_script": ("Download command.sh", "下载 command.sh"),
+    "download_config": ("Download config.yaml", "下载 config.yaml"),
+    "config_path": ("Config file path", "配置文件路径"),
+    "save_config": ("Save config", "保存配置"),
+    "overwrite": ("Overwrite an existing file", "覆盖已存在的文件"),
+    "load_config": ("Load config", "加载配置"),
+    "upload_config": ("…or upload a config", "……或上传配置文件"),
+    "script_path": ("Script path", "脚本路径"),
+    "script_base": (
+        "Folder the script ran from (for relative paths)",
+        "脚本运行目录（用于解析相对路径）",
+    ),
+    "import_script": ("Import script", "导入脚本"),
+    "upload_script": ("…or upload a script", "……或上传脚本"),
+    "diagnostics": ("Diagnostics", "诊断结果"),
+    "preflight": ("Pre-flight checks", "训练前检查"),
+    "start": ("Start training", "开始训练"),
+    "stop": ("Stop", "停止"),
+    "status": ("Status", "状态"),
+    "log": ("Log (tail)", "日志（末尾）"),
+    "refresh": ("Refresh", "刷新"),
+    "run": ("Run", "运行"),
+    "load_run_config": ("Load its config into the form", "将其配置载入表单"),
+    "resume": ("Resume from last checkpoint", "从最近检查点继续"),
+    "compare": ("Compare loss curves", "对比损失曲线"),
+    "no_run": (
+        "No run is being watched. Start one, or open one in the Runs tab.",
+        "当前未监控任何运行。请开始训练，或在“历史运行”中打开。",
+    ),
+    "coming": ("Coming next: see the issue tracker.", "即将推出。"),
+}
+
+
+def t(key: str, lang: str = "en") -> str:
+    en, zh = TEXT[key]
+    return zh if lang == "zh" else en

@@ -1,0 +1,137 @@
+"""Command-line options of `launch.py`, the login rules, and starting the server."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+class LaunchError(SystemExit):
+    def __init__(self, message: str):
+        print(f"error: {message}", file=sys.stderr)
+        super().__init__(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python launch.py", description="BGE Studio web UI")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: localhost)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--runs-dir", default="runs", help="folder of run folders (default: ./runs)")
+    p.add_argument("--config", help="config to open (default: example_data/quickstart.yaml)")
+    p.add_argument("--share", action="store_true", help="also serve on a public share link")
+    p.add_argument("--auth", help="login as USER:PASS (prefer --auth-file or BGE_STUDIO_AUTH)")
+    p.add_argument("--auth-file", help="file with one USER:PASS per line")
+    p.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="allow --share without a login (anyone with the link can run jobs)",
+    )
+    p.add_argument("--lang", default="en", choices=["en", "zh"])
+    return p
+
+
+def parse_credentials(args) -> list[tuple[str, str]]:
+    """Logins from --auth, --auth-file and BGE_STUDIO_AUTH; errors name the file and line."""
+    creds: list[tuple[str, str]] = []
+    sources = []
+    if args.auth:
+        sources.append(("--auth", 0, args.auth))
+    if os.environ.get("BGE_STUDIO_AUTH"):
+        sources.append(("BGE_STUDIO_AUTH", 0, os.environ["BGE_STUDIO_AUTH"]))
+    if args.auth_file:
+        try:
+            lines = Path(args.auth_file).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise LaunchError(f"cannot read --auth-file {args.auth_file}: {exc.strerror}") from None
+        sources += [
+            (args.auth_file, i, line.strip())
+            for i, line in enumerate(lines, 1)
+            if line.strip() and not line.strip().startswith("#")
+        ]
+    for where, line, text in sources:
+        user, sep, password = text.partition(":")
+        if not sep or not user or not password:
+            at = f"{where}:{line}" if line else where
+            raise LaunchError(
+                f"{at}: a login must look like USER:PASS (the password is not shown here)"
+            )
+        creds.append((user, password))
+    return creds
+
+
+def _patient_localhost_check() -> None:
+    """Gradio refuses to start when one HEAD request to its own page takes over 3 s, which
+    happens on a busy 2-core machine (a training run beside it). Give it up to 30 s."""
+    import time
+
+    from gradio import networking
+
+    original = networking.url_ok
+
+    def url_ok(url: str) -> bool:
+        deadline = time.monotonic() + 30
+        while not original(url):
+            if time.monotonic() > deadline:
+                return False
+        return True
+
+    networking.url_ok = url_ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    creds = parse_credentials(args)
+    if args.share and not creds and not args.no_auth:
+        raise LaunchError(
+            "--share makes the studio reachable from the internet, and the page "
+            "can start processes and read files. Give a login with --auth USER:PASS "
+            "or --auth-file FILE, or pass --no-auth to share without one."
+        )
+    if args.share and args.no_auth and not creds:
+        print(
+            "warning: sharing WITHOUT a login: anyone with the link can run jobs on this machine.",
+            file=sys.stderr,
+        )
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+    from studio.webui.app import CSS, AppContext, build_app, initial_config
+
+    base_dir = Path.cwd()
+    ctx = AppContext(
+        runs_dir=Path(args.runs_dir).resolve(),
+        base_dir=base_dir,
+        lang=args.lang,
+        initial=initial_config(args.config, base_dir),
+    )
+    demo = build_app(ctx)
+    _patient_localhost_check()
+    launch_kwargs = dict(
+        server_name=args.host,
+        server_port=args.port,
+        css=CSS,
+        auth=creds or None,
+        footer_links=["gradio"],
+        auth_message="BGE Studio: log in to continue.",
+    )
+    demo.queue(default_concurrency_limit=8)
+    if args.share:
+        try:
+            demo.launch(share=True, prevent_thread_lock=True, **launch_kwargs)
+        except Exception as exc:  # noqa: BLE001 - any tunnel failure: keep serving locally
+            print(
+                f"share link unavailable ({type(exc).__name__}); serving locally only.",
+                file=sys.stderr,
+            )
+            demo.launch(share=False, prevent_thread_lock=True, **launch_kwargs)
+        if not getattr(demo, "share_url", None):
+            print(
+                f"share link unavailable (no network to the share server); serving locally "
+                f"at http://{args.host}:{args.port}",
+                file=sys.stderr,
+            )
+        demo.block_thread()
+    else:
+        demo.launch(**launch_kwargs)
+    return 0

@@ -1,0 +1,243 @@
+"""The web studio in a real browser (headless Debian Chromium through Playwright).
+
+The server is the real `python launch.py`; the run it starts is a real CPU fine-tune of the
+bundled model. Screenshots of the main tabs are written to docs/ for the README.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SEED_SCRIPT
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+CHROMIUM = "/usr/bin/chromium"
+DOCS = ROOT / "docs"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(runs_dir: Path, *extra: str):
+    port = _free_port()
+    log = open(runs_dir.parent / f"server-{port}.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "launch.py", "--port", str(port), "--runs-dir", str(runs_dir), *extra],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError((runs_dir.parent / f"server-{port}.log").read_text())
+            time.sleep(0.5)
+    return proc, url, log
+
+
+def _stop(proc, log):
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test.sh does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    runs_dir = tmp_path_factory.mktemp("web") / "runs"
+    proc, url, log = _serve(runs_dir)
+    yield url, runs_dir
+    _stop(proc, log)
+
+
+def _page(browser, url):
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(url)
+    page.wait_for_selector("#form-model_name_or_path", timeout=60_000)
+    return page
+
+
+def _command_text(page) -> str:
+    return page.locator("#studio-command .cm-content").inner_text()
+
+
+def _tab(page, name: str):
+    page.get_by_role("tab", name=name, exact=True).click()
+
+
+def test_fields_change_the_command(browser, server):
+    url, _ = server
+    page = _page(browser, url)
+    _tab(page, "Command")
+    page.wait_for_function(
+        "document.querySelector('#studio-command .cm-content')"
+        ".innerText.includes('--max_steps 20')",
+        timeout=30_000,
+    )
+    _tab(page, "Training")
+    page.locator("#form-learning_rate input").fill("0.0007")
+    page.locator("#form-gradient_checkpointing input").check()
+    _tab(page, "Command")
+    page.wait_for_function(
+        "document.querySelector('#studio-command .cm-content')"
+        ".innerText.includes('--learning_rate 0.0007')",
+        timeout=30_000,
+    )
+    assert "--gradient_checkpointing" in _command_text(page)
+    page.screenshot(path=str(DOCS / "command.png"))
+    # A bad value is marked at the field and keeps Start disabled.
+    _tab(page, "Training")
+    page.get_by_text("Embedding loss", exact=True).click()
+    page.locator("#form-mrl_dims textarea").wait_for()
+    page.wait_for_timeout(1000)  # the accordion's inputs wire their events once mounted
+    page.locator("#form-mrl_dims textarea").press_sequentially("64 big")
+    page.wait_for_selector("#form-mrl_dims.studio-invalid", timeout=30_000)
+    assert "expected a whole number" in page.locator("#form-mrl_dims").inner_text()
+    _tab(page, "Train")
+    page.wait_for_selector("#studio-start[disabled]", timeout=30_000)
+    _tab(page, "Training")
+    page.screenshot(path=str(DOCS / "training.png"))
+    page.close()
+
+
+def test_import_seed_script_shows_its_diagnostics(browser, server):
+    url, _ = server
+    page = _page(browser, url)
+    _tab(page, "Command")
+    page.locator("#studio-script-path textarea, #studio-script-path input").first.fill(
+        str(SEED_SCRIPT)
+    )
+    page.locator("#studio-import").click()
+    table = page.locator("#studio-diagnostics")
+    table.get_by_text("does not end with a backslash", exact=False).first.wait_for(timeout=30_000)
+    text = table.inner_text()
+    assert "passage_instruction_for_retrieval" in text
+    assert "8 processes" in text
+    page.wait_for_function(
+        "document.querySelector('#studio-command .cm-content')"
+        ".innerText.includes('bge-large-en-v1.5')",
+        timeout=30_000,
+    )
+    page.screenshot(path=str(DOCS / "import.png"), full_page=True)
+    page.close()
+
+
+def _plot_points(page, selector: str) -> int:
+    return page.evaluate(f"""() => {{
+        const el = document.querySelector('{selector} .js-plotly-plot');
+        if (!el || !el.data || !el.data.length) return 0;
+        return el.data[0].x ? el.data[0].x.length : 0;
+    }}""")
+
+
+def test_train_watch_stop_and_find_it_after_reload(browser, server):
+    url, runs_dir = server
+    page = _page(browser, url)
+    _tab(page, "Train")
+    page.wait_for_selector("#studio-preflight:has-text('report_to')", timeout=30_000)
+    page.locator("#studio-start").click()
+    page.wait_for_selector("#studio-status:has-text('running')", timeout=60_000)
+    deadline = time.monotonic() + 400
+    points = 0
+    while time.monotonic() < deadline and points < 3:
+        time.sleep(1)
+        points = _plot_points(page, "#studio-train-plot")
+    assert points >= 3, page.locator("#studio-log").inner_text()
+    grown = points
+    while time.monotonic() < deadline and _plot_points(page, "#studio-train-plot") <= grown:
+        time.sleep(1)
+    assert _plot_points(page, "#studio-train-plot") > grown  # the chart gains points live
+    assert "step" in page.locator("#studio-progress-box").inner_text()
+    page.screenshot(path=str(DOCS / "train.png"), full_page=True)
+    page.locator("#studio-stop").click()
+    page.wait_for_selector("#studio-status:has-text('stopped')", timeout=60_000)
+    (run_dir,) = [p for p in runs_dir.iterdir() if p.is_dir()]
+    assert '"stopped"' in (run_dir / "status.json").read_text()
+
+    page.reload()
+    page.wait_for_selector("#form-model_name_or_path", timeout=60_000)
+    _tab(page, "Runs")
+    page.wait_for_selector(f"#runs-table:has-text('{run_dir.name}')", timeout=30_000)
+    page.locator("#runs-pick input").fill(run_dir.name)
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => { const el = document.querySelector('#runs-plot "
+        ".js-plotly-plot'); return el && el.data && el.data[0].x.length >= 3 }",
+        timeout=30_000,
+    )
+    assert "stopped" in page.locator("#runs-summary").inner_text()
+    page.screenshot(path=str(DOCS / "runs.png"), full_page=True)
+    page.close()
+
+
+def test_language_switch(browser, server):
+    url, _ = server
+    page = _page(browser, url)
+    page.locator("#studio-lang label:has-text('zh')").click()
+    page.wait_for_selector("#form-model_name_or_path:has-text('模型名称或路径')", timeout=30_000)
+    page.close()
+
+
+def test_login_is_required_with_auth(browser, tmp_path):
+    proc, url, log = _serve(tmp_path / "runs", "--auth", "alice:s3cret-pw")
+    try:
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("input[type=password]", timeout=60_000)
+        assert page.locator("#form-model_name_or_path").count() == 0
+        page.locator("input[type=password]").fill("wrong")
+        page.locator("input[name=username], input[type=text]").first.fill("alice")
+        page.get_by_role("button", name="Login").click()
+        page.wait_for_timeout(1500)
+        assert page.locator("#form-model_name_or_path").count() == 0
+        page.locator("input[type=password]").fill("s3cret-pw")
+        page.get_by_role("button", name="Login").click()
+        page.wait_for_selector("#form-model_name_or_path", timeout=60_000)
+        page.close()
+    finally:
+        _stop(proc, log)
+    assert (
+        "s3cret-pw"
+        not in (tmp_path / "runs")
+        .parent.joinpath(next(p.name for p in tmp_path.iterdir() if p.name.startswith("server-")))
+        .read_text()
+    )
