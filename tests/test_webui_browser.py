@@ -46,7 +46,7 @@ def _serve(runs_dir: Path, *extra: str):
             break
         except OSError:
             if proc.poll() is not None:
-                raise AssertionError((runs_dir.parent / f"server-{port}.log").read_text())
+                raise AssertionError((runs_dir.parent / f"server-{port}.log").read_text()) from None
             time.sleep(0.5)
     return proc, url, log
 
