@@ -17,6 +17,57 @@ MAX_POINTS = 1500
 SMOOTHING = 0.9  # EMA weight, as TensorBoard's default-ish slider
 
 
+class MinMaxDecimator:
+    """Incremental min/max downsampling: at most ``max_points`` points whatever the length.
+
+    Points fall into buckets of equal size; each bucket keeps its lowest and highest point,
+    so spikes survive. When there are too many buckets, neighbours merge and the bucket size
+    doubles — amortized constant work per point, so a live update does not grow with the run.
+    """
+
+    def __init__(self, max_points: int = MAX_POINTS):
+        self.max_buckets = max(2, max_points // 2)
+        self.size = 1
+        self.buckets: list[list] = []  # [min_x, min_y, max_x, max_y, count]
+
+    def add(self, x: Any, y: Any) -> None:
+        if y is None or _nan(y):
+            return
+        last = self.buckets[-1] if self.buckets else None
+        if last is not None and last[4] < self.size:
+            if y < last[1]:
+                last[0], last[1] = x, y
+            if y > last[3]:
+                last[2], last[3] = x, y
+            last[4] += 1
+        else:
+            self.buckets.append([x, y, x, y, 1])
+        if len(self.buckets) > self.max_buckets:
+            self._merge()
+
+    def _merge(self) -> None:
+        merged = []
+        for i in range(0, len(self.buckets), 2):
+            pair = self.buckets[i : i + 2]
+            lo = min(pair, key=lambda b: b[1])
+            hi = max(pair, key=lambda b: b[3])
+            merged.append([lo[0], lo[1], hi[2], hi[3], sum(b[4] for b in pair)])
+        self.buckets = merged
+        self.size *= 2
+
+    def points(self) -> tuple[list, list]:
+        xs, ys = [], []
+        for min_x, min_y, max_x, max_y, _ in self.buckets:
+            pts = [(min_x, min_y)] if min_x == max_x else sorted([(min_x, min_y), (max_x, max_y)])
+            for x, y in pts:
+                xs.append(x)
+                ys.append(y)
+        return xs, ys
+
+
+TRACES = ("loss", "smooth", "lr", "grad_norm")
+
+
 @dataclass
 class Series:
     """Per-step metrics of one run, grown by :meth:`extend` with new records only."""
@@ -31,7 +82,19 @@ class Series:
     eta_s: float | None = None
     ended: bool = False
     _ema: float | None = None
-    _debias: float = 1.0
+    _drawn: dict[str, MinMaxDecimator] = field(default_factory=dict)
+
+    def drawn(self, trace: str) -> tuple[list, list]:
+        """The points to draw for a trace (at most MAX_POINTS, maintained incrementally)."""
+        if trace not in self._drawn:
+            self._rebuild(trace)
+        return self._drawn[trace].points()
+
+    def _rebuild(self, trace: str) -> None:
+        decimator = MinMaxDecimator()
+        for x, y in zip(self.steps, getattr(self, trace), strict=True):
+            decimator.add(x, y)
+        self._drawn[trace] = decimator
 
     def extend(self, records: list[dict[str, Any]]) -> int:
         """Add records (as read from metrics.jsonl); return how many step points were added."""
@@ -59,6 +122,8 @@ class Series:
             self.lr.append(r.get("learning_rate"))
             self.grad_norm.append(r.get("grad_norm"))
             self.elapsed.append(float(r.get("elapsed_s") or 0.0))
+            for trace, decimator in self._drawn.items():
+                decimator.add(step, getattr(self, trace)[-1])
             self.max_steps = r.get("max_steps") or self.max_steps
             self.eta_s = r.get("eta_s")
             added += 1
@@ -69,35 +134,11 @@ class Series:
         for name in ("steps", "loss", "smooth", "lr", "grad_norm", "elapsed"):
             del getattr(self, name)[keep:]
         self._ema = self.smooth[-1] if self.smooth else None
+        self._drawn.clear()  # rebuilt from the kept points when next drawn
 
     @property
     def last_step(self) -> int:
         return self.steps[-1] if self.steps else 0
-
-
-def downsample(xs: list, ys: list, max_points: int = MAX_POINTS) -> tuple[list, list]:
-    """At most ~max_points points: per bucket keep the min and the max (spikes survive)."""
-    n = len(xs)
-    if n <= max_points:
-        return list(xs), list(ys)
-    buckets = max_points // 2
-    size = n / buckets
-    out_x, out_y = [], []
-    for b in range(buckets):
-        lo, hi = int(b * size), min(n, int((b + 1) * size))
-        if lo >= hi:
-            continue
-        chunk = [(ys[i], i) for i in range(lo, hi) if ys[i] is not None and not _nan(ys[i])]
-        if not chunk:
-            continue
-        i_min, i_max = min(chunk)[1], max(chunk)[1]
-        for i in sorted({i_min, i_max}):
-            out_x.append(xs[i])
-            out_y.append(ys[i])
-    if out_x[-1] != xs[-1]:
-        out_x.append(xs[-1])
-        out_y.append(ys[-1])
-    return out_x, out_y
 
 
 def _nan(v: Any) -> bool:
@@ -117,7 +158,7 @@ def training_figure(series: Series, title: str = ""):
         row_heights=[0.5, 0.25, 0.25],
         subplot_titles=("loss", "learning rate", "grad norm"),
     )
-    x, y = downsample(series.steps, series.loss)
+    x, y = series.drawn("loss")
     fig.add_trace(
         go.Scatter(
             x=x,
@@ -129,13 +170,13 @@ def training_figure(series: Series, title: str = ""):
         1,
         1,
     )
-    x, y = downsample(series.steps, series.smooth)
+    x, y = series.drawn("smooth")
     fig.add_trace(
         go.Scatter(x=x, y=y, name="loss (smoothed)", line={"color": "#636efa", "width": 2.5}), 1, 1
     )
-    x, y = downsample(series.steps, series.lr)
+    x, y = series.drawn("lr")
     fig.add_trace(go.Scatter(x=x, y=y, name="learning rate", line={"color": "#00cc96"}), 2, 1)
-    x, y = downsample(series.steps, series.grad_norm)
+    x, y = series.drawn("grad_norm")
     fig.add_trace(go.Scatter(x=x, y=y, name="grad norm", line={"color": "#ef553b"}), 3, 1)
     if series.max_steps:
         fig.update_xaxes(range=[0, series.max_steps])
@@ -156,8 +197,7 @@ def overlay_figure(named: dict[str, Series], smoothed: bool = True):
 
     fig = go.Figure()
     for name, series in named.items():
-        ys = series.smooth if smoothed else series.loss
-        x, y = downsample(series.steps, ys)
+        x, y = series.drawn("smooth" if smoothed else "loss")
         fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines"))
     fig.update_layout(
         height=420,

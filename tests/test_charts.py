@@ -1,0 +1,75 @@
+"""Live chart series: every step kept (0.0 included), bounded drawing, spikes survive."""
+
+from __future__ import annotations
+
+import json
+
+from studio.charts import MAX_POINTS, MinMaxDecimator, Series, overlay_figure, training_figure
+from studio.runlog import MetricsReader, exception_line
+
+
+def rec(step, loss, **kw):
+    return {
+        "step": step,
+        "loss": loss,
+        "learning_rate": 1e-5,
+        "grad_norm": 1.0,
+        "elapsed_s": step,
+        "eta_s": 10 - step,
+        "max_steps": 10,
+        **kw,
+    }
+
+
+def test_zero_loss_is_a_point():
+    s = Series()
+    assert s.extend([{"event": "train_begin", "max_steps": 10}, rec(1, 0.5), rec(2, 0.0)]) == 2
+    assert s.loss == [0.5, 0.0] and s.max_steps == 10
+    fig = training_figure(s)
+    assert list(fig.data[0].y) == [0.5, 0.0]
+
+
+def test_drawn_points_are_bounded_and_keep_spikes():
+    d = MinMaxDecimator()
+    for i in range(50_000):
+        d.add(i, 100.0 if i == 31_337 else 1.0)
+    xs, ys = d.points()
+    assert len(xs) <= MAX_POINTS and 100.0 in ys and xs == sorted(xs)
+
+
+def test_resumed_run_replaces_steps_after_the_checkpoint():
+    s = Series()
+    s.extend([rec(i, 1.0) for i in range(1, 6)])
+    s.drawn("loss")
+    s.extend([rec(3, 0.2), rec(4, 0.1)])
+    assert s.steps == [1, 2, 3, 4] and s.loss[-2:] == [0.2, 0.1]
+    assert s.drawn("loss")[0] == [1, 2, 3, 4]
+
+
+def test_reader_returns_only_complete_new_lines(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    reader = MetricsReader(path)
+    assert reader.read_new() == []
+    path.write_text(json.dumps(rec(1, 0.0)) + "\n" + '{"step": 2, "lo')
+    assert [r["step"] for r in reader.read_new()] == [1]
+    with path.open("a") as fh:
+        fh.write('ss": 0.3}\n')
+    assert reader.read_new() == [{"step": 2, "loss": 0.3}]
+    assert reader.read_new() == []
+
+
+def test_overlay_has_one_trace_per_run():
+    a, b = Series(), Series()
+    a.extend([rec(1, 1.0)])
+    b.extend([rec(1, 2.0), rec(2, 1.5)])
+    fig = overlay_figure({"a": a, "b": b})
+    assert [t.name for t in fig.data] == ["a", "b"]
+
+
+def test_exception_line_skips_torchrun_wrapper(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text(
+        "step 1\nTraceback (most recent call last):\n[rank0]: KeyError: 'neg'\n"
+        "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n"
+    )
+    assert exception_line(log) == "KeyError: 'neg'"
