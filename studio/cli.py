@@ -107,11 +107,17 @@ def cmd_train(args) -> int:
         return 1
     print(f"run folder: {run_dir}", file=sys.stderr)
     started = time.time()
+    interactive = sys.stderr.isatty()
+    shown = None
     try:
         while True:
             status = runs.refresh(run_dir)
-            line = _progress_line(last_metrics(run_dir / "metrics.jsonl"), started)
-            print("\r" + line, end="", file=sys.stderr, flush=True)
+            record = last_metrics(run_dir / "metrics.jsonl")
+            if interactive:
+                print("\r" + _progress_line(record, started), end="", file=sys.stderr, flush=True)
+            elif record and record.get("step") != shown:  # a log file gets one line a step
+                shown = record.get("step")
+                print(_progress_line(record, started), file=sys.stderr, flush=True)
             if status.get("state") != "running":
                 break
             time.sleep(1.0)

@@ -1,0 +1,108 @@
+"""`python -m studio`: exit codes, printed scripts and diagnostics, and Ctrl-C on a real run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, SEED_SCRIPT
+
+from studio import config
+from studio.runs import group_members
+
+
+def studio(*args, cwd=ROOT, **kw):
+    return subprocess.run(
+        [sys.executable, "-m", "studio", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kw,
+    )
+
+
+def test_help_lists_the_subcommands():
+    out = studio("--help")
+    assert out.returncode == 0
+    for name in ("check", "command", "import-script", "train", "runs", "stop", "resume"):
+        assert name in out.stdout
+
+
+def test_check_exit_codes(tmp_path):
+    assert studio("check", "example_data/quickstart.yaml").returncode == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_name_or_path: bundled:all-MiniLM-L6-v2\ntrain_data: [nope.jsonl]\n")
+    out = studio("check", str(bad))
+    assert out.returncode == 1 and "nope.jsonl" in out.stdout and "does not exist" in out.stdout
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("learnig_rate: 1\n")
+    out = studio("check", str(typo))
+    assert out.returncode == 2 and f"{typo}:1" in out.stderr and "learning_rate" in out.stderr
+
+
+def test_command_prints_the_script_and_writes_it_with_its_deepspeed_json(tmp_path):
+    out = studio("command", "example_data/quickstart.yaml", "--out", str(tmp_path))
+    assert out.returncode == 0 and out.stdout.startswith("#!/usr/bin/env bash")
+    assert (tmp_path / "command.sh").read_text() == out.stdout
+    assert json.loads((tmp_path / "ds_config.json").read_text())["zero_optimization"]["stage"] == 0
+    again = studio("command", "example_data/quickstart.yaml", "--out", str(tmp_path))
+    assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_import_script_writes_config_and_prints_diagnostics(tmp_path):
+    out_cfg = tmp_path / "seed.yaml"
+    out = studio(
+        "import-script", str(SEED_SCRIPT), "--base-dir", str(tmp_path), "--out", str(out_cfg)
+    )
+    assert out.returncode == 0, out.stderr
+    assert "does not end with a backslash" in out.stdout
+    assert "--passage_instruction_for_retrieval" in out.stdout
+    assert config.load(out_cfg).torchrun.nproc_per_node == 8
+    assert studio("import-script", str(SEED_SCRIPT), "--out", str(out_cfg)).returncode == 2
+
+
+def test_runs_on_an_empty_folder(tmp_path):
+    out = studio("runs", "--runs-dir", str(tmp_path))
+    assert out.returncode == 0 and "no runs" in out.stdout
+
+
+@pytest.mark.slow
+def test_train_in_the_foreground_and_ctrl_c_stops_cleanly(tmp_path):
+    cfg = tmp_path / "long.yaml"
+    cfg.write_text(
+        (ROOT / "example_data" / "quickstart.yaml")
+        .read_text()
+        .replace("max_steps: 20", "max_steps: 500")
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "studio", "train", str(cfg), "--runs-dir", str(tmp_path / "runs")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    deadline = time.monotonic() + 400
+    metrics = None
+    while time.monotonic() < deadline:
+        found = list((tmp_path / "runs").glob("*/metrics.jsonl"))
+        if found and '"loss"' in found[0].read_text():
+            metrics = found[0]
+            break
+        time.sleep(1)
+    assert metrics is not None, "no step was logged"
+    pgid = json.loads((metrics.parent / "status.json").read_text())["pgid"]
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "stopped" in stderr
+    assert stdout.strip() == str(metrics.parent)
+    assert json.loads((metrics.parent / "status.json").read_text())["state"] == "stopped"
+    assert group_members(pgid) == []
+    listed = studio("runs", "--runs-dir", str(tmp_path / "runs"))
+    assert metrics.parent.name in listed.stdout and "stopped" in listed.stdout
