@@ -80,6 +80,31 @@ def _patient_localhost_check() -> None:
     networking.url_ok = url_ok
 
 
+def _launch_shared(demo, launch_kwargs: dict, args) -> None:
+    """Serve locally and try the share tunnel; a failed tunnel is one line, not a wall of text."""
+    import contextlib
+    import io
+
+    chatter = io.StringIO()  # Gradio prints a multi-line download guide when the tunnel fails
+    with contextlib.redirect_stdout(chatter):
+        try:
+            demo.launch(share=True, prevent_thread_lock=True, **launch_kwargs)
+        except Exception as exc:  # noqa: BLE001 - any tunnel failure: keep serving locally
+            print(type(exc).__name__)
+            demo.launch(share=False, prevent_thread_lock=True, **launch_kwargs)
+    local = f"http://{args.host}:{args.port}"
+    print(f"* Running on local URL:  {local}", flush=True)
+    if getattr(demo, "share_url", None):
+        print(f"* Share link (login required unless --no-auth): {demo.share_url}", flush=True)
+    else:
+        print(
+            "share link unavailable: the share server cannot be reached from this machine; "
+            f"serving locally only at {local}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     creds = parse_credentials(args)
@@ -95,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import warnings
+
+    # Gradio 6.17 trips Starlette's rename of HTTP_422 on every request; not ours to fix.
+    warnings.filterwarnings("ignore", message=".*HTTP_422_UNPROCESSABLE_ENTITY.*")
 
     from studio.webui.app import CSS, AppContext, build_app, initial_config
 
@@ -117,20 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.queue(default_concurrency_limit=8)
     if args.share:
-        try:
-            demo.launch(share=True, prevent_thread_lock=True, **launch_kwargs)
-        except Exception as exc:  # noqa: BLE001 - any tunnel failure: keep serving locally
-            print(
-                f"share link unavailable ({type(exc).__name__}); serving locally only.",
-                file=sys.stderr,
-            )
-            demo.launch(share=False, prevent_thread_lock=True, **launch_kwargs)
-        if not getattr(demo, "share_url", None):
-            print(
-                f"share link unavailable (no network to the share server); serving locally "
-                f"at http://{args.host}:{args.port}",
-                file=sys.stderr,
-            )
+        _launch_shared(demo, launch_kwargs, args)
         demo.block_thread()
     else:
         demo.launch(**launch_kwargs)
