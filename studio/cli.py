@@ -238,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="list every FlagEmbedding argument the studio knows")
     p.add_argument("--lang", default="en", choices=["en", "zh"])
     p.set_defaults(func=cmd_schema)
+
+    from studio.datawork.cli import register as register_data
+
+    register_data(sub)
     return parser
 
 

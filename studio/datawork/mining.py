@@ -1,0 +1,274 @@
+"""Hard-negative mining: fill rows that lack negatives (or re-mine all) with the model's own view.
+
+A row without negatives crashes FlagEmbedding, and random negatives teach little. Mining embeds
+the rows' queries and a candidate pool (the data's own passages, or a corpus file) with the
+chosen model and its pooling, searches the pool with faiss, and samples `n` negatives from
+ranks `range_from` to `range_to` of the results (0 is the nearest passage; skipping the top
+ranks avoids unlabelled positives). A passage that is one of the row's positives, or the query
+itself, is never taken. The result goes to a new file: the input and any existing file are never
+overwritten, and unchanged lines are copied byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.config import StudioConfig
+from studio.datawork.encoder import Encoder
+from studio.datawork.rows import BOM
+from studio.problems import INFO, WARNING, Problem
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class MineResult:
+    out_path: Path
+    rows: int  # rows read
+    rows_mined: int  # rows whose negatives were changed
+    negatives_added: int
+    rows_short: int  # mined rows that got fewer negatives than asked (small pool or range)
+    pool_size: int
+    skipped_lines: int  # lines copied unchanged because they cannot be mined (no query/pos)
+    scores_dropped: int  # mined rows whose teacher scores were removed (they no longer match)
+    seconds: float
+    problems: list[Problem] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "problems"} | {
+            "out_path": str(self.out_path)
+        }
+
+
+def _parse(raw: bytes):
+    try:
+        return json.loads(raw[3:] if raw.startswith(BOM) else raw)
+    except ValueError:
+        return None
+
+
+def _strings(value) -> list[str]:
+    return [v for v in value if isinstance(v, str) and v.strip()] if isinstance(value, list) else []
+
+
+def read_pool(path: str | Path) -> list[str]:
+    """Distinct passage texts of a corpus file: JSON Lines with `text` (and optional `title`,
+    as in BEIR's corpus.jsonl and FlagEmbedding's candidate pool), or plain text lines."""
+    texts: dict[str, None] = {}
+    with open(path, "rb") as fh:
+        for raw in fh:
+            obj = _parse(raw)
+            if isinstance(obj, dict):
+                text = obj.get("text")
+                if isinstance(text, str) and text.strip():
+                    title = obj.get("title")
+                    texts[f"{title} {text}" if isinstance(title, str) and title else text] = None
+            elif isinstance(obj, str) and obj.strip():
+                texts[obj] = None
+            elif obj is None and raw.strip():
+                texts[raw.decode("utf-8", "replace").strip()] = None
+    return list(texts)
+
+
+def mine(
+    path: str | Path,
+    out_path: str | Path,
+    model: str | Path | Encoder | None = None,
+    range_from: int = 10,
+    range_to: int = 100,
+    n: int = 15,
+    candidate_pool: str | Path | None = None,
+    only_rows_lacking: bool = True,
+    *,
+    min_negatives: int = 1,
+    pooling: str = "cls",
+    query_instruction: str | None = None,
+    query_format: str = "{}{}",
+    max_length: int = 256,
+    batch_size: int = 32,
+    seed: int = 0,
+    progress: Progress | None = None,
+    config: StudioConfig | None = None,
+    base_dir: str | Path = ".",
+) -> MineResult:
+    """Mine negatives for one JSON Lines file and write the result to `out_path`.
+
+    With `only_rows_lacking` (the default) only rows with fewer than `min_negatives` valid
+    negatives are mined, and they keep the negatives they have, topped up to `n`. Otherwise
+    every row's negatives are replaced by `n` mined ones. Rows whose negatives change lose
+    `pos_scores`/`neg_scores` (they would no longer match). `progress(stage, done, total)` is
+    called as the work goes.
+
+    `model` is a model name or path (encoded with `pooling`), or a ready :class:`Encoder`. With
+    a `config`, the model (unless given), its pooling and `passage_max_len`, and the query
+    instruction and format come from the config (rows' own prompts are not applied).
+    """
+    started = time.perf_counter()
+    path, out_path = Path(path), Path(out_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is not a file")
+    if out_path.resolve() == path.resolve():
+        raise ValueError(f"refusing to write over the input {path}; give another output file")
+    if out_path.exists():
+        raise FileExistsError(f"{out_path} already exists; give a new output file")
+    if not 0 <= range_from < range_to:
+        raise ValueError(f"the rank range must satisfy 0 <= from < to, got {range_from}-{range_to}")
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    report = progress or (lambda stage, done, total: None)
+    if config is not None:
+        query_instruction = config.get("query_instruction_for_retrieval")
+        query_format = (config.get("query_instruction_format") or "{}{}").replace("\\n", "\n")
+    if model is None and config is None:
+        raise ValueError("give a model (or a config that names one)")
+
+    # pass 1: the rows to mine and, without a corpus, the pool of the data's own passages
+    pool: dict[str, int] = {}
+    targets: list[tuple[int, str, list[str], list[str]]] = []  # line, query, pos, kept negs
+    rows = skipped = 0
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            obj = _parse(raw)
+            if not isinstance(obj, dict):
+                skipped += bool(raw.strip())
+                continue
+            rows += 1
+            query, pos, neg = obj.get("query"), _strings(obj.get("pos")), _strings(obj.get("neg"))
+            if candidate_pool is None:
+                for text in pos + neg:
+                    pool.setdefault(text, len(pool))
+            if not isinstance(query, str) or not query.strip() or not pos:
+                skipped += 1
+                continue
+            if only_rows_lacking and len(neg) >= min_negatives:
+                continue
+            targets.append((lineno, query, pos, neg if only_rows_lacking else []))
+    report("reading", rows, rows)
+    texts = read_pool(candidate_pool) if candidate_pool is not None else list(pool)
+    del pool
+
+    mined: dict[int, list[str]] = {}
+    short = 0
+    if targets and texts:
+        import faiss
+
+        if isinstance(model, Encoder):
+            encoder = model
+        elif config is not None:
+            if model is not None:
+                config = config.with_args(model_name_or_path=str(model))
+            encoder = Encoder.from_config(config, base_dir, batch_size=batch_size)
+        else:
+            encoder = Encoder(model, pooling=pooling, max_length=max_length, batch_size=batch_size)
+        passages = encoder.encode(texts, report, "encoding passages")
+        index = faiss.IndexFlatIP(passages.shape[1])
+        index.add(passages)
+        del passages
+        queries = [
+            query_format.format(query_instruction, q) if query_instruction is not None else q
+            for _, q, _, _ in targets
+        ]
+        vectors = encoder.encode(queries, report, "encoding queries")
+        k = min(range_to, len(texts))
+        rng = random.Random(seed)
+        step = 1024
+        for start in range(0, len(targets), step):
+            _, found = index.search(vectors[start : start + step], k)
+            for (lineno, query, pos, kept), ranked in zip(
+                targets[start : start + step], found, strict=True
+            ):
+                banned = set(pos) | set(kept) | {query}
+                candidates = [
+                    texts[i]
+                    for i in ranked[range_from:range_to]
+                    if i >= 0 and texts[i] not in banned
+                ]
+                want = max(n - len(kept), 0) if only_rows_lacking else n
+                picked = rng.sample(candidates, min(want, len(candidates)))
+                short += len(picked) < want
+                mined[lineno] = kept + picked
+            report("searching", min(start + step, len(targets)), len(targets))
+
+    # pass 2: copy every line, rewriting the mined rows
+    added = dropped = 0
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "rb") as fh, open(tmp, "wb") as out:
+        for lineno, raw in enumerate(fh, 1):
+            negatives = mined.get(lineno)
+            if negatives is None:
+                out.write(raw if raw.endswith(b"\n") else raw + b"\n")
+                continue
+            obj = _parse(raw)
+            before = set(_strings(obj.get("neg"))) if only_rows_lacking else set()
+            added += sum(t not in before for t in negatives)
+            obj["neg"] = negatives
+            if "pos_scores" in obj or "neg_scores" in obj:
+                obj.pop("pos_scores", None)
+                obj.pop("neg_scores", None)
+                dropped += 1
+            out.write(json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n")
+    tmp.replace(out_path)
+    report("writing", rows, rows)
+
+    problems = []
+    if short:
+        problems.append(
+            Problem(
+                WARNING,
+                f"{short} row(s) got fewer than the negatives asked for: ranks "
+                f"{range_from}-{range_to} of a pool of {len(texts)} passages held too few "
+                "candidates that are not positives.",
+                "Widen the rank range or give a larger `candidate_pool` corpus.",
+                file=str(out_path),
+                code="mine_short",
+            )
+        )
+    if dropped:
+        problems.append(
+            Problem(
+                INFO,
+                f"teacher scores were removed from {dropped} mined row(s): their negatives "
+                "changed, so the scores no longer match.",
+                "Score them again with a reranker before training with `knowledge_distillation`.",
+                file=str(out_path),
+                code="mine_scores_dropped",
+            )
+        )
+    if skipped:
+        problems.append(
+            Problem(
+                WARNING,
+                f"{skipped} line(s) have no usable `query`/`pos` and were copied unchanged.",
+                f"Run `python -m studio data check {path}` to see them.",
+                file=str(path),
+                code="mine_skipped",
+            )
+        )
+    if not targets:
+        problems.append(
+            Problem(
+                INFO,
+                "no row needed mining: every row already has enough negatives.",
+                "Pass only_rows_lacking=False (`--all-rows`) to re-mine every row.",
+                file=str(path),
+                code="mine_nothing",
+            )
+        )
+    return MineResult(
+        out_path=out_path,
+        rows=rows,
+        rows_mined=len(mined),
+        negatives_added=added,
+        rows_short=short,
+        pool_size=len(texts),
+        skipped_lines=skipped,
+        scores_dropped=dropped,
+        seconds=time.perf_counter() - started,
+        problems=problems,
+    )
