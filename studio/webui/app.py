@@ -466,6 +466,8 @@ def build_app(ctx: AppContext):
 
     with gr.Blocks(title="BGE Studio") as demo:
         explicit = gr.State(list(cfg.args))
+        reg.explicit = explicit
+        reg.config_from = h.config_from
         watcher = gr.State(None)
         stored_run = gr.BrowserState(None, storage_key="bge-studio-watched-run")
         with gr.Row():

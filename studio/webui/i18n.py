@@ -66,6 +66,33 @@ TEXT: dict[str, tuple[str, str]] = {
         "No run is being watched. Start one, or open one in the Runs tab.",
         "当前未监控任何运行。请开始训练，或在“历史运行”中打开。",
     ),
+    "data_intro": (
+        "Check the training data as FlagEmbedding will read it, see what the model "
+        "will really see, and how long it is in tokens — before a run.",
+        "按 FlagEmbedding 的读取方式检查训练数据，预览模型实际看到的文本及其 token 长度。",
+    ),
+    "data_paths": (
+        "Files or folders, one per line (empty: the form's training data)",
+        "文件或目录，每行一个（留空则使用表单中的训练数据）",
+    ),
+    "data_check": ("Check", "检查"),
+    "data_stats": ("Statistics", "统计"),
+    "data_preview": ("Instruction preview", "指令预览"),
+    "data_kinds": ("Problems by kind", "问题类别"),
+    "data_problems": ("First problems", "问题示例"),
+    "data_files": ("Files", "文件"),
+    "data_sample": ("Sample size for large files", "大文件抽样数量"),
+    "data_lengths": ("Token lengths", "Token 长度"),
+    "data_split": ("Split off an evaluation set", "切分评估集"),
+    "data_split_out": ("Output folder", "输出目录"),
+    "data_split_n": ("Held-out queries", "评估查询数"),
+    "data_mine": ("Mine hard negatives", "挖掘难负例"),
+    "data_mine_out": ("Output file (never the input)", "输出文件（不会覆盖输入）"),
+    "data_mine_pool": (
+        "Candidate pool file (empty: the data's own passages)",
+        "候选池文件（留空则使用数据自身的文档）",
+    ),
+    "data_mine_lacking": ("Only rows lacking negatives", "仅处理负例不足的行"),
     "coming": ("Coming next: see the issue tracker.", "即将推出。"),
 }
 

@@ -18,6 +18,8 @@ class Registry:
     form: dict[str, Any] = field(default_factory=dict)  # flag name -> component
     launch: dict[str, Any] = field(default_factory=dict)  # launch key -> component
     texts: list[tuple[Any, str]] = field(default_factory=list)  # (component, i18n key)
+    explicit: Any = None  # gr.State: the keys of the last loaded config
+    config_from: Any = None  # (values, explicit) -> (StudioConfig, problems), for other tabs
 
     def form_components(self) -> list:
         return list(self.form.values())
