@@ -147,9 +147,12 @@ def test_import_seed_script_shows_its_diagnostics(browser, server):
         str(SEED_SCRIPT)
     )
     page.locator("#studio-import").click()
-    table = page.locator("#studio-diagnostics")
-    table.get_by_text("does not end with a backslash", exact=False).first.wait_for(timeout=30_000)
-    text = table.inner_text()
+    page.wait_for_function(
+        "document.querySelector('#studio-diagnostics').innerText"
+        ".includes('does not end with a backslash')",
+        timeout=30_000,
+    )
+    text = page.locator("#studio-diagnostics").inner_text()
     assert "passage_instruction_for_retrieval" in text
     assert "8 processes" in text
     page.wait_for_function(
@@ -173,7 +176,7 @@ def test_train_watch_stop_and_find_it_after_reload(browser, server):
     url, runs_dir = server
     page = _page(browser, url)
     _tab(page, "Train")
-    page.wait_for_selector("#studio-preflight:has-text('report_to')", timeout=30_000)
+    page.wait_for_selector("#studio-preflight:has-text('No problems found')", timeout=30_000)
     page.locator("#studio-start").click()
     page.wait_for_selector("#studio-status:has-text('running')", timeout=60_000)
     deadline = time.monotonic() + 400
@@ -224,12 +227,13 @@ def test_login_is_required_with_auth(browser, tmp_path):
         page.goto(url)
         page.wait_for_selector("input[type=password]", timeout=60_000)
         assert page.locator("#form-model_name_or_path").count() == 0
-        page.locator("input[type=password]").fill("wrong")
-        page.locator("input[name=username], input[type=text]").first.fill("alice")
+        page.get_by_label("username").fill("alice")
+        page.get_by_label("password").fill("wrong")
         page.get_by_role("button", name="Login").click()
-        page.wait_for_timeout(1500)
+        page.wait_for_selector("text=Incorrect", timeout=30_000)
         assert page.locator("#form-model_name_or_path").count() == 0
-        page.locator("input[type=password]").fill("s3cret-pw")
+        page.get_by_label("username").fill("alice")
+        page.get_by_label("password").fill("s3cret-pw")
         page.get_by_role("button", name="Login").click()
         page.wait_for_selector("#form-model_name_or_path", timeout=60_000)
         page.close()
@@ -241,3 +245,24 @@ def test_login_is_required_with_auth(browser, tmp_path):
         .parent.joinpath(next(p.name for p in tmp_path.iterdir() if p.name.startswith("server-")))
         .read_text()
     )
+
+
+def test_data_tab_checks_previews_and_measures_the_forms_data(browser, server):
+    url, _ = server
+    page = _page(browser, url)
+    _tab(page, "Data")
+    page.locator("#data-check").click()
+    page.wait_for_selector("#data-report:has-text('360 rows')", timeout=60_000)
+    assert "0 error(s)" in page.locator("#data-report").inner_text()
+    page.locator("#data-preview").click()
+    page.wait_for_selector(
+        "#data-preview-table:has-text('example_data/train.jsonl')", timeout=60_000
+    )
+    page.locator("#data-lengths").click()
+    page.wait_for_function(
+        "() => { const el = document.querySelector('#data-lengths-plot "
+        ".js-plotly-plot'); return el && el.data && el.data.length >= 2 }",
+        timeout=120_000,
+    )
+    page.screenshot(path=str(DOCS / "data.png"), full_page=True)
+    page.close()

@@ -604,10 +604,20 @@ def build_app(ctx: AppContext):
         inputs = reg.inputs() + [explicit]
         refresh_out = [script, preflight_md, start_btn]
         fill_out = reg.inputs() + [explicit]
+        # "always_last": keystrokes typed while an update runs must not be dropped (Gradio's
+        # default for .input is "once"), or the command would show a stale value.
         for name, comp in reg.form.items():
-            comp.input(h.field_changed(name), inputs, [comp, *refresh_out], show_progress="hidden")
+            comp.input(
+                h.field_changed(name),
+                inputs,
+                [comp, *refresh_out],
+                show_progress="hidden",
+                trigger_mode="always_last",
+            )
         for comp in reg.launch_components():
-            comp.input(h.refresh, inputs, refresh_out, show_progress="hidden")
+            comp.input(
+                h.refresh, inputs, refresh_out, show_progress="hidden", trigger_mode="always_last"
+            )
         demo.load(h.refresh, inputs, refresh_out)
 
         load_btn.click(h.load_config, [cfg_path, cfg_upload], [*fill_out, cfg_msg]).then(

@@ -1,0 +1,109 @@
+"""Embeddings on disk, keyed by what determines them, so no model encodes the same texts twice.
+
+Comparing five checkpoints against the base model, or re-running an evaluation after changing
+only the cutoffs, should encode the base model once. An entry is one ``.npy`` array keyed by a
+hash of
+
+* the model files that decide its output: weights, config.json and tokenizer files, each by
+  name, size and modification time (a rerun that overwrites a checkpoint changes the mtime;
+  files the studio writes beside the model, like the model card or modules.json, do not count),
+* the exact texts encoded, after instructions were applied,
+* pooling, normalization and max length, and a format version.
+
+The cache root is ``$BGE_STUDIO_CACHE`` or ``~/.cache/bge-studio``; entries live under
+``embeddings/``. Writes are atomic (temp file, then rename) so a crash never leaves half an
+array, and a corrupt entry is treated as missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+CACHE_ENV = "BGE_STUDIO_CACHE"
+FORMAT_VERSION = 1
+_WEIGHT_SUFFIXES = (".safetensors",)
+_MODEL_FILES = {
+    "config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "merges.txt",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "bge-studio").expanduser()
+
+
+def embeddings_dir(root: Path | None = None) -> Path:
+    return (root or cache_root()) / "embeddings"
+
+
+def _counts(name: str) -> bool:
+    if name in _MODEL_FILES or name.startswith("tokenizer") or name.endswith(_WEIGHT_SUFFIXES):
+        return True
+    return name.endswith(".bin") and name.startswith(("pytorch_model", "model"))
+
+
+def model_files(model_dir: str | Path) -> list[Path]:
+    """The files of a model folder that decide its embeddings (not checkpoints, not cards)."""
+    root = Path(model_dir)
+    return sorted(p for p in root.iterdir() if p.is_file() and _counts(p.name))
+
+
+def model_fingerprint(model_dir: str | Path) -> str:
+    files = model_files(model_dir)
+    if not files:
+        raise FileNotFoundError(f"{model_dir}: no model weights or config found")
+    h = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        h.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def texts_fingerprint(texts: list[str]) -> str:
+    h = hashlib.sha256()
+    for text in texts:
+        data = text.encode("utf-8")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def embedding_key(model_fp: str, texts_fp: str, **settings) -> str:
+    payload = json.dumps(
+        {"v": FORMAT_VERSION, "model": model_fp, "texts": texts_fp, **settings}, sort_keys=True
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _path(key: str, root: Path | None) -> Path:
+    return embeddings_dir(root) / key[:2] / f"{key}.npy"
+
+
+def load(key: str, root: Path | None = None) -> np.ndarray | None:
+    path = _path(key, root)
+    if not path.is_file():
+        return None
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+
+
+def save(key: str, array: np.ndarray, root: Path | None = None) -> Path:
+    path = _path(key, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+    np.save(tmp, np.asarray(array, dtype=np.float32), allow_pickle=False)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,202 @@
+"""`python -m studio eval`: score a model (and a baseline) on held-out data from the shell.
+
+:func:`register` adds the subcommand to the studio's parser. Everything heavy is imported in
+:func:`cmd_eval`, so ``python -m studio --help`` stays instant. Settings are taken, in order,
+from the flags, ``--config``/``--run`` (the training config), a run folder the model sits in,
+the models' sentence-transformers config, FlagEmbedding's defaults.
+
+Examples::
+
+    python -m studio eval --model runs/R/model --baseline bundled:all-MiniLM-L6-v2 \\
+        --data example_data/eval --json out.json
+    python -m studio eval --run runs/R            # base, checkpoints, final -> runs/R/eval.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "eval",
+        help="retrieval metrics (Recall, nDCG, MRR, MAP @k) of a model vs a baseline",
+        description="Score a model on held-out data (BEIR or FlagEmbedding layout) with exact "
+        "search; with --baseline, side by side with the delta.",
+    )
+    p.add_argument("--model", help="model folder, checkpoint or bundled:all-MiniLM-L6-v2")
+    p.add_argument("--baseline", help="a second model to compare against (e.g. the base model)")
+    p.add_argument("--data", help="eval folder: corpus.jsonl + queries/qrels (BEIR or custom)")
+    p.add_argument("--split", default="test", help="qrels split to read (default: test)")
+    p.add_argument("--config", help="studio YAML whose pooling/instructions/lengths to use")
+    p.add_argument(
+        "--run",
+        help="run folder: its training settings; alone, evaluates base, checkpoints and final "
+        "model and writes RUN/eval.json",
+    )
+    p.add_argument("--pooling", choices=["cls", "mean", "last_token"])
+    norm = p.add_mutually_exclusive_group()
+    norm.add_argument("--normalize", dest="normalize", action="store_true", default=None)
+    norm.add_argument("--no-normalize", dest="normalize", action="store_false")
+    p.add_argument("--query-max-len", type=int)
+    p.add_argument("--passage-max-len", type=int)
+    p.add_argument("--query-instruction", help="e.g. 'Represent this sentence for searching: '")
+    p.add_argument("--query-instruction-format", help="default {}{} (instruction, query)")
+    p.add_argument("--passage-instruction")
+    p.add_argument("--passage-instruction-format")
+    p.add_argument(
+        "--k", default="1,5,10,100", help="cutoffs, comma-separated (default 1,5,10,100)"
+    )
+    p.add_argument("--json", dest="json_out", help="write the results as JSON to this file")
+    p.add_argument("--no-checkpoints", action="store_true", help="with --run: skip checkpoints")
+    p.add_argument("--no-cache", action="store_true", help="re-encode even if cached")
+    p.add_argument(
+        "--per-query", type=int, default=0, metavar="N", help="also print the N largest wins/losses"
+    )
+    p.set_defaults(func=cmd_eval)
+    return p
+
+
+def _overrides(args) -> dict:
+    return {
+        "pooling": args.pooling,
+        "normalize": args.normalize,
+        "query_max_len": args.query_max_len,
+        "passage_max_len": args.passage_max_len,
+        "query_instruction": args.query_instruction,
+        "query_instruction_format": args.query_instruction_format,
+        "passage_instruction": args.passage_instruction,
+        "passage_instruction_format": args.passage_instruction_format,
+    }
+
+
+def cmd_eval(args) -> int:
+    from studio.config import ConfigError
+    from studio.evaluation.data import EvalDataError
+
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(str(problem), file=sys.stderr)
+        return 2
+    except (EvalDataError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    from studio import config as config_mod
+    from studio.evaluation import present
+    from studio.evaluation.data import load_eval_data
+    from studio.evaluation.evaluate import (
+        EvalResult,
+        comparison_report,
+        evaluate_model,
+        resolve_settings,
+    )
+    from studio.evaluation.metrics import parse_ks
+    from studio.evaluation.run_eval import evaluate_run, run_models
+
+    ks = parse_ks(args.k)
+    overrides = {k: v for k, v in _overrides(args).items() if v is not None}
+    training_config = None
+    if args.config:
+        training_config = config_mod.load(args.config)
+    if args.run:
+        from studio.runs import load_run_config
+
+        training_config = training_config or load_run_config(args.run)
+    data_path = args.data or (training_config.studio.get("eval_data") if training_config else None)
+    if not data_path:
+        raise ValueError(
+            "no eval data. Fix: pass --data DIR (or set studio.eval_data in the config)"
+        )
+    data = load_eval_data(data_path, args.split)
+    _report_data(data)
+
+    if args.run and not args.model and not overrides and args.config is None:
+        report = evaluate_run(
+            args.run,
+            data,
+            ks,
+            include_checkpoints=not args.no_checkpoints,
+            use_cache=not args.no_cache,
+        )
+        results = present.as_results(report)
+    else:
+        if not args.model and not args.run:
+            raise ValueError("nothing to evaluate. Fix: pass --model PATH (or --run RUN_DIR)")
+        models: dict[str, str] = {}
+        baseline = args.baseline
+        model = args.model
+        if args.run:
+            run_list = run_models(args.run, include_checkpoints=False)
+            baseline = baseline or run_list[0]["path"]
+            model = model or run_list[-1]["path"]
+        if baseline:
+            models["baseline"] = baseline
+        models["model"] = model
+        settings, warnings = resolve_settings(
+            [model] + ([baseline] if baseline else []), training_config, overrides
+        )
+        results: dict[str, EvalResult] = {
+            label: evaluate_model(
+                path, data, settings, ks, label=label, use_cache=not args.no_cache
+            )
+            for label, path in models.items()
+        }
+        report = comparison_report(results, data, settings, warnings)
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    print(f"settings: {_settings_line(report['settings'])}", file=sys.stderr)
+    table = present.comparison_table(results)
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    if args.per_query and len(results) >= 2:
+        labels = list(results)
+        frame = present.per_query_table(
+            results[labels[0]], results[labels[-1]], data, n=args.per_query
+        )
+        print()
+        print(frame.drop(columns=[c for c in frame.columns if c.endswith("top hits")]).to_string())
+    if args.json_out:
+        out = Path(args.json_out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _report_data(data) -> None:
+    s = data.summary()
+    print(
+        f"data: {s['path']} ({s['layout']}): {s['n_queries']} queries, {s['n_corpus']} passages",
+        file=sys.stderr,
+    )
+    if s["skipped_queries"]:
+        print(
+            f"warning: {s['skipped_queries']} queries without relevant qrels were skipped",
+            file=sys.stderr,
+        )
+    if s["judged_docs_missing"]:
+        print(
+            f"warning: {s['judged_docs_missing']} judged documents are not in the corpus",
+            file=sys.stderr,
+        )
+
+
+def _settings_line(settings: dict) -> str:
+    parts = [
+        f"pooling={settings['pooling']}",
+        f"normalize={settings['normalize']}",
+        f"query_max_len={settings['query_max_len']}",
+        f"passage_max_len={settings['passage_max_len']}",
+    ]
+    if settings.get("query_instruction") is not None:
+        parts.append(f"query_instruction={settings['query_instruction']!r}")
+    if settings.get("passage_instruction") is not None:
+        parts.append(f"passage_instruction={settings['passage_instruction']!r}")
+    return " ".join(parts) + f" (from {settings['source']})"
