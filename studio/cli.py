@@ -242,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     from studio.datawork.cli import register as register_data
 
     register_data(sub)
+    from studio.evaluation.cli import register as register_eval
+
+    register_eval(sub)
     return parser
 
 

@@ -342,6 +342,34 @@ def check_report_to(config: StudioConfig, hw: Hardware, schema: Schema) -> list[
     ]
 
 
+def check_eval_data(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
+    if not config.studio.get("evaluate_at_end"):
+        return []
+    data = config.studio.get("eval_data")
+    if not data:
+        return [
+            Problem(
+                ERROR,
+                "`studio.evaluate_at_end` is on but no `studio.eval_data` is set.",
+                "Point `studio.eval_data` at a BEIR folder (corpus.jsonl, queries.jsonl, "
+                "qrels/test.tsv), e.g. one written by `python -m studio data split`.",
+                field="studio.eval_data",
+                code="eval_data_missing",
+            )
+        ]
+    if not Path(data).is_dir():
+        return [
+            Problem(
+                ERROR,
+                f"evaluation data folder `{data}` does not exist.",
+                "Fix `studio.eval_data`, or turn `studio.evaluate_at_end` off.",
+                field="studio.eval_data",
+                code="eval_data_missing",
+            )
+        ]
+    return []
+
+
 CHECKS: tuple[Check, ...] = (
     check_required,
     check_data_paths,
@@ -353,6 +381,7 @@ CHECKS: tuple[Check, ...] = (
     check_batch,
     check_mrl,
     check_report_to,
+    check_eval_data,
 )
 
 

@@ -4,7 +4,8 @@ Why a supervisor and not the UI: the UI may reload, restart or die while a run g
 the exit code must still reach `status.json`. The supervisor leads the run's process group
 (started in a new session by :mod:`studio.runs`), starts torchrun in that group with all
 output going to `train.log` (a file, never a pipe nobody drains), waits, and records how the
-run ended. A stop signals the whole group; the supervisor ignores TERM itself so that it can
+run ended; after a success it runs `studio.post_train` (sentence-transformers export, opt-in
+evaluation) in the same group. A stop signals the whole group; the supervisor ignores TERM itself so that it can
 record "stopped" once its child is gone.
 """
 
@@ -28,22 +29,28 @@ def final_state(run_dir: Path, exit_code: int) -> str:
     return "succeeded" if exit_code == 0 else "failed"
 
 
+def _run_logged(run_dir: Path, argv: list[str], cwd: str | None) -> int:
+    """Run a child in this process group, all its output appended to train.log."""
+    with (run_dir / "train.log").open("ab") as log:
+        child = subprocess.Popen(
+            argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        update_json(run_dir / "status.json", child_pid=child.pid)
+        return child.wait()
+
+
 def supervise(run_dir: Path) -> int:
     status_path = run_dir / "status.json"
     status = read_json(status_path)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the group's TERM is for the trainer
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with (run_dir / "train.log").open("ab") as log:
-        child = subprocess.Popen(
-            status["argv"],
-            cwd=status.get("cwd"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        update_json(status_path, child_pid=child.pid)
-        exit_code = child.wait()
+    exit_code = _run_logged(run_dir, status["argv"], status.get("cwd"))
     state = final_state(run_dir, exit_code)
+    if state == "succeeded":
+        update_json(status_path, phase="post-training")
+        post = [sys.executable, "-m", "studio.post_train", str(run_dir)]
+        if _run_logged(run_dir, post, status.get("cwd")) != 0 and (run_dir / STOP_MARKER).exists():
+            update_json(status_path, eval_error="stopped by the user during evaluation")
     error = exception_line(run_dir / "train.log") if state == "failed" else None
     update_json(status_path, state=state, exit_code=exit_code, ended_at=time.time(), error=error)
     return exit_code

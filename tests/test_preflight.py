@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import MSMARCO, tiny_train_config
+from conftest import MSMARCO, ROOT, tiny_train_config
 
 from studio import preflight
 from studio.config import DeepSpeedSettings, TorchrunSettings
@@ -106,3 +106,13 @@ def test_required(missing):
     cfg = tiny_train_config()
     del cfg.args[missing]
     assert {"model_name_or_path": "no_model", "train_data": "no_data"}[missing] in codes(cfg)
+
+
+def test_evaluate_at_end_needs_eval_data(tmp_path):
+    cfg = tiny_train_config()
+    cfg.studio = {"evaluate_at_end": True}
+    assert codes(cfg)["eval_data_missing"].level == "error"
+    cfg.studio["eval_data"] = str(tmp_path / "nope")
+    assert "nope" in codes(cfg)["eval_data_missing"].message
+    cfg.studio["eval_data"] = "example_data/eval"
+    assert "eval_data_missing" not in codes(cfg, base_dir=ROOT)

@@ -1,0 +1,52 @@
+"""After a successful run: make the model load right elsewhere, and evaluate it if asked.
+
+`python -m studio.post_train RUN_DIR`, started by the run's supervisor in the run's process
+group (so Stop reaches it too), with its output appended to train.log. It writes the
+sentence-transformers files and a model card into the output folder (FlagEmbedding saves
+none, so SentenceTransformer would mean-pool a CLS-trained model), and with
+`studio: {evaluate_at_end: true}` evaluates base, checkpoints and final model into eval.json.
+A failure here is reported in status.json but never turns a finished training into a failure.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+from studio.statusfile import update_json
+
+
+def post_train(run_dir: Path) -> int:
+    from studio.evaluation.export import export_sentence_transformers
+    from studio.evaluation.run_eval import evaluate_run
+    from studio.runs import load_run_config
+
+    config = load_run_config(run_dir)
+    output_dir = Path(config.args["output_dir"])
+    report = None
+    errors = {}
+    if config.studio.get("evaluate_at_end"):
+        try:
+            print(f"[studio] evaluating {run_dir.name} ...", flush=True)
+            report = evaluate_run(run_dir)
+            delta = report.get("delta", {}).get("ndcg_at_10")
+            if delta is not None:
+                print(f"[studio] nDCG@10 change vs base: {delta:+.4f}", flush=True)
+        except Exception as exc:  # noqa: BLE001 - recorded, the training itself succeeded
+            traceback.print_exc()
+            errors["eval_error"] = f"{type(exc).__name__}: {exc}"
+    try:
+        result = export_sentence_transformers(output_dir, config, report)
+        print(f"[studio] sentence-transformers files written to {output_dir}", flush=True)
+        del result
+    except Exception as exc:  # noqa: BLE001
+        traceback.print_exc()
+        errors["export_error"] = f"{type(exc).__name__}: {exc}"
+    if errors:
+        update_json(run_dir / "status.json", **errors)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(post_train(Path(sys.argv[1])))
