@@ -266,3 +266,25 @@ def test_data_tab_checks_previews_and_measures_the_forms_data(browser, server):
     )
     page.screenshot(path=str(DOCS / "data.png"), full_page=True)
     page.close()
+
+
+def test_evaluate_tab_compares_two_models(browser, server):
+    url, _ = server
+    page = _page(browser, url)
+    _tab(page, "Evaluate")
+    page.get_by_role("tab", name="Compare two models").click()
+    bundled = "bundled:all-MiniLM-L6-v2"
+    page.locator("#eval-model textarea, #eval-model input").first.fill(bundled)
+    page.locator("#eval-models-btn").click()
+    page.wait_for_selector("#eval-summary:has-text('nDCG@10 change')", timeout=300_000)
+    assert "+0.0000" in page.locator("#eval-summary").inner_text()  # same model both sides
+    page.wait_for_function(
+        "document.querySelector('#eval-table').innerText.includes('nDCG@10')", timeout=30_000
+    )
+    page.wait_for_function(
+        "() => { const el = document.querySelector('#eval-chart .js-plotly-plot');"
+        " return el && el.data && el.data.length === 2 }",
+        timeout=30_000,
+    )
+    page.screenshot(path=str(DOCS / "evaluate.png"), full_page=True)
+    page.close()

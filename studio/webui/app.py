@@ -599,7 +599,7 @@ def build_app(ctx: AppContext):
                 )
                 compare_plot = gr.Plot(elem_id="runs-compare-plot")
             with gr.Tab(t("tab.evaluate", lang), id="evaluate"):
-                _optional_tab("studio.webui.eval_tab", ctx, reg, lang)
+                eval_handles = _optional_tab("studio.webui.eval_tab", ctx, reg, lang)
 
         inputs = reg.inputs() + [explicit]
         refresh_out = [script, preflight_md, start_btn]
@@ -648,6 +648,10 @@ def build_app(ctx: AppContext):
         )
         stop_run_btn.click(h.stop_named, run_pick, run_summary).then(h.runs_table, None, table_out)
         compare_pick.change(h.compare, compare_pick, compare_plot)
+
+        if eval_handles:
+            eval_run_pick, eval_list_runs = eval_handles
+            demo.load(eval_list_runs, None, eval_run_pick)
 
         text_comps = [c for c, _ in reg.texts]
         lang_radio.change(

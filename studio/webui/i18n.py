@@ -93,6 +93,21 @@ TEXT: dict[str, tuple[str, str]] = {
         "候选池文件（留空则使用数据自身的文档）",
     ),
     "data_mine_lacking": ("Only rows lacking negatives", "仅处理负例不足的行"),
+    "eval_intro": (
+        "Retrieval quality before and after fine-tuning, computed as pytrec_eval does, "
+        "with the training config's pooling, instructions and lengths.",
+        "微调前后的检索效果（与 pytrec_eval 一致），使用训练配置的池化、指令与长度。",
+    ),
+    "eval_data": (
+        "Evaluation folder (BEIR or FlagEmbedding layout)",
+        "评估数据目录（BEIR 或 FlagEmbedding 格式）",
+    ),
+    "eval_run": ("Evaluate a run", "评估一次运行"),
+    "eval_models": ("Compare two models", "对比两个模型"),
+    "eval_baseline": ("Baseline model", "基线模型"),
+    "eval_model": ("Fine-tuned model folder", "微调后模型目录"),
+    "eval_table": ("Metrics", "指标"),
+    "eval_per_query": ("Largest wins and losses per query", "单查询的最大提升与下降"),
     "coming": ("Coming next: see the issue tracker.", "即将推出。"),
 }
 

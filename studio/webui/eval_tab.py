@@ -1,0 +1,152 @@
+"""The Evaluate tab: retrieval quality before and after fine-tuning (studio.evaluation).
+
+Two ways in: evaluate a run (base, every checkpoint and the final model, written to the run's
+eval.json), or compare any two models on any evaluation folder with the form's pooling,
+instructions and lengths. Embeddings are cached, so the base model is encoded once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from studio.webui.i18n import t
+
+
+def results_view(report: dict, data_path: str | None):
+    """(table, bar chart, wins/losses, metrics-over-steps or None) from a report/eval.json."""
+    from studio.evaluation import present
+    from studio.evaluation.data import load_eval_data
+
+    models = report.get("models") or {}
+    labels = list(models)
+    base_label = "base" if "base" in models else labels[0]
+    tuned_label = "final" if "final" in models else labels[-1]
+    table = present.comparison_table(report, baseline=base_label, compared=tuned_label)
+    chart = present.bar_chart({k: models[k] for k in (base_label, tuned_label)})
+    per_query = None
+    path = data_path or (report.get("data") or {}).get("path")
+    base, tuned = models[base_label], models[tuned_label]
+    if path and base.get("per_query") and tuned.get("per_query"):
+        per_query = present.per_query_table(
+            base, tuned, load_eval_data(path), n=8, labels=(base_label, tuned_label)
+        )
+    steps = present.metrics_over_steps(report) if len(models) > 2 else None
+    return table.reset_index(), chart, per_query, steps
+
+
+def build(ctx, reg, lang: str):
+    import gradio as gr
+
+    from studio import runs
+
+    gr.Markdown(t("eval_intro", lang))
+    with gr.Row():
+        data_dir = gr.Textbox(
+            label=t("eval_data", lang), value="example_data/eval", elem_id="eval-data"
+        )
+        ks = gr.Textbox(label="k", value="1,5,10,100", elem_id="eval-k")
+    with gr.Tab(t("eval_run", lang)):
+        with gr.Row():
+            run_pick = gr.Dropdown(choices=[], label=t("run", lang), elem_id="eval-run")
+            refresh = gr.Button(t("refresh", lang), scale=0)
+        run_btn = gr.Button(t("eval_run", lang), variant="primary", elem_id="eval-run-btn")
+    with gr.Tab(t("eval_models", lang)):
+        with gr.Row():
+            baseline = gr.Textbox(
+                label=t("eval_baseline", lang),
+                elem_id="eval-baseline",
+                value="bundled:all-MiniLM-L6-v2",
+            )
+            model = gr.Textbox(label=t("eval_model", lang), elem_id="eval-model")
+        models_btn = gr.Button(t("eval_models", lang), elem_id="eval-models-btn")
+    summary = gr.Markdown(elem_id="eval-summary")
+    table = gr.Dataframe(interactive=False, label=t("eval_table", lang), elem_id="eval-table")
+    chart = gr.Plot(elem_id="eval-chart")
+    steps_plot = gr.Plot(elem_id="eval-steps")
+    per_query = gr.Dataframe(
+        interactive=False, wrap=True, label=t("eval_per_query", lang), elem_id="eval-per-query"
+    )
+
+    def k_values(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(sorted({int(k) for k in text.replace(" ", "").split(",") if k}))
+        except ValueError:
+            raise gr.Error("k must be whole numbers separated by commas, e.g. 1,5,10") from None
+        if not values or min(values) < 1:
+            raise gr.Error("k must be positive whole numbers.")
+        return values
+
+    def data_path(text: str) -> Path:
+        path = (ctx.base_dir / (text or "example_data/eval")).resolve()
+        if not path.is_dir():
+            raise gr.Error(f"No evaluation folder {path}.")
+        return path
+
+    def list_runs():
+        names = [r.name for r in runs.list_runs(ctx.runs_dir) if r.state == "succeeded"]
+        return gr.update(choices=names, value=names[0] if names else None)
+
+    def evaluate_run(name, data_text, k_text, progress=gr.Progress()):  # noqa: B008 - Gradio
+        from studio.evaluation.run_eval import evaluate_run as run_eval
+
+        if not name:
+            raise gr.Error("Pick a finished run.")
+        progress(0.1, desc="encoding (cached models are instant)")
+        try:
+            report = run_eval(ctx.runs_dir / name, data_path(data_text), ks=k_values(k_text))
+        except (ValueError, FileNotFoundError) as exc:
+            raise gr.Error(str(exc)) from None
+        return _show(report, str(data_path(data_text)))
+
+    def evaluate_models(base, tuned, data_text, k_text, *values, progress=gr.Progress()):  # noqa: B008
+        from studio.config import resolve_model
+        from studio.evaluation.evaluate import (
+            comparison_report,
+            resolve_settings,
+        )
+        from studio.evaluation.evaluate import (
+            evaluate_models as score,
+        )
+
+        *values, explicit = values
+        cfg, _ = reg.config_from(values, explicit)
+        if not tuned:
+            raise gr.Error("Give the fine-tuned model's folder (a run's model/ or a checkpoint).")
+        paths = {
+            "baseline": resolve_model(base, ctx.base_dir),
+            "fine-tuned": resolve_model(tuned, ctx.base_dir),
+        }
+        data = data_path(data_text)
+        progress(0.1, desc="encoding (cached models are instant)")
+        try:
+            settings, warnings = resolve_settings(
+                [paths["fine-tuned"], paths["baseline"]], config=cfg
+            )
+            results = score(paths, data, settings, k_values(k_text))
+        except (ValueError, FileNotFoundError, OSError) as exc:
+            raise gr.Error(str(exc)) from None
+        from studio.evaluation.data import load_eval_data
+
+        report = comparison_report(results, load_eval_data(data), settings, warnings, details=True)
+        return _show(report, str(data))
+
+    def _show(report, data_text):
+        frame, bars, wins, steps = results_view(report, data_text)
+        delta = report.get("delta", {}).get("ndcg_at_10")
+        head = f"**nDCG@10 change: {delta:+.4f}**" if delta is not None else ""
+        notes = "\n".join(f"- {w}" for w in report.get("warnings", []))
+        return (
+            head + ("\n\n" + notes if notes else ""),
+            frame,
+            bars,
+            steps if steps is not None else None,
+            wins,
+        )
+
+    outputs = [summary, table, chart, steps_plot, per_query]
+    refresh.click(list_runs, None, run_pick)
+    run_btn.click(evaluate_run, [run_pick, data_dir, ks], outputs)
+    models_btn.click(
+        evaluate_models, [baseline, model, data_dir, ks, *reg.inputs(), reg.explicit], outputs
+    )
+    return run_pick, list_runs
