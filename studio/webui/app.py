@@ -659,6 +659,10 @@ def build_app(ctx: AppContext):
             lang_radio,
             reg.form_components() + reg.launch_components() + text_comps,
         )
+    # The page's events are its wiring, not an API: each carries ~160 form inputs, and listing
+    # them made the page 10 MB and showed config defaults to anyone before the login.
+    for fn in demo.fns.values():
+        fn.api_visibility = "private"
     return demo
 
 
