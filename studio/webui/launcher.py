@@ -61,6 +61,19 @@ def parse_credentials(args) -> list[tuple[str, str]]:
     return creds
 
 
+def _warm_in_background() -> None:
+    """Import plotly while the server starts, so the first live chart does not wait a second
+    for it (it is not needed to serve the page, so start-up does not pay for it either)."""
+    import threading
+
+    def warm() -> None:
+        from plotly.subplots import make_subplots
+
+        make_subplots(rows=3, cols=1)
+
+    threading.Thread(target=warm, name="warm-plotly", daemon=True).start()
+
+
 def _patient_localhost_check() -> None:
     """Gradio refuses to start when one HEAD request to its own page takes over 3 s, which
     happens on a busy 2-core machine (a training run beside it). Give it up to 30 s."""
@@ -136,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo = build_app(ctx)
     _patient_localhost_check()
+    _warm_in_background()
     launch_kwargs = dict(
         server_name=args.host,
         server_port=args.port,
