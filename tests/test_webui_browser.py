@@ -288,3 +288,24 @@ def test_evaluate_tab_compares_two_models(browser, server):
     )
     page.screenshot(path=str(DOCS / "evaluate.png"), full_page=True)
     page.close()
+
+
+def test_two_browsers_keep_their_own_forms(browser, server):
+    url, _ = server
+    first, second = _page(browser, url), _page(browser, url)
+    _tab(first, "Training")
+    first.locator("#form-learning_rate input").fill("0.0042")
+    _tab(first, "Command")
+    first.wait_for_function(
+        "document.querySelector('#studio-command .cm-content')"
+        ".innerText.includes('--learning_rate 0.0042')",
+        timeout=30_000,
+    )
+    _tab(second, "Command")
+    second.wait_for_function(
+        "document.querySelector('#studio-command .cm-content').innerText.includes('--max_steps')",
+        timeout=30_000,
+    )
+    assert "0.0042" not in _command_text(second)
+    first.close()
+    second.close()
