@@ -1,0 +1,70 @@
+"""The Gradio studio served from a notebook kernel and shown inline in the notebook.
+
+The same app `python launch.py` serves (:func:`studio.webui.app.build_app`), started with
+``prevent_thread_lock`` so the cell returns and the kernel stays usable; the notebook shows
+it in an iframe (Gradio's ``inline``). It listens on localhost only: on a remote GPU server,
+forward the port (``ssh -L 7860:127.0.0.1:7860 server``) to open it in your browser.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from studio.config import StudioConfig
+
+
+def launch_web(
+    config: StudioConfig | str | Path | None = None,
+    runs_dir: str | Path = "runs",
+    base_dir: str | Path = ".",
+    port: int | None = None,
+    inline: bool = True,
+    lang: str = "en",
+    height: int = 900,
+    **launch_kwargs: Any,
+):
+    """Build the web studio over `config` (default: the quickstart) and serve it; return it.
+
+    `port` None takes the first free port from 7860. Stop it with ``demo.close()``.
+    Other keyword arguments go to Gradio's ``launch`` (e.g. ``auth=("user", "pass")``).
+    """
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import warnings
+
+    # Gradio 6.17 trips Starlette's rename of HTTP_422 on every request; not ours to fix.
+    warnings.filterwarnings("ignore", message=".*HTTP_422_UNPROCESSABLE_ENTITY.*")
+
+    from studio.webui.app import CSS, AppContext, build_app, initial_config
+
+    base = Path(base_dir).resolve()
+    if not isinstance(config, StudioConfig):
+        config = initial_config(config, base)
+    ctx = AppContext(runs_dir=(base / runs_dir).resolve(), base_dir=base, lang=lang, initial=config)
+    demo = build_app(ctx)
+    _patient_localhost_check()
+    demo.queue(default_concurrency_limit=8)
+    options = {
+        "server_name": "127.0.0.1",
+        "server_port": port,
+        "inline": inline,
+        "height": height,
+        "prevent_thread_lock": True,
+        "css": CSS,
+        "footer_links": ["gradio"],
+        **launch_kwargs,
+    }
+    demo.launch(**options)
+    return demo
+
+
+def _patient_localhost_check() -> None:
+    """Gradio gives up when one request to its own page takes 3 s, which a kernel that has
+    just trained and evaluated on 2 cores can take; the web launcher's patience, applied once."""
+    from gradio import networking
+
+    from studio.webui import launcher
+
+    if getattr(networking.url_ok, "__module__", "") != launcher.__name__:
+        launcher._patient_localhost_check()
