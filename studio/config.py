@@ -532,3 +532,14 @@ def resolve_paths(config: StudioConfig, base_dir: str | Path) -> StudioConfig:
     if studio.get("eval_data"):
         studio["eval_data"] = str((base / Path(studio["eval_data"])).resolve())
     return replace(config, args=args, deepspeed=deepspeed, studio=studio)
+
+
+def default_config(path: str | Path | None = None) -> StudioConfig:
+    """A face's starting config: the given file, else the bundled quickstart, else the bundled
+    model alone (so every face opens on something that trains offline)."""
+    if path:
+        return load(path)
+    quickstart = Path(__file__).resolve().parents[1] / "example_data" / "quickstart.yaml"
+    if quickstart.is_file():
+        return load(quickstart)
+    return StudioConfig({"model_name_or_path": BUNDLED_MODEL})

@@ -98,7 +98,10 @@ def from_widget(f: Field, raw: Any) -> Any:
         return None
     if isinstance(raw, str) and f.type == "str" and raw == "" and f.default in (None, ""):
         return None
-    return coerce(f, raw)
+    value = coerce(f, raw)
+    if f.type == "float" and isinstance(value, float) and value.is_integer():
+        value = int(value)  # a number widget says 4.0 where the user meant 4 (`--save_steps 4`)
+    return value
 
 
 def field_error(name: str, raw: Any, schema: Schema | None = None) -> str | None:

@@ -211,5 +211,10 @@ def label(name: str, lang: str = "en") -> str:
     return name.replace("_", " ").capitalize()
 
 
+def field_label(name: str, lang: str = "en") -> str:
+    """The label a face shows for a flag: the words, then the flag itself for the docs."""
+    return f"{label(name, lang)} · {name}"
+
+
 def group_label(group: str, lang: str = "en") -> str:
     return GROUP_ZH.get(group, group) if lang == "zh" else group

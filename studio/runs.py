@@ -247,10 +247,11 @@ def last_checkpoint(run_dir: str | Path) -> Path | None:
     out_dir = load_run_config(run_dir).args.get("output_dir")
     if not out_dir or not Path(out_dir).is_dir():
         return None
+    # trainer_state.json is written last: a stop during a save leaves a folder without it.
     found = [
         (int(m.group(1)), p)
         for p in Path(out_dir).iterdir()
-        if p.is_dir() and (m := _CHECKPOINT.match(p.name))
+        if p.is_dir() and (m := _CHECKPOINT.match(p.name)) and (p / "trainer_state.json").is_file()
     ]
     return max(found)[1] if found else None
 

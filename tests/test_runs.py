@@ -106,3 +106,12 @@ def test_exported_command_sh_trains_with_flagembedding_alone(tmp_path):
         "FlagEmbedding.finetune.embedder.encoder_only.base" in (run_dir / "command.sh").read_text()
     )
     assert (run_dir / "model" / "model.safetensors").is_file()
+
+
+def test_a_half_written_checkpoint_is_not_resumed_from(tmp_path):
+    run_dir = runs.prepare(tiny_train_config(), tmp_path / "runs", ROOT)
+    model = run_dir / "model"
+    (model / "checkpoint-2").mkdir(parents=True)
+    (model / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    (model / "checkpoint-4").mkdir()  # stopped while saving: no trainer_state.json yet
+    assert runs.last_checkpoint(run_dir) == model / "checkpoint-2"

@@ -323,3 +323,28 @@ def comparison_report(
         }
         report["compared"] = [labels[0], labels[-1]]
     return report
+
+
+def compare_models(
+    baseline: str | Path,
+    model: str | Path,
+    data: str | Path | EvalData,
+    config=None,
+    ks: Sequence[int] = DEFAULT_KS,
+    base_dir: str | Path = ".",
+) -> dict[str, Any]:
+    """A baseline and a fine-tuned model on held-out data, with one set of settings (the
+    config's pooling, instructions and lengths where given): the report both faces show."""
+    from studio.config import resolve_model
+
+    if not str(model or "").strip():
+        raise ValueError("Give the fine-tuned model's folder (a run's model/ or a checkpoint).")
+    paths = {
+        "baseline": resolve_model(str(baseline), Path(base_dir)),
+        "fine-tuned": resolve_model(str(model), Path(base_dir)),
+    }
+    if not isinstance(data, EvalData):
+        data = load_eval_data(data)
+    settings, warnings = resolve_settings([paths["fine-tuned"], paths["baseline"]], config=config)
+    results = evaluate_models(paths, data, settings, ks)
+    return comparison_report(results, data, settings, warnings, details=True)

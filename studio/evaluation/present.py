@@ -229,3 +229,24 @@ def metrics_over_steps(
         legend={"orientation": "h", "y": -0.2},
     )
     return fig
+
+
+def results_view(report: dict, data_path: str | None):
+    """(table, bar chart, wins/losses, metrics-over-steps or None) from a report/eval.json."""
+    from studio.evaluation.data import load_eval_data
+
+    models = report.get("models") or {}
+    labels = list(models)
+    base_label = "base" if "base" in models else labels[0]
+    tuned_label = "final" if "final" in models else labels[-1]
+    table = comparison_table(report, baseline=base_label, compared=tuned_label)
+    chart = bar_chart({k: models[k] for k in (base_label, tuned_label)})
+    per_query = None
+    path = data_path or (report.get("data") or {}).get("path")
+    base, tuned = models[base_label], models[tuned_label]
+    if path and base.get("per_query") and tuned.get("per_query"):
+        per_query = per_query_table(
+            base, tuned, load_eval_data(path), n=8, labels=(base_label, tuned_label)
+        )
+    steps = metrics_over_steps(report) if len(models) > 2 else None
+    return table.reset_index(), chart, per_query, steps

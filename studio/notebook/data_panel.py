@@ -18,7 +18,7 @@ class DataPanel:
     def __init__(self, studio, lang: str = "en"):
         import ipywidgets as w
 
-        from studio.webui.i18n import t
+        from studio.i18n import t
 
         self.studio = studio
         self.results: dict[str, Any] = {}

@@ -17,7 +17,7 @@ class EvalPanel:
     def __init__(self, studio, lang: str = "en"):
         import ipywidgets as w
 
-        from studio.webui.i18n import t
+        from studio.i18n import t
 
         self.studio = studio
         self.report: dict | None = None

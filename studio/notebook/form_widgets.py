@@ -25,7 +25,7 @@ _NOT_SET = "(not set)"
 
 
 def _text(key: str, lang: str) -> str:
-    from studio.webui.i18n import t
+    from studio.i18n import t
 
     return t(key, lang)
 
@@ -34,11 +34,11 @@ def field_widget(f: Field, value: Any, lang: str = "en"):
     """The typed ipywidget for one schema field, holding `value` as studio.form shows it."""
     import ipywidgets as w
 
-    from studio.webui.registry import field_label
+    from studio.labels import field_label
 
     kind = form.widget_kind(f)
     common = {
-        "description": field_label(f, lang),
+        "description": field_label(f.name, lang),
         "tooltip": f.help.strip() or f.name,
         "style": {"description_width": _LABEL_WIDTH},
         "layout": w.Layout(width=_WIDTH),

@@ -67,12 +67,12 @@ class Studio:
         self._form_changed("*")
 
     def _initial(self, config) -> StudioConfig:
-        from studio.webui.app import initial_config
+        from studio.config import default_config
 
         if isinstance(config, StudioConfig):
             return config
         if config is None:
-            return initial_config(None, self.base_dir)
+            return default_config(None)
         path = Path(config)
         if not path.is_absolute() and not path.exists():
             path = self.base_dir / path
@@ -386,27 +386,16 @@ class Studio:
         ks: str | Sequence[int] = (1, 5, 10, 100),
     ) -> dict[str, Any]:
         """Any two models on held-out data, encoded with the form's pooling and instructions."""
-        from studio.config import resolve_model
-        from studio.evaluation.data import load_eval_data
-        from studio.evaluation.evaluate import comparison_report, evaluate_models, resolve_settings
+        from studio.evaluation.evaluate import compare_models
         from studio.evaluation.metrics import parse_ks
 
-        if not str(model or "").strip():
-            raise ValueError("Give the fine-tuned model's folder (a run's model/ or a checkpoint).")
-        paths = {
-            "baseline": resolve_model(str(baseline), self.base_dir),
-            "fine-tuned": resolve_model(str(model), self.base_dir),
-        }
-        data = load_eval_data(self._eval_path(eval_data))
-        settings, warnings = resolve_settings(
-            [paths["fine-tuned"], paths["baseline"]], config=self.config()
+        return compare_models(
+            baseline, model, self._eval_path(eval_data), self.config(), parse_ks(ks), self.base_dir
         )
-        results = evaluate_models(paths, data, settings, parse_ks(ks))
-        return comparison_report(results, data, settings, warnings, details=True)
 
     def eval_view(self, report: dict[str, Any]) -> dict[str, Any]:
         """What a report shows: summary HTML, metrics table, bar chart, per-query, steps."""
-        from studio.webui.eval_tab import results_view
+        from studio.evaluation.present import results_view
 
         table, chart, per_query, steps = results_view(report, None)
         delta = (report.get("delta") or {}).get("ndcg_at_10")
@@ -425,7 +414,7 @@ class Studio:
         """The config form: Model & data, Training (basic first, groups folded), Launch."""
         import ipywidgets as w
 
-        from studio.webui.i18n import t
+        from studio.i18n import t
 
         pages = self.form.pages()
         return w.Tab(
@@ -437,8 +426,8 @@ class Studio:
         """The live command, pre-flight, save/load a config and import a script."""
         import ipywidgets as w
 
+        from studio.i18n import t
         from studio.notebook.actions import wire
-        from studio.webui.i18n import t
 
         if self._command_panel is not None:
             return self._command_panel
@@ -501,7 +490,7 @@ class Studio:
         """Everything in tabs, in the web UI's order."""
         import ipywidgets as w
 
-        from studio.webui.i18n import t
+        from studio.i18n import t
 
         if self._tabs is None:
             pages = self.form.pages()

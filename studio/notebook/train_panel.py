@@ -24,7 +24,7 @@ class TrainPanel:
         import ipywidgets as w
 
         from studio.charts import Series, training_figure
-        from studio.webui.i18n import t
+        from studio.i18n import t
 
         self.preflight = studio.preflight
         self.start_button = w.Button(description=t("start", lang), button_style="primary")

@@ -16,9 +16,9 @@ from studio import command, form, labels, preflight, runs
 from studio import config as config_mod
 from studio.config import StudioConfig
 from studio.hardware import detect
+from studio.i18n import t
 from studio.problems import ERROR, Problem
 from studio.runlog import tail_lines
-from studio.webui.i18n import t
 from studio.webui.registry import Registry, field_info, field_label, make_input
 
 CSS = """
@@ -38,6 +38,11 @@ class AppContext:
 
 
 # --------------------------------------------------------------------------- pure helpers
+
+
+def loaded_state(cfg: StudioConfig) -> dict:
+    """What a session remembers of the config it loaded beyond the widgets' values."""
+    return {"args": list(cfg.args), "studio": dict(cfg.studio)}
 
 
 def problems_markdown(problems: list[Problem]) -> str:
@@ -89,9 +94,17 @@ class Handlers:
         self.reg = reg
 
     # -- form -> config
-    def config_from(self, values, explicit) -> tuple[StudioConfig, list[Problem]]:
+    def config_from(self, values, loaded) -> tuple[StudioConfig, list[Problem]]:
+        """The config of the form; `loaded` (session state) keeps what the widgets do not hold:
+        the keys the loaded config set explicitly and its `studio:` section."""
         form_values, launch_values = self.reg.split(values)
-        return form.values_to_config(form_values, launch_values, explicit=tuple(explicit or ()))
+        loaded = loaded or {}
+        return form.values_to_config(
+            form_values,
+            launch_values,
+            studio=loaded.get("studio"),
+            explicit=tuple(loaded.get("args") or ()),
+        )
 
     def refresh(self, *values):
         """Command, pre-flight and Start's state for the current form."""
@@ -136,7 +149,7 @@ class Handlers:
         return (
             [values[n] for n in self.reg.form]
             + [launch[k] for k in form.LAUNCH_KEYS]
-            + [list(cfg.args)]
+            + [loaded_state(cfg)]
         )
 
     def load_config(self, path: str, upload) -> list:
@@ -465,7 +478,7 @@ def build_app(ctx: AppContext):
     h = Handlers(ctx, reg)
 
     with gr.Blocks(title="BGE Studio") as demo:
-        explicit = gr.State(list(cfg.args))
+        explicit = gr.State(loaded_state(cfg))
         reg.explicit = explicit
         reg.config_from = h.config_from
         watcher = gr.State(None)
@@ -682,9 +695,4 @@ def _optional_tab(module: str, ctx: AppContext, reg: Registry, lang: str):
 
 def initial_config(path: str | Path | None, base_dir: Path) -> StudioConfig:
     """The form's starting point: a config file, else the embedded quickstart default."""
-    if path:
-        return config_mod.load(path)
-    quickstart = Path(__file__).resolve().parents[2] / "example_data" / "quickstart.yaml"
-    if quickstart.is_file():
-        return config_mod.load(quickstart)
-    return StudioConfig({"model_name_or_path": config_mod.BUNDLED_MODEL})
+    return config_mod.default_config(path)

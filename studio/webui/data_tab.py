@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from studio.i18n import t
 from studio.problems import Problem
-from studio.webui.i18n import t
 
 
 def _paths(text: str, cfg, base_dir: Path) -> list[str]:

@@ -9,29 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from studio.webui.i18n import t
-
-
-def results_view(report: dict, data_path: str | None):
-    """(table, bar chart, wins/losses, metrics-over-steps or None) from a report/eval.json."""
-    from studio.evaluation import present
-    from studio.evaluation.data import load_eval_data
-
-    models = report.get("models") or {}
-    labels = list(models)
-    base_label = "base" if "base" in models else labels[0]
-    tuned_label = "final" if "final" in models else labels[-1]
-    table = present.comparison_table(report, baseline=base_label, compared=tuned_label)
-    chart = present.bar_chart({k: models[k] for k in (base_label, tuned_label)})
-    per_query = None
-    path = data_path or (report.get("data") or {}).get("path")
-    base, tuned = models[base_label], models[tuned_label]
-    if path and base.get("per_query") and tuned.get("per_query"):
-        per_query = present.per_query_table(
-            base, tuned, load_eval_data(path), n=8, labels=(base_label, tuned_label)
-        )
-    steps = present.metrics_over_steps(report) if len(models) > 2 else None
-    return table.reset_index(), chart, per_query, steps
+from studio.i18n import t
 
 
 def build(ctx, reg, lang: str):
@@ -99,38 +77,23 @@ def build(ctx, reg, lang: str):
         return _show(report, str(data_path(data_text)))
 
     def evaluate_models(base, tuned, data_text, k_text, *values, progress=gr.Progress()):  # noqa: B008
-        from studio.config import resolve_model
-        from studio.evaluation.evaluate import (
-            comparison_report,
-            resolve_settings,
-        )
-        from studio.evaluation.evaluate import (
-            evaluate_models as score,
-        )
+        from studio.evaluation.evaluate import compare_models
 
         *values, explicit = values
         cfg, _ = reg.config_from(values, explicit)
         if not tuned:
             raise gr.Error("Give the fine-tuned model's folder (a run's model/ or a checkpoint).")
-        paths = {
-            "baseline": resolve_model(base, ctx.base_dir),
-            "fine-tuned": resolve_model(tuned, ctx.base_dir),
-        }
         data = data_path(data_text)
         progress(0.1, desc="encoding (cached models are instant)")
         try:
-            settings, warnings = resolve_settings(
-                [paths["fine-tuned"], paths["baseline"]], config=cfg
-            )
-            results = score(paths, data, settings, k_values(k_text))
+            report = compare_models(base, tuned, data, cfg, k_values(k_text), ctx.base_dir)
         except (ValueError, FileNotFoundError, OSError) as exc:
             raise gr.Error(str(exc)) from None
-        from studio.evaluation.data import load_eval_data
-
-        report = comparison_report(results, load_eval_data(data), settings, warnings, details=True)
         return _show(report, str(data))
 
     def _show(report, data_text):
+        from studio.evaluation.present import results_view
+
         frame, bars, wins, steps = results_view(report, data_text)
         delta = report.get("delta", {}).get("ndcg_at_10")
         head = f"**nDCG@10 change: {delta:+.4f}**" if delta is not None else ""

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from studio import form, labels
+from studio.i18n import t
 from studio.schema import Field
-from studio.webui.i18n import t
 
 
 @dataclass
@@ -45,8 +45,7 @@ class Registry:
 
 
 def field_label(f: Field, lang: str) -> str:
-    text = labels.label(f.name, lang)
-    return f"{text} · {f.name}"
+    return labels.field_label(f.name, lang)
 
 
 def field_info(f: Field, error: str | None = None) -> str:

@@ -1,4 +1,4 @@
-"""Words of the web UI in English and Chinese; flag labels come from studio.labels."""
+"""Words of the faces (web UI, notebook) in English and Chinese; flag labels: studio.labels."""
 
 from __future__ import annotations
 
