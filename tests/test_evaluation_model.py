@@ -88,8 +88,7 @@ def cache_dir(tmp_path_factory):
 
 
 def test_bundled_model_matches_an_independent_transformers_pytrec_eval_computation(cache_dir):
-    if not (EVAL / "corpus.jsonl").is_file():
-        pytest.skip("example_data/eval is missing")
+    assert (EVAL / "corpus.jsonl").is_file(), "example_data/eval is committed"
     settings, warnings = resolve_settings(["bundled:all-MiniLM-L6-v2"])
     assert (settings.pooling, settings.normalize, settings.passage_max_len) == ("mean", True, 256)
     assert not warnings
