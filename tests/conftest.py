@@ -43,3 +43,14 @@ def tiny_train_config(out_dir: Path | None = None, **overrides) -> StudioConfig:
 @pytest.fixture
 def tiny_config():
     return tiny_train_config
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """HF's TrainingArguments writes ACCELERATE_* variables into os.environ when a test parses
+    flags in-process (e.g. `--deepspeed ... --fp16` sets ACCELERATE_USE_DEEPSPEED and the mixed
+    precision); without this, every later subprocess run would inherit them."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
