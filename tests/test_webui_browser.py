@@ -1,7 +1,7 @@
 """The web studio in a real browser (headless Debian Chromium through Playwright).
 
 The server is the real `python launch.py`; the run it starts is a real CPU fine-tune of the
-bundled model. Screenshots of the main tabs are written to docs/ for the README.
+bundled model. Screenshots of the main tabs are saved (to docs/ with BGE_STUDIO_SCREENSHOTS=docs).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -19,7 +20,9 @@ from conftest import ROOT, SEED_SCRIPT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
-DOCS = ROOT / "docs"
+# Screenshots for the README: BGE_STUDIO_SCREENSHOTS=docs pytest tests/test_webui_browser.py
+# (by default they go to a temporary folder, so running the tests leaves the tree clean).
+DOCS = Path(os.environ.get("BGE_STUDIO_SCREENSHOTS") or tempfile.mkdtemp(prefix="bge-shots-"))
 
 
 def _free_port() -> int:
