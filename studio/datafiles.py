@@ -54,16 +54,31 @@ def count_examples(path: Path) -> int:
 
 @lru_cache(maxsize=256)
 def _count_examples(name: str, size: int, mtime_ns: int) -> int:
-    path = Path(name)
-    with path.open("rb") as fh:
-        head = fh.read(1 << 16).lstrip()
-    if head.startswith(b"["):
-        import json
-
-        return len(json.loads(path.read_text(encoding="utf-8")))
+    if is_json_array(name):
+        return len(load_array(name))
     count = 0
-    with path.open("rb") as fh:
+    with open(name, "rb") as fh:
         for line in fh:
             if line.strip():
                 count += 1
     return count
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+def is_json_array(path: str | Path) -> bool:
+    """True when the file is one JSON array (rows as items) rather than JSON Lines."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if head.startswith(BOM):
+        head = head[3:]
+    return head.lstrip()[:1] == b"["
+
+
+def load_array(path: str | Path) -> list:
+    """A JSON-array file, parsed whole (such files cannot be streamed without a parser library)."""
+    import json
+
+    raw = Path(path).read_bytes()
+    return json.loads(raw[3:] if raw.startswith(BOM) else raw)

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from studio import datafiles
 
-BOM = b"\xef\xbb\xbf"
+BOM = datafiles.BOM
+is_json_array = datafiles.is_json_array
+load_array = datafiles.load_array
 CHUNK = 1 << 20
 
 
@@ -33,21 +35,6 @@ class Row:
 def data_files(paths: list[str | Path]) -> list[Path]:
     """The files FlagEmbedding reads for these paths (see :func:`studio.datafiles.expand`)."""
     return datafiles.expand(list(paths)).files
-
-
-def is_json_array(path: str | Path) -> bool:
-    """True when the file is one JSON array (rows as items) rather than JSON Lines."""
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
-    if head.startswith(BOM):
-        head = head[3:]
-    return head.lstrip()[:1] == b"["
-
-
-def load_array(path: str | Path) -> list:
-    """A JSON-array file, parsed whole (such files cannot be streamed without a parser library)."""
-    raw = Path(path).read_bytes()
-    return json.loads(raw[3:] if raw.startswith(BOM) else raw)
 
 
 def count_lines(path: str | Path) -> int:

@@ -140,26 +140,29 @@ def detect_layout(path: str | Path, split: str = "test") -> str:
 # --------------------------------------------------------------------------- readers
 
 
-def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of every non-blank line; an unreadable file names itself."""
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
         raise EvalDataError(f"cannot read: {exc.strerror}.", path) from None
     with handle:
         for number, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except ValueError as exc:
-                raise EvalDataError(
-                    f"not valid JSON: {exc}.", path, number, "Write one JSON object per line."
-                ) from None
-            if not isinstance(row, dict):
-                raise EvalDataError(
-                    f"expected a JSON object, got {type(row).__name__}.", path, number
-                )
-            yield number, row
+            if raw.strip():
+                yield number, raw
+
+
+def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
+    for number, raw in _lines(path):
+        try:
+            row = json.loads(raw)
+        except ValueError as exc:
+            raise EvalDataError(
+                f"not valid JSON: {exc}.", path, number, "Write one JSON object per line."
+            ) from None
+        if not isinstance(row, dict):
+            raise EvalDataError(f"expected a JSON object, got {type(row).__name__}.", path, number)
+        yield number, row
 
 
 def _id(row: dict, keys: tuple[str, ...], path: Path, line: int) -> str:
@@ -240,29 +243,21 @@ def read_queries(path: Path) -> dict[str, str]:
 
 def read_qrels_tsv(path: Path) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise EvalDataError(f"cannot read: {exc.strerror}.", path) from None
-    with handle:
-        for number, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
-            line = raw.rstrip("\r\n")
-            cols = next(csv.reader([line], delimiter="\t")) if "\t" in line else line.split()
-            if len(cols) == 4:  # TREC: qid iteration docid relevance
-                cols = [cols[0], cols[2], cols[3]]
-            if len(cols) != 3:
-                raise EvalDataError(
-                    f"expected 3 tab-separated columns (query-id, corpus-id, score), "
-                    f"got {len(cols)}.",
-                    path,
-                    number,
-                )
-            query_id, doc_id, score = (c.strip() for c in cols)
-            if number == 1 and not _looks_numeric(score):
-                continue  # the header row
-            qrels.setdefault(query_id, {})[doc_id] = _relevance(score, path, number)
+    for number, raw in _lines(path):
+        line = raw.rstrip("\r\n")
+        cols = next(csv.reader([line], delimiter="\t")) if "\t" in line else line.split()
+        if len(cols) == 4:  # TREC: qid iteration docid relevance
+            cols = [cols[0], cols[2], cols[3]]
+        if len(cols) != 3:
+            raise EvalDataError(
+                f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(cols)}.",
+                path,
+                number,
+            )
+        query_id, doc_id, score = (c.strip() for c in cols)
+        if number == 1 and not _looks_numeric(score):
+            continue  # the header row
+        qrels.setdefault(query_id, {})[doc_id] = _relevance(score, path, number)
     return qrels
 
 
