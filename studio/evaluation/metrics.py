@@ -1,8 +1,7 @@
 """Retrieval metrics exactly as trec_eval (and so pytrec_eval, BEIR and FlagEmbedding) define them.
 
-The studio computes them itself, per query, because it needs the per-query values for the
-wins-and-losses table and because it ranks once for every cutoff. The definitions follow
-trec_eval, and the tests check every value against pytrec_eval on fixed rankings:
+The values come from pytrec_eval (trec_eval's own C code) per query; the studio keeps the
+per-query values for the wins-and-losses table. The definitions, as trec_eval has them:
 
 ``recall_at_k``  relevant documents in the top k / all relevant documents of the query
 ``ndcg_at_k``    DCG of the top k (gain = the graded relevance, discount log2(rank + 1)) over
@@ -14,7 +13,9 @@ trec_eval, and the tests check every value against pytrec_eval on fixed rankings
 
 "Relevant" means relevance >= 1 (trec_eval's default level); relevance <= 0 gains nothing.
 A ranking is a list of document ids best first; ties must already be broken the way trec_eval
-breaks them (score descending, then document id descending), which :mod:`.search` does.
+breaks them (score descending, then document id descending), which :mod:`.search` does. It is
+handed to trec_eval as strictly decreasing scores, so trec_eval keeps exactly that order. MRR@k
+is trec_eval's ``recip_rank`` when the first relevant document is within the top k, else 0.
 """
 
 from __future__ import annotations
@@ -57,41 +58,41 @@ def parse_ks(text: str | Iterable[int]) -> list[int]:
     return ks
 
 
+def _evaluator(qrels: Mapping[str, Mapping[str, int]], ks: Sequence[int]):
+    import pytrec_eval  # C++ trec_eval; imported here so the CLI starts fast
+
+    cut = ",".join(map(str, ks))
+    measures = {f"ndcg_cut.{cut}", f"recall.{cut}", f"map_cut.{cut}", "recip_rank"}
+    return pytrec_eval.RelevanceEvaluator(
+        {qid: {doc: int(rel) for doc, rel in qrel.items()} for qid, qrel in qrels.items()},
+        measures,
+        relevance_level=1,
+    )
+
+
+def _as_run(ranking: Sequence[str]) -> dict[str, float]:
+    """A best-first ranking as trec_eval scores: strictly decreasing, so its order is kept."""
+    n = len(ranking)
+    return {doc: float(n - i) for i, doc in enumerate(ranking)}
+
+
+def _named(values: Mapping[str, float], ks: Sequence[int]) -> dict[str, float]:
+    rr = values.get("recip_rank", 0.0)
+    out: dict[str, float] = {}
+    for k in ks:
+        out[metric_name("ndcg", k)] = values.get(f"ndcg_cut_{k}", 0.0)
+        out[metric_name("recall", k)] = values.get(f"recall_{k}", 0.0)
+        # MRR@k: trec_eval's recip_rank counts only when the first hit is within the top k.
+        out[metric_name("mrr", k)] = rr if rr * k >= 1.0 - 1e-12 else 0.0
+        out[metric_name("map", k)] = values.get(f"map_cut_{k}", 0.0)
+    return {name: out[name] for name in metric_names(ks)}
+
+
 def query_metrics(
     ranking: Sequence[str], qrel: Mapping[str, int], ks: Iterable[int] = DEFAULT_KS
 ) -> dict[str, float]:
     """Every metric at every cutoff for one query."""
-    ks = sorted(set(ks))
-    n_relevant = sum(1 for rel in qrel.values() if rel >= 1)
-    ideal = sorted((rel for rel in qrel.values() if rel > 0), reverse=True)
-    out: dict[str, float] = {}
-    dcg = 0.0
-    hits = 0
-    precision_sum = 0.0
-    first_hit = 0
-    ideal_dcg = 0.0
-    k_iter = iter(ks)
-    k = next(k_iter)
-    top = max(ks)
-    for rank in range(1, top + 1):
-        if rank <= len(ranking):
-            rel = qrel.get(ranking[rank - 1], 0)
-            if rel > 0:
-                dcg += rel / math.log2(rank + 1)
-            if rel >= 1:
-                hits += 1
-                precision_sum += hits / rank
-                if not first_hit:
-                    first_hit = rank
-        if rank <= len(ideal):
-            ideal_dcg += ideal[rank - 1] / math.log2(rank + 1)
-        while k == rank:
-            out[metric_name("ndcg", k)] = dcg / ideal_dcg if ideal_dcg > 0 else 0.0
-            out[metric_name("recall", k)] = hits / n_relevant if n_relevant else 0.0
-            out[metric_name("mrr", k)] = 1.0 / first_hit if first_hit else 0.0
-            out[metric_name("map", k)] = precision_sum / n_relevant if n_relevant else 0.0
-            k = next(k_iter, None)
-    return {name: out[name] for name in metric_names(ks)}
+    return score_rankings({"q": ranking}, {"q": qrel}, ks)[1]["q"]
 
 
 def score_rankings(
@@ -101,11 +102,11 @@ def score_rankings(
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """(mean over queries, per query) for every query that has both a ranking and qrels."""
     ks = sorted(set(ks))
-    per_query = {
-        qid: query_metrics(ranking, qrels[qid], ks)
-        for qid, ranking in rankings.items()
-        if qid in qrels
-    }
+    judged = {qid: ranking for qid, ranking in rankings.items() if qid in qrels}
+    scored = {qid: _as_run(r) for qid, r in judged.items() if r}
+    raw = _evaluator({qid: qrels[qid] for qid in judged}, ks).evaluate(scored) if scored else {}
+    # trec_eval leaves out a query with an empty ranking; it scores 0 on every metric.
+    per_query = {qid: _named(raw.get(qid, {}), ks) for qid in judged}
     return mean_metrics(per_query, ks), per_query
 
 
