@@ -220,6 +220,12 @@ class Studio:
                 return runs.stop(target)
         return self.session.stop()
 
+    def clear_stale_locks(self) -> list[Path]:
+        """Remove DeepSpeed build locks no live process holds (the pre-flight names them)."""
+        from studio.buildlocks import clear_stale_locks
+
+        return clear_stale_locks()
+
     def resume(self, run: str | Path | None = None) -> Path:
         """Continue the watched run (or a named one) from its last checkpoint, and watch it."""
         target = runs.find_run(run, self.runs_dir) if run is not None else None

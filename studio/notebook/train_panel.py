@@ -69,7 +69,7 @@ class TrainPanel:
         self.progress.max = max(int(info["total"] or 0), int(info["step"]), 1)
         self.progress.value = min(int(info["step"]), self.progress.max)
         self.progress.bar_style = _BAR_STYLE.get(state, "")
-        self.progress_label.value = render.progress_text(info)
+        self.progress_label.value = render.progress_text(info, status)
         key = (str(run_dir), id(series))
         if added or key != self._drawn_key:
             self.draw(series, run_dir.name)
