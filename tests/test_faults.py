@@ -260,8 +260,8 @@ def test_web_studio_killed_mid_run_reattaches_then_supervisor_kill_ends_the_run(
     assert "running" in text
     report(
         "web studio killed (kill -9) mid-run, then restarted",
-        run_dir,
-        {"state": "running", "error": "run kept training; the restarted studio re-attached"},
+        None,
+        {"state": "running", "error": "the run kept training; the restarted studio re-attached"},
         None,
     )
 
