@@ -411,7 +411,7 @@ def wait(run_dir: str | Path, timeout_s: float | None = None, poll_s: float = 0.
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
         status = refresh(run_dir)
-        if status.get("state") != "running":
+        if state_of(status) is not RunState.RUNNING:
             return status
         if deadline is not None and time.monotonic() > deadline:
             return status

@@ -341,10 +341,16 @@ def test_running_status_with_a_gone_or_reused_pid_is_corrected_and_kills_nothing
 
 
 @pytest.fixture(scope="module")
-def ext_env(tmp_path_factory):
+def shared_ext(tmp_path_factory):
     """One TORCH_EXTENSIONS_DIR for the module's DeepSpeed runs: one op build, never the user's."""
-    ext = tmp_path_factory.mktemp("torch_extensions")
-    return {**os.environ, buildlocks.EXTENSIONS_ENV: str(ext)}
+    return tmp_path_factory.mktemp("torch_extensions")
+
+
+@pytest.fixture
+def ext_env(shared_ext, monkeypatch):
+    """The runs' environment; pre-flight (which reads this process's) sees the same folder."""
+    monkeypatch.setenv(buildlocks.EXTENSIONS_ENV, str(shared_ext))
+    return {**os.environ, buildlocks.EXTENSIONS_ENV: str(shared_ext)}
 
 
 def plant_stale_lock(ext: Path, op: str) -> Path:
@@ -357,9 +363,7 @@ def plant_stale_lock(ext: Path, op: str) -> Path:
     return path
 
 
-def test_stop_during_the_op_build_then_a_new_run_trains_despite_stale_adam_locks(
-    tmp_path, ext_env, monkeypatch
-):
+def test_stop_during_the_op_build_then_a_new_run_trains_despite_stale_adam_locks(tmp_path, ext_env):
     ext = Path(ext_env[buildlocks.EXTENSIONS_ENV])
     cfg = fault_config(deepspeed=True, max_steps=2)
     run_dir = runs.start(cfg, tmp_path / "runs", ROOT, env=ext_env)
@@ -381,7 +385,6 @@ def test_stop_during_the_op_build_then_a_new_run_trains_despite_stale_adam_locks
 
     # A new run, with stale fused_adam/cpu_adam locks (no holder) in the cache: it trains.
     stale = [plant_stale_lock(ext, op) for op in ("fused_adam", "cpu_adam")]
-    monkeypatch.setenv(buildlocks.EXTENSIONS_ENV, str(ext))
     problems = preflight.run_checks(cfg, ROOT)
     named = [p for p in problems if p.code == "stale_build_lock"]
     assert {p.file for p in named} == {str(p) for p in stale}

@@ -11,9 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from studio.problems import Problem
+from studio.runfolder import RunState
 
 _ICONS = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}
-_STATE_ICONS = {"running": "🟢", "succeeded": "✅", "failed": "❌", "stopped": "⏹"}
+_STATE_ICONS = {
+    RunState.RUNNING: "🟢",
+    RunState.SUCCEEDED: "✅",
+    RunState.FAILED: "❌",
+    RunState.STOPPED: "⏹",
+}
 
 
 def pre(text: str, max_height: str = "24em") -> str:
@@ -67,7 +73,7 @@ def status_html(run_dir: Path | None, status: dict | None, note: str = "") -> st
     if run_dir is None:
         return f"<div>{html.escape(note or 'No run is being watched.')}</div>"
     status = status or {}
-    from studio.runfolder import RunState, phase_text, state_of
+    from studio.runfolder import phase_text, state_of
 
     state = status.get("state", "unknown")
     phase = phase_text(status)

@@ -18,6 +18,7 @@ from studio.config import StudioConfig
 from studio.hardware import detect
 from studio.i18n import t
 from studio.problems import ERROR, Problem
+from studio.runfolder import RunFolder, RunState
 from studio.runlog import tail_lines
 from studio.webui.registry import Registry, field_info, field_label, make_input
 
@@ -89,7 +90,12 @@ def status_markdown(run_dir: Path | None, status: dict | None) -> str:
         return ""
     status = status or {}
     state = status.get("state", "unknown")
-    icon = {"running": "🟢", "succeeded": "✅", "failed": "❌", "stopped": "⏹"}.get(state, "")
+    icon = {
+        RunState.RUNNING: "🟢",
+        RunState.SUCCEEDED: "✅",
+        RunState.FAILED: "❌",
+        RunState.STOPPED: "⏹",
+    }.get(state, "")
     text = f"{icon} **{run_dir.name}** — {state}"
     phase = phase_text(status)
     if phase:
@@ -272,10 +278,10 @@ class Handlers:
         run_dir = None
         if stored:
             candidate = self.ctx.runs_dir / stored
-            if (candidate / "status.json").is_file():
+            if RunFolder(candidate).is_run():
                 run_dir = candidate
         if run_dir is None:
-            running = [r for r in runs.list_runs(self.ctx.runs_dir) if r.state == "running"]
+            running = [r for r in runs.list_runs(self.ctx.runs_dir) if r.state == RunState.RUNNING]
             run_dir = running[0].path if running else None
         if run_dir is None:
             return None, t("no_run", self.ctx.lang)
@@ -300,7 +306,7 @@ class Handlers:
             figure,
             progress_html(watcher.series, status),
             status_markdown(watcher.run_dir, status),
-            tail_lines(watcher.run_dir / "train.log", 30),
+            tail_lines(RunFolder(watcher.run_dir).log, 30),
         )
 
     def runs_table(self):
@@ -320,18 +326,18 @@ class Handlers:
         if not name:
             return "", None, "", ""
         run_dir = self.ctx.runs_dir / name
-        if not (run_dir / "status.json").is_file():
+        if not RunFolder(run_dir).is_run():
             raise gr.Error(f"No run {name} in {self.ctx.runs_dir}.")
         watcher = RunWatcher(run_dir)
         watcher.poll()
-        cfg_text = (run_dir / "config.yaml").read_text(encoding="utf-8")
+        cfg_text = RunFolder(run_dir).config.read_text(encoding="utf-8")
         status = runs.refresh(run_dir)
         summary = status_markdown(run_dir, status) + self.eval_summary(run_dir)
         return (
             cfg_text,
             training_figure(watcher.series, name),
             summary,
-            tail_lines(run_dir / "train.log", 40),
+            tail_lines(RunFolder(run_dir).log, 40),
         )
 
     def eval_summary(self, run_dir: Path) -> str:
