@@ -37,7 +37,7 @@ def render(rows: list[dict]) -> str:
         clean = "–" if row.get("clean_s") is None else f"{row['clean_s']:.1f} s"
         kept = ", ".join(row.get("kept") or []) or "–"
         lines.append(
-            f"| {_cell(row['fault'])} | {_cell(row.get('state'))} | {_cell(row.get('reason'))} "
+            f"| {_cell(row['fault'])} | {_cell(row.get('state'))} | {_cell(row.get('reason') or '–')} "
             f"| {row.get('processes_left', 0)} | {clean} | {kept} |"
         )
     return HEADER + "\n".join(lines) + "\n"

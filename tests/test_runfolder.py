@@ -221,3 +221,26 @@ def test_generated_config_leaves_the_optimizer_to_hf_unless_offloaded():
         "deepspeed_shm_comm",
         "cpu_adam",
     }
+
+
+def test_stop_on_a_failed_run_with_a_live_worker_kills_it(tmp_path):
+    from studio import runs
+
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    folder.update_status(state="running", attempt=1)
+    folder.update_status(state="failed", error="launcher killed by signal 9")
+    orphan = subprocess.Popen(["sleep", "60"])  # a worker that outlived its launcher
+    try:
+        procs.record(folder, orphan.pid, "worker0")
+        seen = runs.refresh(folder.path)
+        assert seen["state"] == "running" and seen["live_pids"] == [orphan.pid]
+        with pytest.raises(runs.RunBusy, match="still running"):
+            runs._launch(folder.path, StudioConfig({}), [], tmp_path, None)
+        status = runs.stop(folder.path, grace_s=5)
+        orphan.wait(10)
+        assert status["state"] == "failed" and status["error"] == "launcher killed by signal 9"
+        assert procs.live(folder) == []
+    finally:
+        orphan.kill()
+        orphan.wait()
