@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "example_data" / "train.jsonl"
 CLEAN_S = 30.0  # the issue's bound: no process of the run left after this
-SLOW_S = 600.0  # generous waits for a run to reach a point (the machine is shared)
+SLOW_S = 1800.0  # the most to wait for a run to reach a point (a shared, loaded machine)
 REPORT_ENV = "STUDIO_FAULTS_REPORT"
 
 
@@ -62,6 +62,16 @@ def write_config(path: Path, cfg: StudioConfig) -> Path:
 
     config_mod.save(cfg, path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _no_run_outlives_its_test(tmp_path_factory):
+    """A failed assertion must not leave a run training on a shared machine: stop every run
+    of this session that still has a live process (found from its folder)."""
+    yield
+    for status_file in tmp_path_factory.getbasetemp().rglob(RunFolder.STATUS):
+        if procs.live(RunFolder(status_file.parent)):
+            runs.stop(status_file.parent, grace_s=5)
 
 
 # --------------------------------------------------------------------------- observation
@@ -392,10 +402,14 @@ def test_stop_during_the_op_build_then_a_new_run_trains_despite_stale_adam_locks
     start = time.monotonic()
     run_dir = runs.start(cfg, tmp_path / "runs", ROOT, env=ext_env)
     status = runs.wait(run_dir, SLOW_S)
+    trained = f"trained ({time.monotonic() - start:.0f}s, op build included)"
     report(
         "new DeepSpeed run after that Stop, stale fused_adam + cpu_adam locks in the cache",
         run_dir,
-        {**status, "error": status.get("error") or f"trained in {time.monotonic() - start:.0f}s"},
+        {
+            **status,
+            "error": status.get("error") or (trained if status["state"] == "succeeded" else ""),
+        },
         None,
     )
     assert status["state"] == "succeeded", log_of(run_dir)
