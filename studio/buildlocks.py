@@ -176,7 +176,8 @@ def check_build_locks(config, hw=None, schema=None) -> list[Problem]:
             out.append(
                 Problem(
                     ERROR if blocks else WARNING,
-                    f"stale DeepSpeed build lock {lock.describe()}: "
+                    f"stale DeepSpeed build lock {lock.path} (op {lock.op}): no live process "
+                    "holds it, so "
                     + (
                         "this run would wait on it forever."
                         if blocks

@@ -354,7 +354,7 @@ def refresh(run_dir: str | Path) -> dict:
             return {
                 **status,
                 "recorded_state": status.get("state"),
-                "state": "running",
+                "state": RunState.RUNNING.value,
                 "live_pids": live,
             }
         return {**status, "live_pids": live}

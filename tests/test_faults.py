@@ -448,7 +448,7 @@ def test_a_lock_gone_stale_after_pre_flight_fails_the_run_at_once(tmp_path, ext_
         clean_s = wait_clean(run_dir)
         report("build lock gone stale during the run", run_dir, status, clean_s, config=True)
         assert status["state"] == "failed"
-        assert status["error"].startswith("StaleBuildLockError: stale DeepSpeed build lock")
+        assert "StaleBuildLockError: stale DeepSpeed build lock" in status["error"]
         assert str(lock) in status["error"] and "--clear-stale-locks" in status["error"]
         assert lock.exists(), "a lock the run did not take is the user's to clear"
     finally:
