@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from studio.problems import ERROR, Problem
+from studio.runfolder import RunFolder, RunState, state_of
 
 
 def _print_problems(problems: list[Problem], stream=sys.stdout) -> None:
@@ -32,9 +33,23 @@ def _load_config(path: str):
         raise SystemExit(2) from None
 
 
+def _clear_stale_locks(args) -> None:
+    """`--clear-stale-locks`: the user agrees to remove DeepSpeed build locks nobody holds."""
+    if not getattr(args, "clear_stale_locks", False):
+        return
+    from studio.buildlocks import clear_stale_locks
+
+    removed = clear_stale_locks()
+    for path in removed:
+        print(f"removed stale build lock {path}", file=sys.stderr)
+    if not removed:
+        print("no stale build lock found", file=sys.stderr)
+
+
 def cmd_check(args) -> int:
     from studio import preflight
 
+    _clear_stale_locks(args)
     problems = preflight.run_checks(_load_config(args.config), args.base_dir)
     _print_problems(problems)
     return 1 if any(p.level == ERROR for p in problems) else 0
@@ -81,9 +96,11 @@ def cmd_import_script(args) -> int:
     return 0
 
 
-def _progress_line(record: dict | None, started: float) -> str:
+def _progress_line(record: dict | None, started: float, status: dict | None = None) -> str:
     if not record:
-        return f"starting... {time.time() - started:5.0f}s"
+        from studio.runfolder import phase_text
+
+        return phase_text(status or {}) or f"starting... {time.time() - started:5.0f}s"
     step, total = record.get("step", 0), record.get("max_steps") or 0
     width = 30
     done = int(width * step / total) if total else 0
@@ -100,6 +117,7 @@ def cmd_train(args) -> int:
     from studio.runlog import last_metrics
 
     cfg = _load_config(args.config)
+    _clear_stale_locks(args)
     try:
         run_dir = runs.start(cfg, args.runs_dir, args.base_dir)
     except runs.PreflightFailed as exc:
@@ -109,16 +127,20 @@ def cmd_train(args) -> int:
     started = time.time()
     interactive = sys.stderr.isatty()
     shown = None
+    metrics = RunFolder(run_dir).metrics
     try:
         while True:
             status = runs.refresh(run_dir)
-            record = last_metrics(run_dir / "metrics.jsonl")
+            record = last_metrics(metrics)
+            line = _progress_line(record, started, status)
             if interactive:
-                print("\r" + _progress_line(record, started), end="", file=sys.stderr, flush=True)
-            elif record and record.get("step") != shown:  # a log file gets one line a step
-                shown = record.get("step")
-                print(_progress_line(record, started), file=sys.stderr, flush=True)
-            if status.get("state") != "running":
+                print("\r" + line.ljust(79), end="", file=sys.stderr, flush=True)
+            elif (record and record.get("step")) != shown or (
+                not record and status.get("phase") != shown
+            ):  # a log file gets one line a step (a phase before the first step)
+                shown = record.get("step") if record else status.get("phase")
+                print(line, file=sys.stderr, flush=True)
+            if state_of(status) is not RunState.RUNNING:
                 break
             time.sleep(1.0)
     except KeyboardInterrupt:
@@ -126,10 +148,18 @@ def cmd_train(args) -> int:
         status = runs.stop(run_dir)
     print(file=sys.stderr)
     print(f"{status.get('state')}: {run_dir}", file=sys.stderr)
+    _print_reason(status)
+    print(run_dir)
+    return 0 if state_of(status) is RunState.SUCCEEDED else 1
+
+
+def _print_reason(status: dict) -> None:
+    """The failure's reason and the last lines of this attempt's log."""
     if status.get("error"):
         print(f"error: {status['error']}", file=sys.stderr)
-    print(run_dir)
-    return 0 if status.get("state") == "succeeded" else 1
+    if status.get("log_tail"):
+        print("last lines of this attempt's log:", file=sys.stderr)
+        print(status["log_tail"], file=sys.stderr)
 
 
 def cmd_runs(args) -> int:
@@ -159,18 +189,25 @@ def cmd_stop(args) -> int:
 
     status = runs.stop(runs.find_run(args.run, args.runs_dir))
     print(status.get("state"))
+    _print_reason(status)
     return 0
 
 
 def cmd_resume(args) -> int:
     from studio import runs
 
-    run_dir = runs.resume(runs.find_run(args.run, args.runs_dir))
+    _clear_stale_locks(args)
+    try:
+        run_dir = runs.resume(runs.find_run(args.run, args.runs_dir))
+    except RuntimeError as exc:  # RunBusy (a live run holds the folder), no checkpoint
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(run_dir)
     if args.wait:
         status = runs.wait(run_dir)
         print(status.get("state"))
-        return 0 if status.get("state") == "succeeded" else 1
+        _print_reason(status)
+        return 0 if state_of(status) is RunState.SUCCEEDED else 1
     return 0
 
 
@@ -199,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="run the pre-flight checks on a config (exit 1 on errors)")
     p.add_argument("config")
     p.add_argument("--base-dir", default=".", help="folder relative paths are read from")
+    p.add_argument(
+        "--clear-stale-locks",
+        action="store_true",
+        help="first remove DeepSpeed build locks no live process holds (see `check`)",
+    )
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("command", help="print the shell script that runs the config")
@@ -218,13 +260,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--base-dir", default=".")
+    p.add_argument(
+        "--clear-stale-locks",
+        action="store_true",
+        help="first remove DeepSpeed build locks no live process holds (see `check`)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("runs", help="list runs: name, status, step, last loss")
     p.add_argument("--runs-dir", default="runs")
     p.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser("stop", help="stop a running run (its whole process group)")
+    p = sub.add_parser("stop", help="stop a run: every process of it, found from its folder")
     p.add_argument("run", help="run name or folder")
     p.add_argument("--runs-dir", default="runs")
     p.set_defaults(func=cmd_stop)
@@ -233,6 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run name or folder")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--wait", action="store_true", help="wait for it to finish")
+    p.add_argument(
+        "--clear-stale-locks",
+        action="store_true",
+        help="first remove DeepSpeed build locks no live process holds (see `check`)",
+    )
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("schema", help="list every FlagEmbedding argument the studio knows")

@@ -14,7 +14,7 @@ from studio.config import BUNDLED_PREFIX, StudioConfig, bundled_model_path
 from studio.deepspeed_config import DS_FILE_NAME
 from studio.schema import ENTRY_MODULE, Schema, load_schema
 
-STUDIO_ENTRY_MODULE = "studio.train_entry"
+STUDIO_ENTRY_MODULE = "studio.worker"  # contains the worker, then runs studio.train_entry
 DEFAULT_MASTER_PORT = 29500
 
 

@@ -1,5 +1,12 @@
 """Generate the DeepSpeed JSON a run uses, or read the user's own.
 
+Why no optimizer block (unless the optimizer is offloaded to the CPU): an `optimizer` section
+makes DeepSpeed JIT-build its fused Adam op on first use (a minute or two of silence on a fresh
+install, on the CPU accelerator too), and buys nothing over HF's own: without the section the
+Trainer creates torch's AdamW (fused on CUDA) from `--optim`/`--learning_rate`/... and hands it
+to `deepspeed.initialize`, which works for ZeRO 0-3. CPU offload is the exception: it needs
+DeepSpeed's CPU Adam, so then the section is written and the op is built.
+
 Why no scheduler block: DeepSpeed rejects `WarmupDecayLR` with zero warmup steps (a common
 trap with FlagEmbedding's example configs). Leaving the scheduler out lets HF's Trainer build
 the one named by `--lr_scheduler_type` with `--warmup_ratio`/`--warmup_steps`, which also
@@ -16,6 +23,17 @@ from typing import Any
 from studio.config import DeepSpeedSettings
 
 DS_FILE_NAME = "ds_config.json"
+
+
+_ADAMW = {
+    "type": "AdamW",
+    "params": {"lr": "auto", "betas": "auto", "eps": "auto", "weight_decay": "auto"},
+}
+
+
+def needs_deepspeed_optimizer(settings: DeepSpeedSettings) -> bool:
+    """Only optimizer offload needs DeepSpeed's own optimizer (its CPU Adam op)."""
+    return bool(settings.offload_optimizer and settings.stage >= 1)
 
 
 def generate(settings: DeepSpeedSettings) -> dict[str, Any]:
@@ -42,10 +60,7 @@ def generate(settings: DeepSpeedSettings) -> dict[str, Any]:
             "min_loss_scale": 1,
         },
         "bf16": {"enabled": bf16},
-        "optimizer": {
-            "type": "AdamW",
-            "params": {"lr": "auto", "betas": "auto", "eps": "auto", "weight_decay": "auto"},
-        },
+        **({"optimizer": _ADAMW} if needs_deepspeed_optimizer(settings) else {}),
         "gradient_accumulation_steps": "auto",
         "gradient_clipping": "auto",
         "steps_per_print": 100,

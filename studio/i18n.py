@@ -55,6 +55,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "preflight": ("Pre-flight checks", "训练前检查"),
     "start": ("Start training", "开始训练"),
     "stop": ("Stop", "停止"),
+    "clear_locks": ("Clear stale build locks", "清除失效的编译锁"),
     "status": ("Status", "状态"),
     "log": ("Log (tail)", "日志（末尾）"),
     "refresh": ("Refresh", "刷新"),

@@ -14,7 +14,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from studio.statusfile import update_json
+from studio.runfolder import RunFolder
 
 
 def post_train(run_dir: Path) -> int:
@@ -44,7 +44,7 @@ def post_train(run_dir: Path) -> int:
         traceback.print_exc()
         errors["export_error"] = f"{type(exc).__name__}: {exc}"
     if errors:
-        update_json(run_dir / "status.json", **errors)
+        RunFolder(run_dir).update_status(**errors)
     return 1 if errors else 0
 
 

@@ -93,8 +93,13 @@ def last_metrics(path: str | Path) -> dict | None:
 
 def exception_line(log_path: str | Path) -> str | None:
     """The line that names why a run failed (the worker's exception, not torchrun's wrapper)."""
+    return exception_line_in(tail_bytes(Path(log_path), 256 * 1024))
+
+
+def exception_line_in(text: str) -> str | None:
+    """The last exception line in a piece of log (see :func:`exception_line`)."""
     candidates = []
-    for raw in tail_bytes(Path(log_path), 256 * 1024).splitlines():
+    for raw in text.splitlines():
         line = _RANK_PREFIX.sub("", raw.rsplit("\r", 1)[-1]).strip()
         if _EXCEPTION.match(line) and not any(w in line for w in _WRAPPERS):
             candidates.append(line)

@@ -7,11 +7,15 @@ A run folder under the runs root (default `./runs/`) holds everything about it:
     ds_config.json  the DeepSpeed config actually used (when DeepSpeed is on)
     train.log       all output of the run
     metrics.jsonl   one line per logged step, written by a callback inside the trainer
-    status.json     state (running/succeeded/failed/stopped), exit code, pids, error line
+    status.json     state (running/succeeded/failed/stopped), phase, exit code, reason, log tail
+    procs/          pid + start time of every process of the run (see studio.procs)
     model/          the output_dir, unless the config names another
 
-The disk is the only state: any face, any browser session, a restarted studio all see the
-same runs by listing the folder. There is no global "current run" to override.
+The names belong to :class:`studio.runfolder.RunFolder`. The disk is the only state: any face,
+any browser session, a restarted studio all see the same runs by listing the folder. There is
+no global "current run" to override. A run is running while any of its processes lives
+(found from the folder, not from a process group); starting or resuming into a folder whose
+processes live is refused, under the folder's status lock, so two resumes cannot both start.
 """
 
 from __future__ import annotations
@@ -28,17 +32,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from studio import command, deepspeed_config, preflight
+from studio import command, deepspeed_config, preflight, procs, reasons
 from studio import config as config_mod
 from studio.config import StudioConfig
 from studio.problems import Problem, errors
+from studio.runfolder import RunFolder, RunState, phase_text, run_folder_env, state_of
 from studio.runlog import last_metrics
-from studio.statusfile import read_json, update_json, write_json
-from studio.supervisor import STOP_MARKER
 
 DEFAULT_RUNS_DIR = Path("runs")
 STOP_GRACE_S = 10.0
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+class RunBusy(RuntimeError):
+    """A start or resume into a run folder whose processes are alive."""
 
 
 class PreflightFailed(RuntimeError):
@@ -57,6 +64,7 @@ class RunSummary:
     last_loss: float | None
     started_at: float | None
     error: str | None = None
+    phase: str = ""
 
     def row(self) -> dict:
         started = (
@@ -153,20 +161,21 @@ def prepare(
     """Create the run folder and write config.yaml, ds_config.json and command.sh."""
     resolved = config_mod.resolve_paths(config, base_dir)
     run_dir = _new_run_dir(Path(runs_dir), name or _label(resolved))
+    folder = RunFolder(run_dir)
     if not resolved.args.get("output_dir"):
-        resolved = resolved.with_args(output_dir=str((run_dir / "model").resolve()))
+        resolved = resolved.with_args(output_dir=str(folder.default_model.resolve()))
     ds = deepspeed_config.resolve(resolved.deepspeed)
     if ds is not None:
-        (run_dir / deepspeed_config.DS_FILE_NAME).write_text(deepspeed_config.dumps(ds))
-    config_mod.save(resolved, run_dir / "config.yaml")
-    script = run_dir / "command.sh"
+        folder.ds_config.write_text(deepspeed_config.dumps(ds))
+    config_mod.save(resolved, folder.config)
+    script = folder.command
     script.write_text(command.render_script(resolved), encoding="utf-8")
     script.chmod(0o755)
     return run_dir
 
 
 def load_run_config(run_dir: str | Path) -> StudioConfig:
-    return config_mod.load(Path(run_dir) / "config.yaml")
+    return config_mod.load(RunFolder(run_dir).config)
 
 
 def _launch(
@@ -176,7 +185,13 @@ def _launch(
     cwd: Path,
     env: dict[str, str] | None,
 ) -> None:
-    ds_file = run_dir / deepspeed_config.DS_FILE_NAME
+    """Start an attempt's supervisor, unless a process of this run is alive (RunBusy).
+
+    The check, the new status and the supervisor's pid record happen under the folder's
+    status lock, so of two concurrent resumes (two browsers, UI and CLI) exactly one starts.
+    """
+    folder = RunFolder(run_dir)
+    ds_file = folder.ds_config
     argv = command.launch_argv(
         config,
         sys.executable,
@@ -185,22 +200,37 @@ def _launch(
     )
     argv += extra_args
     child_env = dict(os.environ if env is None else env)
-    child_env["STUDIO_METRICS_FILE"] = str((run_dir / "metrics.jsonl").resolve())
+    child_env["STUDIO_METRICS_FILE"] = str(folder.metrics.resolve())
+    child_env.update(run_folder_env(folder))
     child_env.setdefault("PYTHONUNBUFFERED", "1")
-    (run_dir / STOP_MARKER).unlink(missing_ok=True)
-    previous = read_json(run_dir / "status.json")
-    write_json(
-        run_dir / "status.json",
-        {
-            "state": "running",
-            "argv": argv,
-            "cwd": str(cwd),
-            "started_at": time.time(),
-            "first_started_at": previous.get("first_started_at", time.time()),
-            "attempt": previous.get("attempt", 0) + 1,
-            "exit_code": None,
-            "error": None,
-            "resumed_from": next(
+    with folder.locked():
+        _reap()
+        previous = folder.read_status()
+        live = _live(folder, previous)
+        if live:
+            raise RunBusy(
+                f"run {folder.name} is still running (attempt {previous.get('attempt', '?')}, "
+                f"pids {', '.join(map(str, live))}); stop it first, or wait for it to end"
+            )
+        folder.stop_marker.unlink(missing_ok=True)
+        now = time.time()
+        folder._update_unlocked(
+            state=RunState.RUNNING,
+            phase="starting",
+            phase_detail=None,
+            phase_since=now,
+            argv=argv,
+            cwd=str(cwd),
+            started_at=now,
+            first_started_at=previous.get("first_started_at", now),
+            attempt=previous.get("attempt", 0) + 1,
+            log_offset=folder.log.stat().st_size if folder.log.exists() else 0,
+            exit_code=None,
+            error=None,
+            log_tail=None,
+            ended_at=None,
+            child_pid=None,
+            resumed_from=next(
                 (
                     extra_args[i + 1]
                     for i, a in enumerate(extra_args)
@@ -208,19 +238,19 @@ def _launch(
                 ),
                 None,
             ),
-        },
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "studio.supervisor", str(run_dir)],
-        cwd=str(cwd),
-        env=child_env,
-        start_new_session=True,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _CHILDREN[str(run_dir)] = proc
-    update_json(run_dir / "status.json", pid=proc.pid, pgid=proc.pid)
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "studio.supervisor", str(run_dir)],
+            cwd=str(cwd),
+            env=child_env,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _CHILDREN[str(run_dir)] = proc
+        procs.record(folder, proc.pid, "supervisor")
+        folder._update_unlocked(pid=proc.pid, pgid=proc.pid)
 
 
 def start(
@@ -264,16 +294,18 @@ def resume(run_dir: str | Path, env: dict[str, str] | None = None) -> Path:
     `--resume_from_checkpoint` crashes; see studio.train_entry).
     """
     run_dir = Path(run_dir)
-    state = refresh(run_dir).get("state")
-    if state == "running":
-        raise RuntimeError(f"run {run_dir.name} is still running; stop it first")
+    status = refresh(run_dir)
+    if state_of(status) is RunState.RUNNING:
+        raise RunBusy(
+            f"run {run_dir.name} is still running (attempt {status.get('attempt', '?')}); "
+            "stop it first"
+        )
     checkpoint = last_checkpoint(run_dir)
     if checkpoint is None:
         raise RuntimeError(
             f"run {run_dir.name} saved no checkpoint to resume from; lower `save_steps` next time"
         )
     config = load_run_config(run_dir)
-    status = read_json(run_dir / "status.json")
     cwd = Path(status.get("cwd") or ".")
     _launch(run_dir, config, ["--resume_from_checkpoint", str(checkpoint)], cwd, env)
     return run_dir
@@ -282,54 +314,92 @@ def resume(run_dir: str | Path, env: dict[str, str] | None = None) -> Path:
 # --------------------------------------------------------------------------- watch & stop
 
 
-def _alive(status: dict) -> bool:
-    _reap()
+def _legacy_group(status: dict) -> list[int]:
+    """A folder from before pid records: its supervisor's group, if that leader is still a
+    studio supervisor of this run (a bare pgid may belong to anything after a reboot)."""
     pgid = status.get("pgid")
-    return bool(pgid) and bool(group_members(int(pgid)))
+    if not pgid:
+        return []
+    try:
+        cmdline = Path(f"/proc/{int(pgid)}/cmdline").read_bytes()
+    except OSError:
+        return []
+    if b"studio.supervisor" not in cmdline:
+        return []
+    return group_members(int(pgid))
+
+
+def _live(folder: RunFolder, status: dict) -> list[int]:
+    """Every live process of the run (recorded with start time, or tagged with its folder)."""
+    if folder.procs.is_dir():
+        return procs.live(folder)
+    return sorted(set(procs.live(folder)) | set(_legacy_group(status)))
 
 
 def refresh(run_dir: str | Path) -> dict:
-    """status.json, corrected when its processes died without recording an end."""
-    run_dir = Path(run_dir)
-    path = run_dir / "status.json"
-    status = read_json(path)
-    if status.get("state") == "running" and not _alive(status):
-        time.sleep(0.2)  # the supervisor may be writing its final status right now
-        status = read_json(path)
-        if status.get("state") == "running":
-            from studio.runlog import exception_line
+    """status.json, corrected from the run's processes.
 
-            stopped = (run_dir / STOP_MARKER).exists()
-            status = update_json(
-                path,
-                state="stopped" if stopped else "failed",
-                ended_at=time.time(),
-                error=None
-                if stopped
-                else (
-                    exception_line(run_dir / "train.log")
-                    or "the run's processes ended without a status"
-                ),
-            )
-    return status
+    A "running" status whose processes are all gone (supervisor killed, machine restarted, a
+    pid now used by another process) becomes "failed" with a reason, or "stopped" after a Stop.
+    A run with a live process reads as running, whatever the file says, with `live_pids`.
+    """
+    _reap()
+    folder = RunFolder(run_dir)
+    status = folder.read_status()
+    if not status:
+        return status
+    live = _live(folder, status)
+    if live:
+        if state_of(status) is not RunState.RUNNING:
+            return {
+                **status,
+                "recorded_state": status.get("state"),
+                "state": RunState.RUNNING.value,
+                "live_pids": live,
+            }
+        return {**status, "live_pids": live}
+    if state_of(status) is not RunState.RUNNING:
+        return status
+    with folder.locked():  # checked again under the lock: a launch may be under way
+        status = folder.read_status()
+        if state_of(status) is not RunState.RUNNING or _live(folder, status):
+            return status
+        if folder.stop_marker.exists():
+            return folder._update_unlocked(state=RunState.STOPPED, ended_at=time.time())
+        text = reasons.attempt_log(folder.log, status.get("log_offset"))
+        return folder._update_unlocked(
+            state=RunState.FAILED,
+            ended_at=time.time(),
+            error=reasons.vanished_reason(text, status.get("pid")),
+            log_tail=reasons.last_lines(text),
+        )
 
 
 def stop(run_dir: str | Path, grace_s: float = STOP_GRACE_S) -> dict:
-    """Stop a run: TERM to its whole process group, KILL after the grace period.
+    """Stop a run: TERM to every process of it, KILL after the grace period.
 
-    Returns the final status. No process of the run survives (checked from /proc).
+    Works on any run with a live process, also one recorded as failed (e.g. a worker that
+    outlived its launcher). Returns the final status. No process of the run survives.
     """
-    run_dir = Path(run_dir)
-    status = read_json(run_dir / "status.json")
-    pgid = status.get("pgid")
-    if status.get("state") != "running" or not pgid:
+    folder = RunFolder(run_dir)
+    status = folder.read_status()
+    if not _live(folder, status):
         return refresh(run_dir)
-    (run_dir / STOP_MARKER).touch()
-    _signal_group(int(pgid), signal.SIGTERM)
-    if not _wait_gone(int(pgid), grace_s):
-        _signal_group(int(pgid), signal.SIGKILL)
-        _wait_gone(int(pgid), 10.0)
+    if state_of(status) is RunState.RUNNING:
+        folder.stop_marker.touch()
+    for pgid in _legacy_groups_to_signal(folder, status):
+        _signal_group(pgid, signal.SIGTERM)
+    procs.signal_all(folder, signal.SIGTERM)
+    if procs.wait_gone(folder, grace_s, reap=_reap) or _legacy_group(status):
+        for pgid in _legacy_groups_to_signal(folder, status):
+            _signal_group(pgid, signal.SIGKILL)
+        procs.signal_all(folder, signal.SIGKILL)
+        procs.wait_gone(folder, 10.0, reap=_reap)
     return refresh(run_dir)
+
+
+def _legacy_groups_to_signal(folder: RunFolder, status: dict) -> list[int]:
+    return [] if folder.procs.is_dir() or not _legacy_group(status) else [int(status["pgid"])]
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -337,21 +407,11 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def _wait_gone(pgid: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        _reap()
-        if not group_members(pgid):
-            return True
-        time.sleep(0.1)
-    return not group_members(pgid)
-
-
 def wait(run_dir: str | Path, timeout_s: float | None = None, poll_s: float = 0.5) -> dict:
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
         status = refresh(run_dir)
-        if status.get("state") != "running":
+        if state_of(status) is not RunState.RUNNING:
             return status
         if deadline is not None and time.monotonic() > deadline:
             return status
@@ -364,7 +424,7 @@ def wait(run_dir: str | Path, timeout_s: float | None = None, poll_s: float = 0.
 def summarize(run_dir: str | Path) -> RunSummary:
     run_dir = Path(run_dir)
     status = refresh(run_dir)
-    last = last_metrics(run_dir / "metrics.jsonl")
+    last = last_metrics(RunFolder(run_dir).metrics)
     return RunSummary(
         name=run_dir.name,
         path=run_dir,
@@ -374,6 +434,7 @@ def summarize(run_dir: str | Path) -> RunSummary:
         last_loss=last.get("loss") if last else None,
         started_at=status.get("first_started_at") or status.get("started_at"),
         error=status.get("error"),
+        phase=phase_text(status),
     )
 
 
@@ -382,15 +443,15 @@ def list_runs(runs_dir: str | Path = DEFAULT_RUNS_DIR) -> list[RunSummary]:
     root = Path(runs_dir)
     if not root.is_dir():
         return []
-    found = [summarize(p) for p in root.iterdir() if (p / "status.json").is_file()]
+    found = [summarize(p) for p in root.iterdir() if RunFolder(p).is_run()]
     return sorted(found, key=lambda r: r.started_at or 0, reverse=True)
 
 
 def find_run(name_or_path: str | Path, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> Path:
     path = Path(name_or_path)
-    if (path / "status.json").is_file():
+    if RunFolder(path).is_run():
         return path
     candidate = Path(runs_dir) / str(name_or_path)
-    if (candidate / "status.json").is_file():
+    if RunFolder(candidate).is_run():
         return candidate
     raise FileNotFoundError(f"no run {name_or_path!r} (looked in {Path(runs_dir).resolve()})")

@@ -30,7 +30,7 @@ from studio.hardware import Hardware
 from studio.problems import ERROR, INFO, WARNING, Problem
 from studio.schema import ENTRY_MODULE, Schema, load_schema
 
-KNOWN_MODULES = (ENTRY_MODULE, "studio.train_entry")
+KNOWN_MODULES = (ENTRY_MODULE, "studio.train_entry", "studio.worker")
 LAUNCH_WORDS = ("torchrun", "deepspeed", "python", "python3", "accelerate")
 TORCHRUN_OPTIONS = {
     "nproc_per_node": "nproc_per_node",

@@ -1,58 +1,92 @@
 """The small process that owns one training run: `python -m studio.supervisor RUN_DIR`.
 
 Why a supervisor and not the UI: the UI may reload, restart or die while a run goes on, and
-the exit code must still reach `status.json`. The supervisor leads the run's process group
-(started in a new session by :mod:`studio.runs`), starts torchrun in that group with all
-output going to `train.log` (a file, never a pipe nobody drains), waits, and records how the
-run ended; after a success it runs `studio.post_train` (sentence-transformers export, opt-in
-evaluation) in the same group. A stop signals the whole group; the supervisor ignores TERM itself so that it can
-record "stopped" once its child is gone.
+the end must still reach `status.json`. The supervisor leads the run's process group (started
+in a new session by :mod:`studio.runs`), starts torchrun with all output going to `train.log`
+(a file, never a pipe nobody drains), waits, and records how this attempt ended; after a
+success it runs `studio.post_train` (sentence-transformers export, opt-in evaluation).
+
+Containment: the launcher (and post-training) are started with `PR_SET_PDEATHSIG`, so a `kill
+-9` of the supervisor ends them, and their workers die with the launcher (see
+:mod:`studio.worker`). When the launcher has ended, the supervisor ends whatever of the run is
+still alive (a worker, a compiler of a DeepSpeed op build), removes build locks its own killed
+builds left, and only then records the end with an honest reason (:mod:`studio.reasons`). It
+ignores TERM itself, so that a Stop (TERM to everything) lets it record "stopped".
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from studio.runlog import exception_line
-from studio.statusfile import read_json, update_json
+from studio import buildlocks, procs, reasons
+from studio.runfolder import Phase, RunFolder, RunState
 
-STOP_MARKER = "stop_requested"
+STOP_MARKER = RunFolder.STOP_MARKER
+SWEEP_GRACE_S = 5.0
 
 
 def final_state(run_dir: Path, exit_code: int) -> str:
-    if (run_dir / STOP_MARKER).exists():
-        return "stopped"
-    return "succeeded" if exit_code == 0 else "failed"
+    if RunFolder(run_dir).stop_marker.exists():
+        return RunState.STOPPED.value
+    return (RunState.SUCCEEDED if exit_code == 0 else RunState.FAILED).value
 
 
-def _run_logged(run_dir: Path, argv: list[str], cwd: str | None) -> int:
-    """Run a child in this process group, all its output appended to train.log."""
-    with (run_dir / "train.log").open("ab") as log:
+def _run_logged(folder: RunFolder, argv: list[str], cwd: str | None, role: str) -> int:
+    """Run a child that dies with this process, all its output appended to train.log."""
+    with folder.log.open("ab") as log:
         child = subprocess.Popen(
-            argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            argv,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=procs.die_with_parent,  # safe: this process runs one thread
         )
-        update_json(run_dir / "status.json", child_pid=child.pid)
+        with contextlib.suppress(OSError):
+            procs.record(folder, child.pid, role)
+        with contextlib.suppress(OSError):
+            folder.update_status(child_pid=child.pid)
         return child.wait()
 
 
+def _sweep(folder: RunFolder) -> None:
+    """End what the launcher left alive, and the build locks this run's killed builds left."""
+    procs.end_all(folder, SWEEP_GRACE_S)
+    for path in buildlocks.remove_own_stale_locks(folder):
+        print(f"[studio] removed the build lock {path} this run's stopped build left", flush=True)
+
+
 def supervise(run_dir: Path) -> int:
-    status_path = run_dir / "status.json"
-    status = read_json(status_path)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the group's TERM is for the trainer
+    folder = RunFolder(run_dir)
+    status = folder.read_status()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a Stop's TERM is for the trainer
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    exit_code = _run_logged(run_dir, status["argv"], status.get("cwd"))
+    exit_code = _run_logged(folder, status["argv"], status.get("cwd"), "launcher")
+    _sweep(folder)
     state = final_state(run_dir, exit_code)
-    if state == "succeeded":
-        update_json(status_path, phase="post-training")
+    if state == RunState.SUCCEEDED:
+        folder.set_phase(Phase.POST_TRAINING)
         post = [sys.executable, "-m", "studio.post_train", str(run_dir)]
-        if _run_logged(run_dir, post, status.get("cwd")) != 0 and (run_dir / STOP_MARKER).exists():
-            update_json(status_path, eval_error="stopped by the user during evaluation")
-    error = exception_line(run_dir / "train.log") if state == "failed" else None
-    update_json(status_path, state=state, exit_code=exit_code, ended_at=time.time(), error=error)
+        if _run_logged(folder, post, status.get("cwd"), "post-train") != 0 and (
+            folder.stop_marker.exists()
+        ):
+            with contextlib.suppress(OSError):
+                folder.update_status(eval_error="stopped by the user during evaluation")
+        _sweep(folder)
+    ending: dict = {"exit_code": exit_code, "error": None, "log_tail": None}
+    if state == RunState.FAILED:
+        text = reasons.attempt_log(folder.log, status.get("log_offset"))
+        ending.update(
+            error=reasons.failure_reason(text, exit_code), log_tail=reasons.last_lines(text)
+        )
+    try:
+        folder.end_running(RunState(state), **ending)
+    except OSError as exc:
+        print(f"[studio] cannot record the end in {folder.status}: {exc}", file=sys.stderr)
     return exit_code
 
 

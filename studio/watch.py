@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.charts import Series
+from studio.runfolder import RunFolder
 from studio.runlog import MetricsReader
 
 
@@ -21,7 +22,7 @@ class RunWatcher:
 
     def __post_init__(self):
         self.run_dir = Path(self.run_dir)
-        self.reader = MetricsReader(self.run_dir / "metrics.jsonl")
+        self.reader = MetricsReader(RunFolder(self.run_dir).metrics)
 
     def poll(self) -> int:
         """Fold in lines appended since the last poll; return how many steps were added."""

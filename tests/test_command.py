@@ -80,5 +80,5 @@ def test_launch_argv_uses_this_python_and_the_studio_entry():
     argv = command.launch_argv(_config(), "/venv/bin/python", "/run/ds.json", master_port=1234)
     assert argv[:3] == ["/venv/bin/python", "-m", "torch.distributed.run"]
     assert argv[argv.index("--master_port") + 1] == "1234"
-    assert "studio.train_entry" in argv and "--deepspeed" in argv
+    assert "studio.worker" in argv and "--deepspeed" in argv
     assert shlex.join(argv)  # plain strings only, no shell needed

@@ -29,6 +29,7 @@ from studio.evaluation.settings import (
     settings_for_model,
     settings_from_config,
 )
+from studio.runfolder import RunFolder
 
 HITS_KEPT = 10  # top hits kept per query, for the wins-and-losses table
 
@@ -114,8 +115,9 @@ def find_run_config(model_dir: str | Path) -> Path | None:
     """The config.yaml of the studio run a model folder belongs to (model/ or checkpoint-N/)."""
     model_dir = Path(model_dir).resolve()
     for parent in (model_dir.parent, model_dir.parent.parent):
-        if (parent / "config.yaml").is_file() and (parent / "status.json").is_file():
-            return parent / "config.yaml"
+        folder = RunFolder(parent)
+        if folder.config.is_file() and folder.is_run():
+            return folder.config
     return None
 
 

@@ -31,6 +31,7 @@ from studio.evaluation.evaluate import (
     resolve_settings,
 )
 from studio.evaluation.metrics import DEFAULT_KS
+from studio.runfolder import RunFolder
 
 EVAL_FILE = "eval.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -59,7 +60,7 @@ def checkpoints(output_dir: str | Path) -> list[tuple[int, Path]]:
 def final_step(run_dir: Path) -> int | None:
     from studio.runlog import read_metrics, step_records
 
-    steps = [r.get("step") for r in step_records(read_metrics(run_dir / "metrics.jsonl"))]
+    steps = [r.get("step") for r in step_records(read_metrics(RunFolder(run_dir).metrics))]
     steps = [s for s in steps if isinstance(s, int)]
     return max(steps) if steps else None
 

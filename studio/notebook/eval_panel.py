@@ -11,6 +11,7 @@ import html
 
 from studio.notebook import render
 from studio.notebook.actions import wire
+from studio.runfolder import RunState
 
 
 class EvalPanel:
@@ -69,7 +70,7 @@ class EvalPanel:
 
     def update(self) -> list[str]:
         """The finished runs (those with a final model) in the run picker, newest first."""
-        names = [r.name for r in self.studio.list_runs() if r.state == "succeeded"]
+        names = [r.name for r in self.studio.list_runs() if r.state == RunState.SUCCEEDED]
         current = self.run_pick.value
         self.run_pick.options = names
         self.run_pick.value = current if current in names else (names[0] if names else None)

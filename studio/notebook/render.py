@@ -11,9 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from studio.problems import Problem
+from studio.runfolder import RunState
 
 _ICONS = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}
-_STATE_ICONS = {"running": "🟢", "succeeded": "✅", "failed": "❌", "stopped": "⏹"}
+_STATE_ICONS = {
+    RunState.RUNNING: "🟢",
+    RunState.SUCCEEDED: "✅",
+    RunState.FAILED: "❌",
+    RunState.STOPPED: "⏹",
+}
 
 
 def pre(text: str, max_height: str = "24em") -> str:
@@ -67,22 +73,32 @@ def status_html(run_dir: Path | None, status: dict | None, note: str = "") -> st
     if run_dir is None:
         return f"<div>{html.escape(note or 'No run is being watched.')}</div>"
     status = status or {}
+    from studio.runfolder import phase_text, state_of
+
     state = status.get("state", "unknown")
-    phase = status.get("phase")
+    phase = phase_text(status)
     text = f"{_STATE_ICONS.get(state, '')} <b>{html.escape(run_dir.name)}</b> — {state}"
-    if state == "running" and phase:
-        text += f" ({html.escape(str(phase))})"
-    if state == "failed" and status.get("exit_code") not in (None, 0):
+    if phase:
+        text += f" · <span class='studio-phase'>{html.escape(phase)}</span>"
+    if state_of(status) is RunState.FAILED and status.get("exit_code") not in (None, 0):
         text += f" (exit code {status['exit_code']})"
     if status.get("error"):
         text += f"<br><b>Error:</b> <code>{html.escape(str(status['error']))}</code>"
+    if status.get("log_tail"):
+        text += "<br>Last lines of this attempt's log:" + pre(str(status["log_tail"]), "12em")
     if note:
         text += f"<br>{html.escape(note)}"
     return f"<div>{text}</div>"
 
 
-def progress_text(info: dict[str, Any]) -> str:
-    """'step 4/12 · elapsed 40s · ETA 80s' from studio.charts.progress."""
+def progress_text(info: dict[str, Any], status: dict | None = None) -> str:
+    """'step 4/12 · elapsed 40s · ETA 80s' from studio.charts.progress; before the first
+    step, the run's phase ('building DeepSpeed op fused_adam · 42s since start')."""
+    from studio.runfolder import phase_text
+
+    phase = phase_text(status or {})
+    if phase and not info.get("step"):
+        return html.escape(phase)
     eta = info.get("eta_s")
     eta_text = f"{eta:.0f}s" if isinstance(eta, int | float) else "–"
     return (

@@ -20,6 +20,7 @@ from typing import Any
 
 from studio import runs
 from studio.config import StudioConfig
+from studio.runfolder import RunState
 from studio.watch import RunWatcher
 
 REFRESH_S = 1.0
@@ -127,7 +128,7 @@ class RunSession:
                 self.error = None
             except Exception as exc:  # noqa: BLE001 - shown in the panel; the loop goes on
                 self.error = f"{type(exc).__name__}: {exc}"
-            if self.status.get("state") not in ("running", None):
+            if self.status.get("state") not in (RunState.RUNNING, None):
                 return
 
     # -- waiting (what a cell does instead of watching)
@@ -137,7 +138,7 @@ class RunSession:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             self.refresh()
-            if self.status.get("state") != "running":
+            if self.status.get("state") != RunState.RUNNING:
                 return self.status
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"run {self.run_dir.name} still running after {timeout_s}s")
@@ -158,7 +159,7 @@ class RunSession:
             if done():
                 return
             state = self.status.get("state")
-            if state != "running":
+            if state != RunState.RUNNING:
                 error = self.status.get("error")
                 raise RuntimeError(
                     f"run {self.run_dir.name} is {state} before {what}"

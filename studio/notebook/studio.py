@@ -20,6 +20,7 @@ from studio import command, preflight, runs
 from studio import config as config_mod
 from studio.config import ConfigError, StudioConfig
 from studio.problems import ERROR, Problem, errors
+from studio.runfolder import RunFolder, RunState
 from studio.runlog import tail_lines
 
 DEFAULT_EVAL_DATA = "example_data/eval"
@@ -220,6 +221,12 @@ class Studio:
                 return runs.stop(target)
         return self.session.stop()
 
+    def clear_stale_locks(self) -> list[Path]:
+        """Remove DeepSpeed build locks no live process holds (the pre-flight names them)."""
+        from studio.buildlocks import clear_stale_locks
+
+        return clear_stale_locks()
+
     def resume(self, run: str | Path | None = None) -> Path:
         """Continue the watched run (or a named one) from its last checkpoint, and watch it."""
         target = runs.find_run(run, self.runs_dir) if run is not None else None
@@ -231,7 +238,7 @@ class Studio:
             listed = self.list_runs()
             if not listed:
                 raise FileNotFoundError(f"no runs in {self.runs_dir}")
-            running = [r for r in listed if r.state == "running"]
+            running = [r for r in listed if r.state == RunState.RUNNING]
             target = (running or listed)[0].path
         else:
             target = runs.find_run(run, self.runs_dir)
@@ -310,8 +317,8 @@ class Studio:
         return {
             "summary": summary,
             "figure": training_figure(watcher.series, run_dir.name),
-            "config": (run_dir / "config.yaml").read_text(encoding="utf-8"),
-            "log": tail_lines(run_dir / "train.log", 40),
+            "config": RunFolder(run_dir).config.read_text(encoding="utf-8"),
+            "log": tail_lines(RunFolder(run_dir).log, 40),
         }
 
     def compare_runs(self, names: Sequence[str]):
@@ -373,7 +380,7 @@ class Studio:
             return runs.find_run(run, self.runs_dir)
         if self.run_dir is not None:
             return self.run_dir
-        done = [r for r in self.list_runs() if r.state == "succeeded"]
+        done = [r for r in self.list_runs() if r.state == RunState.SUCCEEDED]
         if not done:
             raise FileNotFoundError(f"no finished run in {self.runs_dir} to evaluate")
         return done[0].path

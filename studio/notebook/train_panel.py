@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from studio.notebook import render
 from studio.notebook.actions import wire
+from studio.runfolder import RunFolder, RunState
 
 if TYPE_CHECKING:
     from studio.notebook.session import RunSession
 
-_BAR_STYLE = {"succeeded": "success", "failed": "danger", "stopped": "warning"}
+_BAR_STYLE = {RunState.SUCCEEDED: "success", RunState.FAILED: "danger", RunState.STOPPED: "warning"}
 
 
 class TrainPanel:
@@ -64,17 +65,17 @@ class TrainPanel:
             return
         state = status.get("state")
         self.status.value = render.status_html(run_dir, status, note=session.error or "")
-        self.stop_button.disabled = state != "running"
+        self.stop_button.disabled = state != RunState.RUNNING
         info = _progress(series)
         self.progress.max = max(int(info["total"] or 0), int(info["step"]), 1)
         self.progress.value = min(int(info["step"]), self.progress.max)
         self.progress.bar_style = _BAR_STYLE.get(state, "")
-        self.progress_label.value = render.progress_text(info)
+        self.progress_label.value = render.progress_text(info, status)
         key = (str(run_dir), id(series))
         if added or key != self._drawn_key:
             self.draw(series, run_dir.name)
             self._drawn_key = key
-        text = tail_lines(run_dir / "train.log", 30)
+        text = tail_lines(RunFolder(run_dir).log, 30)
         if text != self._log_text:
             self._log_text = text
             self.log.value = render.pre(text, max_height="18em")

@@ -18,6 +18,7 @@ from studio.config import StudioConfig
 from studio.hardware import detect
 from studio.i18n import t
 from studio.problems import ERROR, Problem
+from studio.runfolder import RunFolder, RunState
 from studio.runlog import tail_lines
 from studio.webui.registry import Registry, field_info, field_label, make_input
 
@@ -57,32 +58,54 @@ def problems_markdown(problems: list[Problem]) -> str:
     return "\n".join(lines)
 
 
-def progress_html(series) -> str:
+def progress_html(series, status: dict | None = None) -> str:
+    """The bar and its line; before the first step, what the run is doing (its phase)."""
+    import html
+
     from studio.charts import progress
+    from studio.runfolder import phase_text
 
     info = progress(series)
     pct = 100 * info["fraction"]
     eta = info["eta_s"]
     eta_text = f"{eta:.0f}s" if isinstance(eta, int | float) else "–"
+    line = (
+        f"step <b>{info['step']}</b>/{info['total'] or '?'} · elapsed "
+        f"{info['elapsed_s']:.0f}s · ETA {eta_text}"
+    )
+    phase = phase_text(status or {})
+    if phase and not info["step"]:
+        line = f"<span id='studio-phase'>{html.escape(phase)}</span>"
     return (
         f"<div id='studio-progress'><div class='bar'><div class='fill' "
         f"style='width:{pct:.1f}%'></div></div>"
-        f"<div>step <b>{info['step']}</b>/{info['total'] or '?'} · elapsed "
-        f"{info['elapsed_s']:.0f}s · ETA {eta_text}</div></div>"
+        f"<div>{line}</div></div>"
     )
 
 
 def status_markdown(run_dir: Path | None, status: dict | None) -> str:
+    from studio.runfolder import phase_text
+
     if run_dir is None:
         return ""
     status = status or {}
     state = status.get("state", "unknown")
-    icon = {"running": "🟢", "succeeded": "✅", "failed": "❌", "stopped": "⏹"}.get(state, "")
+    icon = {
+        RunState.RUNNING: "🟢",
+        RunState.SUCCEEDED: "✅",
+        RunState.FAILED: "❌",
+        RunState.STOPPED: "⏹",
+    }.get(state, "")
     text = f"{icon} **{run_dir.name}** — {state}"
+    phase = phase_text(status)
+    if phase:
+        text += f" · {phase}"
     if status.get("exit_code") not in (None, 0):
         text += f" (exit code {status['exit_code']})"
     if status.get("error"):
         text += f"\n\n**Error:** `{status['error']}`"
+    if status.get("log_tail"):
+        text += "\n\nLast lines of this attempt's log:\n\n```\n" + status["log_tail"] + "\n```"
     return text
 
 
@@ -227,6 +250,19 @@ class Handlers:
         watcher = RunWatcher(run_dir)
         return watcher, run_dir.name, status_markdown(run_dir, runs.refresh(run_dir))
 
+    def clear_locks(self, *values):
+        """The user agrees: remove DeepSpeed build locks no live process holds."""
+        from studio.buildlocks import clear_stale_locks
+
+        removed = clear_stale_locks()
+        note = (
+            "Removed: " + ", ".join(f"`{p}`" for p in removed)
+            if removed
+            else "No stale build lock found."
+        )
+        script, checks, start = self.refresh(*values)
+        return script, f"{note}\n\n{checks}", start
+
     def stop(self, watcher):
         import gradio as gr
 
@@ -242,10 +278,10 @@ class Handlers:
         run_dir = None
         if stored:
             candidate = self.ctx.runs_dir / stored
-            if (candidate / "status.json").is_file():
+            if RunFolder(candidate).is_run():
                 run_dir = candidate
         if run_dir is None:
-            running = [r for r in runs.list_runs(self.ctx.runs_dir) if r.state == "running"]
+            running = [r for r in runs.list_runs(self.ctx.runs_dir) if r.state == RunState.RUNNING]
             run_dir = running[0].path if running else None
         if run_dir is None:
             return None, t("no_run", self.ctx.lang)
@@ -268,9 +304,9 @@ class Handlers:
             watcher.drawn = True
         return (
             figure,
-            progress_html(watcher.series),
+            progress_html(watcher.series, status),
             status_markdown(watcher.run_dir, status),
-            tail_lines(watcher.run_dir / "train.log", 30),
+            tail_lines(RunFolder(watcher.run_dir).log, 30),
         )
 
     def runs_table(self):
@@ -290,18 +326,18 @@ class Handlers:
         if not name:
             return "", None, "", ""
         run_dir = self.ctx.runs_dir / name
-        if not (run_dir / "status.json").is_file():
+        if not RunFolder(run_dir).is_run():
             raise gr.Error(f"No run {name} in {self.ctx.runs_dir}.")
         watcher = RunWatcher(run_dir)
         watcher.poll()
-        cfg_text = (run_dir / "config.yaml").read_text(encoding="utf-8")
+        cfg_text = RunFolder(run_dir).config.read_text(encoding="utf-8")
         status = runs.refresh(run_dir)
         summary = status_markdown(run_dir, status) + self.eval_summary(run_dir)
         return (
             cfg_text,
             training_figure(watcher.series, name),
             summary,
-            tail_lines(run_dir / "train.log", 40),
+            tail_lines(RunFolder(run_dir).log, 40),
         )
 
     def eval_summary(self, run_dir: Path) -> str:
@@ -568,6 +604,10 @@ def build_app(ctx: AppContext):
                     stop_btn = reg.text(
                         gr.Button(t("stop", lang), variant="stop", elem_id="studio-stop"), "stop"
                     )
+                    clear_locks_btn = reg.text(
+                        gr.Button(t("clear_locks", lang), elem_id="studio-clear-locks"),
+                        "clear_locks",
+                    )
                 status_md = gr.Markdown(elem_id="studio-status")
                 progress = gr.HTML(elem_id="studio-progress-box")
                 plot = gr.Plot(elem_id="studio-train-plot")
@@ -644,6 +684,7 @@ def build_app(ctx: AppContext):
         ).then(h.refresh, inputs, refresh_out)
 
         start_btn.click(h.start, inputs, [watcher, stored_run, status_md])
+        clear_locks_btn.click(h.clear_locks, inputs, refresh_out)
         stop_btn.click(h.stop, watcher, status_md)
         demo.load(h.attach, stored_run, [watcher, status_md])
         timer = gr.Timer(1.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from studio.i18n import t
+from studio.runfolder import RunState
 
 
 def build(ctx, reg, lang: str):
@@ -61,7 +62,7 @@ def build(ctx, reg, lang: str):
         return path
 
     def list_runs():
-        names = [r.name for r in runs.list_runs(ctx.runs_dir) if r.state == "succeeded"]
+        names = [r.name for r in runs.list_runs(ctx.runs_dir) if r.state == RunState.SUCCEEDED]
         return gr.update(choices=names, value=names[0] if names else None)
 
     def evaluate_run(name, data_text, k_text, progress=gr.Progress()):  # noqa: B008 - Gradio

@@ -1,0 +1,183 @@
+"""Containment: every process of a run is found from its run folder, and ends with the run.
+
+Why not the process group: torchrun starts each worker with `start_new_session=True`, so the
+workers leave the launcher's group, and a `kill -9` of the launcher (the out-of-memory killer)
+left a worker training with nobody to stop it. So each process of a run:
+
+* records itself as `procs/<role>-<pid>.json` with its pid **and start time** (field 22 of
+  `/proc/PID/stat`), so a pid reused by an unrelated process after a reboot or a long time is
+  never taken for the run's (it has another start time);
+* carries `STUDIO_RUN_DIR=<run folder>` in its environment, inherited by anything it spawns
+  (compilers of a DeepSpeed op build included), so even an unrecorded descendant is found by
+  scanning `/proc/*/environ`;
+* when it is a worker, asks the kernel to TERM it when its parent dies (`PR_SET_PDEATHSIG`),
+  and the supervisor asks the same for the launcher, so killing any link ends the links below.
+
+:func:`live` answers "which processes of this run are alive"; :func:`end_all` ends them (TERM,
+then KILL after a grace period). Linux only (/proc); elsewhere the lists are empty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from studio.runfolder import RunFolder
+
+RUN_DIR_ENV = "STUDIO_RUN_DIR"
+_PR_SET_PDEATHSIG = 1
+_PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class ProcRecord:
+    pid: int
+    start_time: int | None
+    role: str
+    recorded_at: float = 0.0
+
+    def alive(self) -> bool:
+        """Alive and the same process that recorded itself (start time rules out pid reuse)."""
+        return self.start_time is not None and _stat(self.pid)[:2] == (self.start_time, True)
+
+
+def _stat(pid: int) -> tuple[int | None, bool, int | None]:
+    """(start time in clock ticks since boot, alive and not a zombie, process group)."""
+    try:
+        text = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None, False, None
+    fields = text[text.rfind(")") + 2 :].split()
+    # fields[0] is field 3 (state); field 5 is pgrp, field 22 is starttime.
+    return int(fields[19]), fields[0] not in ("Z", "X"), int(fields[2])
+
+
+def start_time(pid: int) -> int | None:
+    return _stat(pid)[0]
+
+
+def is_alive(pid: int) -> bool:
+    return _stat(pid)[1]
+
+
+def record(folder: RunFolder, pid: int, role: str) -> ProcRecord | None:
+    """Write `procs/<role>-<pid>.json`; None when the process is already gone."""
+    rec = ProcRecord(pid, start_time(pid), role, time.time())
+    if rec.start_time is None:
+        return None
+    folder.procs.mkdir(exist_ok=True)
+    path = folder.procs / f"{role}-{pid}.json"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(asdict(rec)), encoding="utf-8")
+    tmp.replace(path)
+    return rec
+
+
+def record_self(folder: RunFolder, role: str) -> ProcRecord | None:
+    return record(folder, os.getpid(), role)
+
+
+def records(folder: RunFolder) -> list[ProcRecord]:
+    out = []
+    for path in sorted(folder.procs.glob("*.json")) if folder.procs.is_dir() else []:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            out.append(ProcRecord(**data))
+        except (OSError, ValueError, TypeError):
+            continue
+    return out
+
+
+def role_alive(folder: RunFolder, role: str) -> bool:
+    return any(r.alive() for r in records(folder) if r.role == role)
+
+
+def tagged(folder: RunFolder) -> list[int]:
+    """Live processes whose environment names this run folder (descendants included)."""
+    if not _PROC.is_dir():
+        return []
+    needle = f"{RUN_DIR_ENV}={folder.path.resolve()}".encode() + b"\0"
+    found = []
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"\0" + needle in b"\0" + environ + b"\0" and is_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def live(folder: RunFolder, include_self: bool = False) -> list[int]:
+    """Every live process of the run: recorded (start time checked) or tagged."""
+    pids = {r.pid for r in records(folder) if r.alive()} | set(tagged(folder))
+    if not include_self:
+        pids.discard(os.getpid())
+    return sorted(pids)
+
+
+def signal_all(folder: RunFolder, sig: int, exclude: set[int] | None = None) -> list[int]:
+    """Send `sig` to every live process of the run; return the pids signalled."""
+    sent = []
+    for pid in live(folder):
+        if exclude and pid in exclude:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+            sent.append(pid)
+    return sent
+
+
+def wait_gone(
+    folder: RunFolder, timeout_s: float, exclude: set[int] | None = None, reap=None
+) -> list[int]:
+    """Wait until no process of the run lives (but `exclude`); return the survivors."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if reap is not None:
+            reap()
+        left = [p for p in live(folder) if not exclude or p not in exclude]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+def end_all(
+    folder: RunFolder, grace_s: float, exclude: set[int] | None = None, reap=None
+) -> list[int]:
+    """TERM every process of the run, KILL what is left after `grace_s`; return survivors."""
+    if not signal_all(folder, signal.SIGTERM, exclude):
+        return []
+    if not wait_gone(folder, grace_s, exclude, reap):
+        return []
+    signal_all(folder, signal.SIGKILL, exclude)
+    return wait_gone(folder, 10.0, exclude, reap)
+
+
+def set_parent_death_signal(sig: int = signal.SIGTERM) -> bool:
+    """Ask the kernel to send `sig` to this process when its parent dies (Linux only)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def die_with_parent() -> None:
+    """preexec_fn for a child that must not outlive the process starting it."""
+    set_parent_death_signal(signal.SIGTERM)
+
+
+def signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"

@@ -1,0 +1,246 @@
+"""Unit tests of the run folder's status store, process records, reasons and build locks.
+
+Fast: no training. Real processes where a process is the point (a lock holder, a reused pid).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from studio import buildlocks, deepspeed_config, procs, reasons
+from studio.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
+from studio.hardware import Hardware
+from studio.runfolder import Phase, RunFolder, RunState, TransitionError, phase_text
+
+# --------------------------------------------------------------------------- status store
+
+
+def test_state_values_stay_the_json_strings():
+    assert [s.value for s in RunState] == ["running", "succeeded", "failed", "stopped", "unknown"]
+    assert RunState("failed") is RunState.FAILED and f"{RunState.STOPPED}" == "stopped"
+
+
+def test_transitions_refuse_rewriting_an_ended_attempt(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.update_status(state=RunState.RUNNING, attempt=1)
+    folder.update_status(state="succeeded")
+    with pytest.raises(TransitionError, match="succeeded to failed"):
+        folder.update_status(state="failed")
+    assert folder.end_running(RunState.FAILED, error="late") is None  # nothing was running
+    assert folder.read_status()["state"] == "succeeded"
+    folder.update_status(state="running", attempt=2)  # a resume starts a new attempt
+
+
+def test_concurrent_writers_lose_no_field(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.update_status(state="running")
+
+    def writer(i):
+        for j in range(20):
+            folder.update_status(**{f"w{i}_{j}": j})
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    status = folder.read_status()
+    assert all(f"w{i}_{j}" in status for i in range(4) for j in range(20))
+
+
+def test_phase_text_counts_from_the_attempt_start():
+    status = {
+        "state": "running",
+        "phase": Phase.BUILDING_OP.value,
+        "phase_detail": "fused_adam",
+        "started_at": 100.0,
+    }
+    assert phase_text(status, now=142.4) == "building DeepSpeed op fused_adam · 42s since start"
+    assert phase_text({**status, "state": "failed"}, now=142.4) == ""
+
+
+def test_faces_render_the_phase_and_the_reason(tmp_path):
+    from studio.charts import Series
+    from studio.cli import _progress_line
+    from studio.notebook.render import progress_text, status_html
+    from studio.webui.app import progress_html, status_markdown
+
+    now = time.time()
+    running = {"state": "running", "phase": "loading data", "started_at": now - 7}
+    assert _progress_line(None, now, running).startswith("loading data · ")
+    assert "loading data · " in status_markdown(tmp_path, running)
+    assert "loading data · " in status_html(tmp_path, running)
+    assert "loading data · " in progress_html(Series(), running)
+    info = {"step": 0, "total": 0, "elapsed_s": 0, "eta_s": None}
+    assert progress_text(info, running).startswith("loading data · ")
+    failed = {"state": "failed", "error": "launcher killed by signal 9", "log_tail": "a\nb"}
+    for text in (status_markdown(tmp_path, failed), status_html(tmp_path, failed)):
+        assert "launcher killed by signal 9" in text and "Last lines" in text
+
+
+# --------------------------------------------------------------------------- reasons
+
+
+def test_reasons_name_the_kill_and_only_this_attempt(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text("ValueError: the previous attempt's error\n")
+    offset = log.stat().st_size
+    with log.open("a") as fh:
+        fh.write(
+            "[rank0]: step 3\nexitcode  : -9 (pid: 123)\n"
+            "traceback : Signal 9 (SIGKILL) received by PID 123\n"
+            "torch.distributed.elastic.multiprocessing.errors.ChildFailedError:\n"
+        )
+    text = reasons.attempt_log(log, offset)
+    assert "previous attempt" not in text
+    assert reasons.failure_reason(text, 1) == (
+        "worker killed by signal 9 (SIGKILL, often the out-of-memory killer)"
+    )
+    assert reasons.failure_reason("", -9).startswith("launcher killed by signal 9 (SIGKILL")
+    assert reasons.failure_reason("x\nKeyError: 'neg'\n", 1) == "KeyError: 'neg'"
+    assert reasons.failure_reason("nothing\n", 3).startswith("the launcher exited with code 3")
+
+
+# --------------------------------------------------------------------------- process records
+
+
+def test_a_record_is_alive_only_for_the_same_process(tmp_path):
+    folder = RunFolder(tmp_path)
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        rec = procs.record(folder, proc.pid, "worker0")
+        assert rec.alive() and procs.live(folder) == [proc.pid]
+        reused = procs.ProcRecord(proc.pid, rec.start_time + 1, "worker0")
+        assert not reused.alive()  # same pid, another start time: not ours
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not rec.alive() and procs.live(folder) == []
+
+
+def test_tagged_descendants_are_found_and_ended(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    env = {**os.environ, procs.RUN_DIR_ENV: str(folder.path.resolve())}
+    # A parent that starts a child in a new session (as torchrun does), then sleeps.
+    code = "import subprocess,time; subprocess.Popen(['sleep','60'], start_new_session=True); time.sleep(60)"
+    parent = subprocess.Popen([sys.executable, "-c", code], env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while len(procs.tagged(folder)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(procs.tagged(folder)) == 2  # neither is recorded; both carry the tag
+        assert procs.end_all(folder, 5.0, reap=lambda: parent.poll()) == []
+        assert procs.tagged(folder) == []
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_parent_death_signal_ends_the_child_with_its_parent(tmp_path):
+    code = (
+        "import os,signal,subprocess,sys,time\n"
+        "from studio import procs\n"
+        "c = subprocess.Popen(['sleep','60'], preexec_fn=procs.die_with_parent)\n"
+        "print(c.pid, flush=True); time.sleep(60)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=Path.cwd()
+    )
+    child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while procs.is_alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not procs.is_alive(child)
+
+
+# --------------------------------------------------------------------------- build locks
+
+
+def _config(**ds) -> StudioConfig:
+    return StudioConfig({"model_name_or_path": "m"}, TorchrunSettings(), DeepSpeedSettings(**ds))
+
+
+def test_a_held_lock_is_live_and_an_unheld_old_one_is_stale(tmp_path, monkeypatch):
+    monkeypatch.setenv(buildlocks.EXTENSIONS_ENV, str(tmp_path))
+    held = tmp_path / "fused_adam" / "lock"
+    held.parent.mkdir()
+    # A holder as torch's FileBaton is one: the file created with O_EXCL and kept open.
+    code = f"import os,time; os.open({str(held)!r}, os.O_CREAT|os.O_EXCL); print(1, flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        holder.stdout.readline()
+        stale = tmp_path / "py311_cpu" / "cpu_adam" / "lock"  # the default layout, one deeper
+        stale.parent.mkdir(parents=True)
+        stale.touch()
+        os.utime(stale, (time.time() - 60, time.time() - 60))
+        os.utime(held, (time.time() - 60, time.time() - 60))
+        found = {lock.op: lock for lock in buildlocks.find_locks()}
+        assert found["fused_adam"].holders == (holder.pid,) and not found["fused_adam"].stale
+        assert found["cpu_adam"].stale
+        assert buildlocks.clear_stale_locks() == [stale]
+        assert held.exists() and not stale.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_preflight_errors_on_a_stale_lock_the_run_needs_and_warns_on_others(tmp_path, monkeypatch):
+    monkeypatch.setenv(buildlocks.EXTENSIONS_ENV, str(tmp_path))
+    for op in ("deepspeed_shm_comm", "fused_adam"):
+        lock = tmp_path / op / "lock"
+        lock.parent.mkdir()
+        lock.touch()
+        os.utime(lock, (time.time() - 60, time.time() - 60))
+    problems = buildlocks.check_build_locks(_config(stage=0), Hardware())
+    levels = {Path(p.file).parent.name: p.level for p in problems}
+    assert levels == {"deepspeed_shm_comm": "error", "fused_adam": "warning"}
+    assert all("--clear-stale-locks" in p.fix and "stale" in p.message for p in problems)
+    assert (
+        buildlocks.check_build_locks(StudioConfig({"model_name_or_path": "m"}), Hardware()) == []
+    )  # no DeepSpeed: no op build, no rule
+
+
+def test_generated_config_leaves_the_optimizer_to_hf_unless_offloaded():
+    assert "optimizer" not in deepspeed_config.generate(DeepSpeedSettings(stage=0))
+    assert "optimizer" not in deepspeed_config.generate(DeepSpeedSettings(stage=3))
+    offload = deepspeed_config.generate(DeepSpeedSettings(stage=2, offload_optimizer=True))
+    assert offload["optimizer"]["type"] == "AdamW"  # DeepSpeed's CPU Adam
+    assert buildlocks.ops_for(_config(stage=0), Hardware()) == {"deepspeed_shm_comm"}
+    assert buildlocks.ops_for(_config(stage=2, offload_optimizer=True), Hardware()) == {
+        "deepspeed_shm_comm",
+        "cpu_adam",
+    }
+
+
+def test_stop_on_a_failed_run_with_a_live_worker_kills_it(tmp_path):
+    from studio import runs
+
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    folder.update_status(state="running", attempt=1)
+    folder.update_status(state="failed", error="launcher killed by signal 9")
+    orphan = subprocess.Popen(["sleep", "60"])  # a worker that outlived its launcher
+    try:
+        procs.record(folder, orphan.pid, "worker0")
+        seen = runs.refresh(folder.path)
+        assert seen["state"] == "running" and seen["live_pids"] == [orphan.pid]
+        with pytest.raises(runs.RunBusy, match="still running"):
+            runs._launch(folder.path, StudioConfig({}), [], tmp_path, None)
+        status = runs.stop(folder.path, grace_s=5)
+        orphan.wait(10)
+        assert status["state"] == "failed" and status["error"] == "launcher killed by signal 9"
+        assert procs.live(folder) == []
+    finally:
+        orphan.kill()
+        orphan.wait()
