@@ -70,6 +70,8 @@ from FlagEmbedding.finetune.embedder.encoder_only.base import (
 from transformers import HfArgumentParser, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
+from studio.secrets import protect_run
+
 logger = logging.getLogger(__name__)
 
 METRICS_ENV = "STUDIO_METRICS_FILE"
@@ -330,6 +332,7 @@ def build_runner(argv: list[str]) -> EncoderOnlyEmbedderRunner:
     """
     prepare_cpu_world(argv)
     model_args, data_args, training_args = parse_args(argv)
+    protect_run(model_args, training_args)  # the runner logs these: no token in train.log
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     training_args.resume_from_checkpoint = resume
     runner = EncoderOnlyEmbedderRunner(
