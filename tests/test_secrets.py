@@ -7,10 +7,11 @@ searches every byte of every file of the run folder for it.
 
 from __future__ import annotations
 
+import os
 import secrets as stdlib_secrets
 
 import pytest
-from conftest import ROOT, tiny_train_config
+from conftest import MSMARCO, ROOT, tiny_train_config
 
 from studio import runs
 from studio.runlog import tail_lines
@@ -22,14 +23,19 @@ TOKEN = "hf_" + stdlib_secrets.token_hex(16)  # random: it can only appear if it
 
 def test_flagembedding_reads_hf_token_and_protect_run_clears_it(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    argv = ["--model_name_or_path", "m", "--train_data", "d", "--output_dir", str(tmp_path)]
+    argv = [
+        "--model_name_or_path",
+        "m",
+        "--train_data",
+        str(MSMARCO),
+        "--output_dir",
+        str(tmp_path),
+    ]
     model_args, _, training_args = parse_args(argv)
     assert model_args.token == TOKEN  # what FlagEmbedding's runner would log
     assert TOKEN in repr(model_args)
     assert clear_token_fields(model_args, training_args) == ["token"]
     assert model_args.token is None and TOKEN not in repr(model_args)
-    import os
-
     assert os.environ["HF_TOKEN"] == TOKEN  # the hub client still finds it
 
 
@@ -56,7 +62,9 @@ def run_with_token(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_TOKEN", TOKEN)  # as a user with a token in their shell starts the studio
         runs_dir = tmp_path_factory.mktemp("runs")
-        run_dir = runs.start(tiny_train_config(max_steps=2, save_steps=1), runs_dir, ROOT)
+        config = tiny_train_config(max_steps=2, save_steps=1)
+        config.deepspeed = None  # the token path does not involve DeepSpeed; keep the run short
+        run_dir = runs.start(config, runs_dir, ROOT)
         status = runs.wait(run_dir, 600)
     assert status["state"] == "succeeded", (run_dir / "train.log").read_text()[-3000:]
     return run_dir

@@ -191,6 +191,9 @@ def test_several_cpu_processes_with_deepspeed_are_refused(no_gpu):
 def test_resume_true_means_last_checkpoint(tmp_path):
     for step in (3, 12, 6):
         (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-15").mkdir()  # half-written: a stop during the save
+    (tmp_path / "checkpoint-15" / "model.safetensors").write_text("")
     assert resolve_resume("True", str(tmp_path)) == str(tmp_path / "checkpoint-12")
     assert resolve_resume("false", str(tmp_path)) is None
     assert resolve_resume(None, str(tmp_path)) is None
