@@ -81,10 +81,15 @@ class ShellState:
             return self.variables[name]
         if name in self.environ:
             value = self.environ[name]
+            said = (
+                f"`~` on line {line} is this machine's home folder, {value!r}."
+                if label == "~"
+                else f"`${name}` on line {line} is not set by the script; this machine's "
+                f"environment gives {value!r}."
+            )
             self._warn(
                 ("env", name, line),
-                f"`{label or '$' + name}` on line {line} is not set by the script; this "
-                f"machine's environment gives {value!r}.",
+                said,
                 "Check that the training machine has the same value, or set it in the script.",
                 line,
                 "env_variable",
