@@ -22,7 +22,7 @@ import sys
 import gradio as gr
 with gr.Blocks() as demo:
     gr.Button("hello")
-demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[1]))
+demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[1]), share=False)
 """
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,10 @@ class StudioConfig:
         return replace(self, args=args)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = dict(self.args)
+        from studio.schema import SECRET_FIELDS
+
+        # A token never reaches a file, even from a config built in code (parse refuses it).
+        out: dict[str, Any] = {k: v for k, v in self.args.items() if k not in SECRET_FIELDS}
         torchrun = {k: v for k, v in asdict(self.torchrun).items() if v is not None}
         out["torchrun"] = torchrun
         if self.deepspeed is None:
@@ -154,6 +158,8 @@ def _coerce_one(f: Field, value: Any) -> Any:
             number = float(str(value).strip())
         except ValueError:
             raise ValueError(f"expected a number, got {value!r}") from None
+        if not math.isfinite(number):  # nan/inf parse as floats and train into nan losses
+            raise ValueError(f"expected a finite number, got {value!r}")
         looks_whole = isinstance(value, int) or str(value).strip().lstrip("+-").isdigit()
         return int(number) if looks_whole and number.is_integer() else number
     text = value if isinstance(value, str) else str(value)
@@ -242,6 +248,21 @@ def _section_problem(name: str, message: str, fix: str, file, line) -> Problem:
     return Problem(ERROR, message, fix, field=name, file=file, line=line, code="bad_section")
 
 
+# torchrun rejects (or hangs on) values outside these; master_port 0 would mean "any port"
+# to the OS but every node must agree on one, so it is not accepted either.
+TORCHRUN_RANGES: dict[str, tuple[int, int | None]] = {
+    "nproc_per_node": (1, None),
+    "nnodes": (1, None),
+    "node_rank": (0, None),
+    "master_port": (1, 65535),
+}
+
+
+def _in_range(key: str, value: int) -> bool:
+    low, high = TORCHRUN_RANGES.get(key, (0, None))
+    return value >= low and (high is None or value <= high)
+
+
 def _parse_torchrun(raw: Any, file, line) -> tuple[TorchrunSettings, list[Problem]]:
     if raw is None:
         return TorchrunSettings(), []
@@ -274,14 +295,18 @@ def _parse_torchrun(raw: Any, file, line) -> tuple[TorchrunSettings, list[Proble
             setattr(settings, key, str(value))
         elif value is None and key == "master_port":
             settings.master_port = None
-        elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        elif isinstance(value, int) and not isinstance(value, bool) and _in_range(key, value):
             setattr(settings, key, value)
         else:
+            low, high = TORCHRUN_RANGES[key]
             problems.append(
                 _section_problem(
                     f"torchrun.{key}",
-                    f"`torchrun.{key}` must be a whole number, got {value!r}.",
-                    "Give a whole number.",
+                    f"`torchrun.{key}` must be a whole number from {low}"
+                    f"{f' to {high}' if high else ' up'}, got {value!r}.",
+                    "torchrun needs at least one process and node; a port is 1 to 65535."
+                    if high or low
+                    else "Give a whole number.",
                     file,
                     line,
                 )

@@ -12,9 +12,11 @@ from dataclasses import replace
 from typing import Any
 
 from studio.config import (
+    TORCHRUN_RANGES,
     DeepSpeedSettings,
     StudioConfig,
     TorchrunSettings,
+    _in_range,
     coerce,
 )
 from studio.problems import ERROR, Problem
@@ -38,6 +40,7 @@ MODEL_DATA = (
 PRECISION_FLAGS = ("fp16", "bf16")
 PRECISIONS = ("fp32", "fp16", "bf16")
 DS_MODES = ("none", "generated", "file")
+DS_PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # the generated DeepSpeed JSON's fp16/bf16
 
 
 def widget_kind(f: Field) -> str:
@@ -148,6 +151,17 @@ def values_to_config(
         master_addr=str(launch.get("master_addr") or "127.0.0.1"),
         master_port=int(launch["master_port"]) if launch.get("master_port") else None,
     )
+    for key, (low, high) in TORCHRUN_RANGES.items():
+        value = getattr(torchrun, key)
+        if value is not None and not _in_range(key, value):
+            problems.append(
+                Problem(
+                    ERROR,
+                    f"`{key}` must be from {low}{f' to {high}' if high else ' up'}, got {value}.",
+                    field=f"torchrun.{key}",
+                    code="bad_value",
+                )
+            )
     mode = launch.get("ds_mode", "generated")
     deepspeed = None
     if mode == "generated":
@@ -155,6 +169,7 @@ def values_to_config(
             stage=int(launch.get("ds_stage") or 0),
             offload_optimizer=bool(launch.get("ds_offload_optimizer")),
             offload_param=bool(launch.get("ds_offload_param")),
+            precision=str(launch.get("ds_precision") or "auto"),
         )
     elif mode == "file":
         if launch.get("ds_file"):
@@ -193,6 +208,7 @@ def config_to_launch(config: StudioConfig) -> dict[str, Any]:
         "ds_stage": ds.stage if ds and not ds.config_file else 0,
         "ds_offload_optimizer": bool(ds and ds.offload_optimizer),
         "ds_offload_param": bool(ds and ds.offload_param),
+        "ds_precision": ds.precision if ds and not ds.config_file else "auto",
         "ds_file": ds.config_file if ds and ds.config_file else "",
     }
 

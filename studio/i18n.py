@@ -32,6 +32,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "master_port": ("Master port (empty: a free port)", "主节点端口（留空自动选择）"),
     "ds_mode": ("DeepSpeed", "DeepSpeed"),
     "ds_stage": ("ZeRO stage", "ZeRO 阶段"),
+    "ds_precision": (
+        "DeepSpeed precision (auto: follows fp16/bf16)",
+        "DeepSpeed 精度（auto：跟随 fp16/bf16）",
+    ),
     "ds_offload_optimizer": ("Offload optimizer to CPU", "优化器卸载到 CPU"),
     "ds_offload_param": ("Offload parameters to CPU (stage 3)", "参数卸载到 CPU（阶段 3）"),
     "ds_file": ("DeepSpeed JSON file", "DeepSpeed JSON 文件"),

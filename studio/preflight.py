@@ -182,6 +182,19 @@ def check_precision(config: StudioConfig, hw: Hardware, schema: Schema) -> list[
 
 def check_processes(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
     n = config.torchrun.nproc_per_node
+    if hw.gpu_count == 0 and n > 1 and config.deepspeed is not None:
+        # studio.train_entry.prepare_cpu_world refuses this launch at start: say so here.
+        return [
+            Problem(
+                ERROR,
+                f"{n} processes with DeepSpeed on a machine without a GPU: the training entry "
+                "point refuses this at start (DeepSpeed on CPU runs one process only).",
+                "Set `torchrun.nproc_per_node` to 1, or turn DeepSpeed off to train with DDP "
+                "over gloo.",
+                field="torchrun.nproc_per_node",
+                code="nproc_deepspeed_cpu",
+            )
+        ]
     if hw.gpu_count == 0 and n > 1:
         return [
             Problem(
@@ -252,12 +265,15 @@ def check_output_dir(config: StudioConfig, hw: Hardware, schema: Schema) -> list
         return []
     if config.args.get("resume_from_checkpoint"):
         return []
+    # FlagEmbedding (and transformers' Trainer) ignore `overwrite_output_dir`: the files in
+    # the folder are overwritten with or without it. The studio reads the flag as the user's
+    # consent only.
     if config.args.get("overwrite_output_dir"):
         return [
             Problem(
                 WARNING,
-                f"output folder `{out_dir}` is not empty and will be "
-                "overwritten (`overwrite_output_dir` is on).",
+                f"output folder `{out_dir}` is not empty and its files will be overwritten; "
+                "`overwrite_output_dir` only records that you agree (FlagEmbedding ignores it).",
                 "Pick a new folder to keep the old model.",
                 field="output_dir",
                 code="output_overwrite",
@@ -266,9 +282,10 @@ def check_output_dir(config: StudioConfig, hw: Hardware, schema: Schema) -> list
     return [
         Problem(
             ERROR,
-            f"output folder `{out_dir}` is not empty; FlagEmbedding would silently overwrite it.",
-            "Pick a new `output_dir`, resume from its last "
-            "checkpoint, or turn on `overwrite_output_dir`.",
+            f"output folder `{out_dir}` is not empty; FlagEmbedding writes over its files "
+            "without asking (it ignores `overwrite_output_dir`).",
+            "Pick a new `output_dir`, resume from its last checkpoint, or set "
+            "`overwrite_output_dir` to confirm the old files may be overwritten.",
             field="output_dir",
             code="output_not_empty",
         )
@@ -300,13 +317,27 @@ def check_batch(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Prob
     world = config.torchrun.nproc_per_node * config.torchrun.nnodes
     global_batch = per_device * world * accumulate
     if rows < global_batch:
+        shape = (
+            f"{rows} training examples are fewer than one global batch "
+            f"({per_device} per device x {world} process(es) x {accumulate} "
+            f"accumulation = {global_batch})"
+        )
+        if config.get("dataloader_drop_last", schema):
+            return [
+                Problem(
+                    ERROR,
+                    f"{shape}, and `dataloader_drop_last` drops the incomplete batch: no step "
+                    "would train.",
+                    "Lower the batch size, add data, or turn `dataloader_drop_last` off.",
+                    field="per_device_train_batch_size",
+                    code="batch_too_big",
+                )
+            ]
         return [
             Problem(
-                ERROR,
-                f"{rows} training examples are fewer than one global batch "
-                f"({per_device} per device x {world} process(es) x {accumulate} "
-                f"accumulation = {global_batch}).",
-                "Lower the batch size or add data.",
+                WARNING,
+                f"{shape}; each step trains on a partial batch of {rows}.",
+                "Lower the batch size to what the data fills, or add data.",
                 field="per_device_train_batch_size",
                 code="batch_too_big",
             )

@@ -41,7 +41,6 @@ from studio.runlog import last_metrics
 
 DEFAULT_RUNS_DIR = Path("runs")
 STOP_GRACE_S = 10.0
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 class RunBusy(RuntimeError):
@@ -274,16 +273,24 @@ def start(
 
 
 def last_checkpoint(run_dir: str | Path) -> Path | None:
+    from studio.checkpoints import last_complete_checkpoint
+
     out_dir = load_run_config(run_dir).args.get("output_dir")
-    if not out_dir or not Path(out_dir).is_dir():
+    return last_complete_checkpoint(out_dir) if out_dir else None
+
+
+def run_in(runs_dir: str | Path, name: str | None) -> Path | None:
+    """The run folder `name` directly inside `runs_dir`, or None.
+
+    For names that come from a browser (stored in its local storage, so anyone can edit them):
+    a name with a separator, `..`, or a link that leads out of `runs_dir` is not a run."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
         return None
-    # trainer_state.json is written last: a stop during a save leaves a folder without it.
-    found = [
-        (int(m.group(1)), p)
-        for p in Path(out_dir).iterdir()
-        if p.is_dir() and (m := _CHECKPOINT.match(p.name)) and (p / "trainer_state.json").is_file()
-    ]
-    return max(found)[1] if found else None
+    root = Path(runs_dir).resolve()
+    candidate = (root / name).resolve()
+    if candidate.parent != root or not RunFolder(candidate).is_run():
+        return None
+    return candidate
 
 
 def resume(run_dir: str | Path, env: dict[str, str] | None = None) -> Path:

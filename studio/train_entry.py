@@ -68,7 +68,9 @@ from FlagEmbedding.finetune.embedder.encoder_only.base import (
     EncoderOnlyEmbedderTrainingArguments,
 )
 from transformers import HfArgumentParser, TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
+
+from studio.checkpoints import last_complete_checkpoint
+from studio.secrets import protect_run
 
 logger = logging.getLogger(__name__)
 
@@ -231,13 +233,13 @@ def resolve_resume(value: str | None, output_dir: str) -> str | None:
         return None
     if value.strip().lower() != "true":
         return value
-    last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    last = last_complete_checkpoint(output_dir)  # not a half-written one
     if last is None:
         raise ValueError(
             f"--resume_from_checkpoint True: no checkpoint-N folder in {output_dir}; "
             "pass the checkpoint folder itself or start without --resume_from_checkpoint."
         )
-    return last
+    return str(last)
 
 
 def check_resumable(checkpoint: str, uses_deepspeed: bool) -> None:
@@ -330,6 +332,7 @@ def build_runner(argv: list[str]) -> EncoderOnlyEmbedderRunner:
     """
     prepare_cpu_world(argv)
     model_args, data_args, training_args = parse_args(argv)
+    protect_run(model_args, training_args)  # the runner logs these: no token in train.log
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     training_args.resume_from_checkpoint = resume
     runner = EncoderOnlyEmbedderRunner(

@@ -80,5 +80,9 @@ def test_launch_argv_uses_this_python_and_the_studio_entry():
     argv = command.launch_argv(_config(), "/venv/bin/python", "/run/ds.json", master_port=1234)
     assert argv[:3] == ["/venv/bin/python", "-m", "torch.distributed.run"]
     assert argv[argv.index("--master_port") + 1] == "1234"
-    assert "studio.worker" in argv and "--deepspeed" in argv
-    assert shlex.join(argv)  # plain strings only, no shell needed
+    assert argv[argv.index("-m", 3) + 1] == "studio.worker"
+    assert argv[argv.index("--deepspeed") + 1] == "/run/ds.json"
+    assert argv[argv.index("--nproc_per_node") + 1] == "2"
+    # handed to Popen as a list: every item a plain str, nothing for a shell to interpret
+    assert all(type(a) is str for a in argv)
+    assert shlex.split(shlex.join(argv)) == argv

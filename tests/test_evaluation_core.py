@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytrec_eval
+from conftest import ROOT
 
 from studio.config import StudioConfig
 from studio.evaluation import cache
@@ -322,3 +323,27 @@ def test_cache_key_follows_weights_texts_and_settings(tmp_path):
 def test_cache_root_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("BGE_STUDIO_CACHE", str(tmp_path / "root"))
     assert cache.embeddings_dir() == tmp_path / "root" / "embeddings"
+
+
+def test_all_zero_queries_are_left_out_and_every_report_says_so(tmp_path):
+    """Decision: a query whose judgments are all 0 is skipped (and said), not scored 0."""
+    from studio.evaluation.data import scoring_note
+
+    root = write_beir(
+        tmp_path / "beir",
+        [{"_id": 1, "text": "Split a path."}, {"_id": 2, "text": "Join paths."}],
+        [{"_id": 10, "text": "split"}, {"_id": 11, "text": "none"}, {"_id": 12, "text": "zero"}],
+        ["10\t1\t1", "12\t2\t0"],
+    )
+    summary = load_eval_data(root).summary()
+    assert summary["skipped_all_zero"] == 1 and summary["skipped_no_qrels"] == 1
+    note = scoring_note(summary)
+    assert note.startswith("2 queries are left out of every metric (1 whose judgments are all 0")
+    assert "over the 1 queries with a relevant document" in note and "pytrec_eval" in note
+    # what pytrec_eval would have done instead: keep q12 and score it 0
+    run = {q: {"1": 1.0, "2": 0.5} for q in ("10", "12")}
+    scored = pytrec_eval.RelevanceEvaluator(
+        {"10": {"1": 1}, "12": {"2": 0}}, {"ndcg_cut.10"}
+    ).evaluate(run)
+    assert scored["12"]["ndcg_cut_10"] == 0.0 and scored["10"]["ndcg_cut_10"] == 1.0
+    assert scoring_note(load_eval_data(ROOT / "example_data" / "eval").summary()) is None

@@ -363,7 +363,8 @@ def test_cli_eval_writes_json_per_model(tmp_path, tiny, capsys):
     assert report["data"]["skipped_queries"] == 1
     printed = capsys.readouterr()
     assert "nDCG@10" in printed.out and "delta" in printed.out
-    assert "1 queries without relevant qrels were skipped" in printed.err
+    assert "note: 1 queries are left out of every metric" in printed.err
+    assert any("left out of every metric" in w for w in report["warnings"])  # in the JSON too
 
 
 def test_cli_eval_run_uses_the_training_config(tmp_path, tiny):

@@ -56,6 +56,8 @@ def test_processes_vs_gpus():
     cfg = tiny_train_config()
     cfg.torchrun = TorchrunSettings(nproc_per_node=8)
     assert codes(cfg, TWO_V100)["nproc_gpus"].level == "error"
+    assert codes(cfg, CPU)["nproc_deepspeed_cpu"].level == "error"  # test_safe_defaults.py
+    cfg.deepspeed = None
     assert codes(cfg, CPU)["nproc_gpus"].level == "warning"
 
 
@@ -87,9 +89,11 @@ def test_fewer_examples_than_a_global_batch():
     rows = sum(1 for line in MSMARCO.read_text().splitlines() if line.strip())
     found = codes(tiny_train_config(per_device_train_batch_size=rows + 1))
     assert (
-        found["batch_too_big"].level == "error"
+        found["batch_too_big"].level == "warning"  # a partial batch trains (drop_last off)
         and f"{rows} training examples" in found["batch_too_big"].message
     )
+    dropping = tiny_train_config(per_device_train_batch_size=rows + 1, dataloader_drop_last=True)
+    assert codes(dropping)["batch_too_big"].level == "error"
 
 
 def test_mrl_without_dims():

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import MSMARCO
 from transformers import BertConfig, BertModel, TrainerControl, TrainerState
 
 from studio import train_entry
@@ -35,7 +36,6 @@ from studio.train_entry import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-MSMARCO = Path("/work/shared/data/flagembedding-examples/example_data/retrieval/msmarco.jsonl")
 DS_ZERO0 = {
     "zero_optimization": {"stage": 0},
     "optimizer": {
@@ -191,6 +191,9 @@ def test_several_cpu_processes_with_deepspeed_are_refused(no_gpu):
 def test_resume_true_means_last_checkpoint(tmp_path):
     for step in (3, 12, 6):
         (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-15").mkdir()  # half-written: a stop during the save
+    (tmp_path / "checkpoint-15" / "model.safetensors").write_text("")
     assert resolve_resume("True", str(tmp_path)) == str(tmp_path / "checkpoint-12")
     assert resolve_resume("false", str(tmp_path)) is None
     assert resolve_resume(None, str(tmp_path)) is None

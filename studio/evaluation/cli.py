@@ -171,16 +171,16 @@ def _run(args) -> int:
 
 
 def _report_data(data) -> None:
+    from studio.evaluation.data import scoring_note
+
     s = data.summary()
     print(
         f"data: {s['path']} ({s['layout']}): {s['n_queries']} queries, {s['n_corpus']} passages",
         file=sys.stderr,
     )
-    if s["skipped_queries"]:
-        print(
-            f"warning: {s['skipped_queries']} queries without relevant qrels were skipped",
-            file=sys.stderr,
-        )
+    note = scoring_note(s)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     if s["judged_docs_missing"]:
         print(
             f"warning: {s['judged_docs_missing']} judged documents are not in the corpus",

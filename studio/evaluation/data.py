@@ -13,7 +13,10 @@ Why strict: a metric is only as trustworthy as the data it was computed on. Ids 
 strings (``7`` and ``"7"`` are the same document), a duplicate id is an error rather than a silent
 overwrite, and every malformed line raises :class:`EvalDataError` naming the file and the line.
 Queries without any relevant document cannot be scored; they are skipped and counted, never a
-crash. A passage is ``"{title} {text}"`` stripped, as FlagEmbedding's evaluator builds it.
+crash. That includes queries whose judgments are all 0: pytrec_eval (and BEIR, which calls it)
+keeps such a query and scores it 0 on every metric, which lowers every model's mean by the same
+share and says nothing about either; the studio leaves them out and says so in every report
+(:func:`scoring_note`), so its means are over the queries that have a relevant document. A passage is ``"{title} {text}"`` stripped, as FlagEmbedding's evaluator builds it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,29 @@ class EvalDataError(ValueError):
         self.fix = fix
         where = f"{self.file}:{line}: " if file and line else f"{self.file}: " if file else ""
         super().__init__(f"{where}{message}" + (f" Fix: {fix}" if fix else ""))
+
+
+NO_QRELS = "no qrels"
+ALL_ZERO = "no relevant document"  # judged, every judgment 0
+
+
+def scoring_note(summary: dict) -> str | None:
+    """The line every face shows when queries were left out of the metrics, or None."""
+    all_zero = summary.get("skipped_all_zero", 0)
+    no_qrels = summary.get("skipped_no_qrels", 0)
+    if not all_zero and not no_qrels:
+        return None
+    scored = summary.get("n_queries", 0)
+    parts = []
+    if all_zero:
+        parts.append(f"{all_zero} whose judgments are all 0")
+    if no_qrels:
+        parts.append(f"{no_qrels} with no judgments")
+    return (
+        f"{all_zero + no_qrels} queries are left out of every metric ({', '.join(parts)}); "
+        f"the means are over the {scored} queries with a relevant document. pytrec_eval and "
+        "BEIR would count an all-0 query as 0 on every metric instead."
+    )
 
 
 @dataclass
@@ -102,6 +128,8 @@ class EvalData:
             "n_corpus": len(self.corpus_ids),
             "n_queries": self.n_queries,
             "skipped_queries": len(self.skipped),
+            "skipped_all_zero": sum(1 for why in self.skipped.values() if why == ALL_ZERO),
+            "skipped_no_qrels": sum(1 for why in self.skipped.values() if why == NO_QRELS),
             "qrels_without_query": self.qrels_without_query,
             "judged_docs_missing": self.judged_docs_missing,
             "fingerprint": self.fingerprint(),
@@ -304,9 +332,9 @@ def load_eval_data(path: str | Path, split: str = "test") -> EvalData:
     for query_id, text in queries.items():
         judged = raw_qrels.get(query_id)
         if not judged:
-            skipped[query_id] = "no qrels"
+            skipped[query_id] = NO_QRELS
         elif not any(rel > 0 for rel in judged.values()):
-            skipped[query_id] = "no relevant document"
+            skipped[query_id] = ALL_ZERO
         else:
             query_ids.append(query_id)
             query_texts.append(text)

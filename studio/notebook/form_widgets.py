@@ -74,6 +74,8 @@ def _launch_widget(key: str, value: Any, lang: str):
         return w.Dropdown(options=list(form.PRECISIONS), value=value, **common)
     if key == "ds_mode":
         return w.Dropdown(options=list(form.DS_MODES), value=value, **common)
+    if key == "ds_precision":
+        return w.Dropdown(options=list(form.DS_PRECISIONS), value=value or "auto", **common)
     if key == "ds_stage":
         return w.Dropdown(options=[0, 1, 2, 3], value=int(value or 0), **common)
     if key == "master_port":

@@ -275,11 +275,7 @@ class Handlers:
         """On page load: re-attach to the run this browser watched, else a running one."""
         from studio.watch import RunWatcher
 
-        run_dir = None
-        if stored:
-            candidate = self.ctx.runs_dir / stored
-            if RunFolder(candidate).is_run():
-                run_dir = candidate
+        run_dir = runs.run_in(self.ctx.runs_dir, stored)  # the browser's value: contained
         if run_dir is None:
             running = [r for r in runs.list_runs(self.ctx.runs_dir) if r.state == RunState.RUNNING]
             run_dir = running[0].path if running else None
@@ -498,6 +494,9 @@ def _launch_tab(reg: Registry, cfg: StudioConfig, lang: str) -> None:
         )
         L["ds_offload_param"] = gr.Checkbox(
             launch["ds_offload_param"], label=t("ds_offload_param", lang)
+        )
+        L["ds_precision"] = gr.Dropdown(
+            list(form.DS_PRECISIONS), value=launch["ds_precision"], label=t("ds_precision", lang)
         )
     L["ds_file"] = gr.Textbox(launch["ds_file"], label=t("ds_file", lang))
     reg.text(gr.Markdown(f"### {t('hardware', lang)}"), "hardware")

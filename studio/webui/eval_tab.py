@@ -9,8 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from studio.evaluation.metrics import parse_ks
 from studio.i18n import t
 from studio.runfolder import RunState
+
+
+def cutoffs(text: str) -> list[int]:
+    """The k values typed in the tab: the core's parser (commas or spaces), as the CLI and the
+    notebook read them."""
+    return parse_ks(text)
 
 
 def build(ctx, reg, lang: str):
@@ -46,14 +53,11 @@ def build(ctx, reg, lang: str):
         interactive=False, wrap=True, label=t("eval_per_query", lang), elem_id="eval-per-query"
     )
 
-    def k_values(text: str) -> tuple[int, ...]:
+    def k_values(text: str) -> list[int]:
         try:
-            values = tuple(sorted({int(k) for k in text.replace(" ", "").split(",") if k}))
-        except ValueError:
-            raise gr.Error("k must be whole numbers separated by commas, e.g. 1,5,10") from None
-        if not values or min(values) < 1:
-            raise gr.Error("k must be positive whole numbers.")
-        return values
+            return cutoffs(text)
+        except ValueError as exc:
+            raise gr.Error(f"{exc}; e.g. 1,5,10 or 1 5 10") from None
 
     def data_path(text: str) -> Path:
         path = (ctx.base_dir / (text or "example_data/eval")).resolve()
