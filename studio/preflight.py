@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from studio import datafiles, deepspeed_config
+from studio.cluster.checks import check_multinode
 from studio.config import StudioConfig, looks_like_path, resolve_paths
 from studio.hardware import Hardware, detect
 from studio.problems import ERROR, INFO, WARNING, Problem
@@ -382,6 +383,7 @@ CHECKS: tuple[Check, ...] = (
     check_mrl,
     check_report_to,
     check_eval_data,
+    check_multinode,  # shared storage, hub models, cross-device negatives on N nodes
 )
 
 

@@ -38,6 +38,7 @@ from studio.supervisor import STOP_MARKER
 
 DEFAULT_RUNS_DIR = Path("runs")
 STOP_GRACE_S = 10.0
+ACTIVE_STATES = ("running", "queued")  # queued: a Slurm job waiting for its nodes
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -57,6 +58,7 @@ class RunSummary:
     last_loss: float | None
     started_at: float | None
     error: str | None = None
+    reason: str | None = None  # the scheduler's word on a queued/ended job (Slurm: Resources...)
 
     def row(self) -> dict:
         started = (
@@ -66,7 +68,7 @@ class RunSummary:
         )
         return {
             "name": self.name,
-            "status": self.state,
+            "status": f"{self.state} ({self.reason})" if self.reason else self.state,
             "step": self.step,
             "max_steps": self.max_steps,
             "last_loss": self.last_loss,
@@ -264,6 +266,8 @@ def resume(run_dir: str | Path, env: dict[str, str] | None = None) -> Path:
     `--resume_from_checkpoint` crashes; see studio.train_entry).
     """
     run_dir = Path(run_dir)
+    if _cluster(run_dir):
+        return _cluster(run_dir).resume(run_dir)
     state = refresh(run_dir).get("state")
     if state == "running":
         raise RuntimeError(f"run {run_dir.name} is still running; stop it first")
@@ -282,6 +286,15 @@ def resume(run_dir: str | Path, env: dict[str, str] | None = None) -> Path:
 # --------------------------------------------------------------------------- watch & stop
 
 
+def _cluster(run_dir: Path):
+    """The module that owns a run started on a cluster (status.json `launcher`), else None."""
+    if read_json(Path(run_dir) / "status.json").get("launcher") == "slurm":
+        from studio.cluster import slurm
+
+        return slurm
+    return None
+
+
 def _alive(status: dict) -> bool:
     _reap()
     pgid = status.get("pgid")
@@ -293,6 +306,8 @@ def refresh(run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     path = run_dir / "status.json"
     status = read_json(path)
+    if status.get("launcher") == "slurm":
+        return _cluster(run_dir).refresh(run_dir)
     if status.get("state") == "running" and not _alive(status):
         time.sleep(0.2)  # the supervisor may be writing its final status right now
         status = read_json(path)
@@ -320,6 +335,8 @@ def stop(run_dir: str | Path, grace_s: float = STOP_GRACE_S) -> dict:
     Returns the final status. No process of the run survives (checked from /proc).
     """
     run_dir = Path(run_dir)
+    if _cluster(run_dir):
+        return _cluster(run_dir).stop(run_dir)
     status = read_json(run_dir / "status.json")
     pgid = status.get("pgid")
     if status.get("state") != "running" or not pgid:
@@ -351,7 +368,7 @@ def wait(run_dir: str | Path, timeout_s: float | None = None, poll_s: float = 0.
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
         status = refresh(run_dir)
-        if status.get("state") != "running":
+        if status.get("state") not in ACTIVE_STATES:
             return status
         if deadline is not None and time.monotonic() > deadline:
             return status
@@ -374,6 +391,7 @@ def summarize(run_dir: str | Path) -> RunSummary:
         last_loss=last.get("loss") if last else None,
         started_at=status.get("first_started_at") or status.get("started_at"),
         error=status.get("error"),
+        reason=status.get("reason"),
     )
 
 
