@@ -284,10 +284,13 @@ def query_job(job_id: str) -> JobInfo | None:
 
 
 def _exit(text: str | None) -> int | None:
+    """Slurm's ``CODE:SIGNAL`` as one number: the code, or minus the signal (as Popen does)."""
     if not text:
         return None
-    head = text.split(":")[0]
-    return int(head) if head.isdigit() else None
+    code, _, sig = text.partition(":")
+    if sig.isdigit() and int(sig):
+        return -int(sig)
+    return int(code) if code.isdigit() else None
 
 
 # --------------------------------------------------------------------------- submit

@@ -77,8 +77,10 @@ def status_markdown(run_dir: Path | None, status: dict | None) -> str:
         return ""
     status = status or {}
     state = status.get("state", "unknown")
-    icon = {"running": "🟢", "succeeded": "✅", "failed": "❌", "stopped": "⏹"}.get(state, "")
-    text = f"{icon} **{run_dir.name}** — {state}"
+    icon = {"running": "🟢", "succeeded": "✅", "failed": "❌", "stopped": "⏹", "queued": "⏳"}
+    text = f"{icon.get(state, '')} **{run_dir.name}** — {state}"
+    if status.get("reason"):  # the scheduler's word: Slurm's Resources, Priority...
+        text += f" ({status['reason']})"
     if status.get("exit_code") not in (None, 0):
         text += f" (exit code {status['exit_code']})"
     if status.get("error"):
@@ -558,6 +560,8 @@ def build_app(ctx: AppContext):
                     interactive=False,
                 )
                 reg.text(diagnostics, "diagnostics")
+                with gr.Accordion(t("cluster", lang), open=False, elem_id="studio-cluster"):
+                    _optional_tab("studio.webui.cluster_tab", ctx, reg, lang)
             with gr.Tab(t("tab.train", lang), id="train"):
                 preflight_md = gr.Markdown(elem_id="studio-preflight")
                 with gr.Row():

@@ -1,0 +1,188 @@
+"""A real Slurm (scripts/local_slurm.sh: slurm-wlm + munge, one node, no accounting).
+
+One flow, so the node's CPUs do the waiting for us: a long run takes every CPU of the node,
+a tiny run submitted through `python -m studio submit --slurm` then waits (queued, Slurm's reason
+"Resources"), the long run is stopped (scancel: squeue no longer lists it, none of its processes
+is left, state stopped), and the tiny run goes running -> succeeded with its metrics. A job
+Slurm refuses gets Slurm's own message.
+
+These tests fail, not skip, without Slurm: scripts/test.sh starts it before pytest.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from studio import runs
+from studio.cluster import slurm
+from studio.config import StudioConfig, TorchrunSettings
+from studio.runlog import read_metrics, step_records
+from studio.statusfile import read_json
+
+pytestmark = pytest.mark.slow
+TIMEOUT_S = 600
+TRAIN = ROOT / "example_data" / "train.jsonl"
+
+
+@pytest.fixture(scope="module")
+def node_cpus() -> int:
+    if shutil.which("sinfo") is None:
+        pytest.fail("Slurm is not installed: run `sudo bash scripts/local_slurm.sh` first")
+    proc = subprocess.run(["sinfo", "-h", "-N", "-o", "%t %c"], capture_output=True, text=True)
+    states = proc.stdout.split()
+    if proc.returncode != 0 or not states or states[0] not in ("idle", "mix", "alloc"):
+        pytest.fail(f"Slurm is not up ({proc.stdout or proc.stderr}): run scripts/local_slurm.sh")
+    return int(states[1])
+
+
+def _config(max_steps: int) -> StudioConfig:
+    args = {
+        "model_name_or_path": "bundled:all-MiniLM-L6-v2",
+        "train_data": [str(TRAIN)],
+        "sentence_pooling_method": "mean",
+        "train_group_size": 2,
+        "per_device_train_batch_size": 2,
+        "query_max_len": 16,
+        "passage_max_len": 32,
+        "max_steps": max_steps,
+        "logging_steps": 1,
+        "save_steps": 1000,
+    }
+    return StudioConfig(args, TorchrunSettings(), None)
+
+
+def _wait_for(predicate, what: str, timeout_s: float = TIMEOUT_S):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _processes_of(run_dir: Path) -> list[int]:
+    """Live processes whose command line or environment names the run folder."""
+    needle = str(run_dir).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if stat[stat.rfind(")") + 2] == "Z":
+                continue
+            if (
+                needle in (entry / "cmdline").read_bytes()
+                or needle in (entry / "environ").read_bytes()
+            ):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _squeue(job_id: str) -> str:
+    proc = subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True)
+    return proc.stdout.strip()
+
+
+def _cli_submit(cfg: Path, runs_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "studio", "submit", str(cfg), "--slurm", "--runs-dir"]
+        + [str(runs_dir), *extra],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
+def test_queue_stop_and_succeed_on_a_real_slurm(tmp_path, node_cpus):
+    runs_dir = tmp_path / "runs"
+    long_run = slurm.submit(
+        _config(max_steps=5000),
+        slurm.SlurmSettings(cpus_per_task=node_cpus),
+        runs_dir,
+        ROOT,
+        name="long",
+    )
+    long_job = read_json(long_run / "status.json")["job_id"]
+    assert long_job and (long_run / "job.sbatch").is_file()
+    _wait_for(
+        lambda: step_records(read_metrics(long_run / "metrics.jsonl")),
+        "the long run's first step",
+    )
+    assert runs.refresh(long_run)["state"] == "running"
+
+    # The node is full: the tiny run waits, and the Runs tab says why (Slurm's reason).
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(
+        "model_name_or_path: bundled:all-MiniLM-L6-v2\n"
+        f"train_data: [{TRAIN}]\nsentence_pooling_method: mean\ntrain_group_size: 2\n"
+        "per_device_train_batch_size: 2\nquery_max_len: 16\npassage_max_len: 32\n"
+        "max_steps: 4\nlogging_steps: 1\nsave_steps: 1000\ndeepspeed: null\n"
+        "studio: {name: tiny}\n"
+    )
+    proc = _cli_submit(cfg, runs_dir, "--nodes", "1", "--cpus-per-task", "1")
+    assert proc.returncode == 0, proc.stderr
+    tiny = Path(proc.stdout.strip().splitlines()[-1])
+    tiny_job = read_json(tiny / "status.json")["job_id"]
+    assert f"submitted Slurm job {tiny_job}" in proc.stderr
+    seen = [runs.refresh(tiny)["state"]]
+    row = _wait_for(
+        lambda: next(
+            (r.row() for r in runs.list_runs(runs_dir) if r.name == tiny.name and r.reason),
+            None,
+        ),
+        "Slurm's reason for the queued run",
+        60,
+    )
+    assert row["status"] == "queued (Resources)", row
+
+    # Stop the long run: scancel, nothing of it left queued or running.
+    status = runs.stop(long_run)
+    assert status["state"] == "stopped", status
+    assert _squeue(long_job) == ""
+    assert _processes_of(long_run) == []
+    assert runs.summarize(long_run).state == "stopped"
+
+    # The tiny run now gets the node: running, then succeeded, with its metrics.
+    def ended():
+        state = runs.refresh(tiny)["state"]
+        if state != seen[-1]:
+            seen.append(state)
+        return state not in runs.ACTIVE_STATES
+
+    _wait_for(ended, "the tiny run to end")
+    status = read_json(tiny / "status.json")
+    assert seen == ["queued", "running", "succeeded"], (
+        seen,
+        (tiny / "train.log").read_text()[-3000:],
+    )
+    assert status["exit_code"] == 0 and status["launcher"] == "slurm"
+    steps = step_records(read_metrics(tiny / "metrics.jsonl"))
+    assert [r["step"] for r in steps] == [1, 2, 3, 4]
+    assert (tiny / "model" / "model.safetensors").is_file()
+    assert "[studio] versions ok" in (tiny / "train.log").read_text()
+    assert _squeue(tiny_job) == ""
+    summary = runs.summarize(tiny)
+    assert summary.state == "succeeded" and summary.step == 4
+
+
+def test_a_job_slurm_refuses_gets_slurms_own_message(tmp_path, node_cpus):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"model_name_or_path: bundled:all-MiniLM-L6-v2\ntrain_data: [{TRAIN}]\n")
+    proc = _cli_submit(cfg, tmp_path / "runs", "--partition", "no-such-partition")
+    assert proc.returncode == 1
+    assert "Invalid partition name specified" in proc.stderr, proc.stderr
+    (listed,) = runs.list_runs(tmp_path / "runs")
+    assert listed.state == "failed" and "Invalid partition name specified" in listed.error
