@@ -43,7 +43,7 @@ def node_cpus() -> int:
     return int(states[1])
 
 
-def _config(max_steps: int) -> StudioConfig:
+def _config(max_steps: int, save_steps: int = 1000) -> StudioConfig:
     args = {
         "model_name_or_path": "bundled:all-MiniLM-L6-v2",
         "train_data": [str(TRAIN)],
@@ -54,7 +54,7 @@ def _config(max_steps: int) -> StudioConfig:
         "passage_max_len": 32,
         "max_steps": max_steps,
         "logging_steps": 1,
-        "save_steps": 1000,
+        "save_steps": save_steps,
     }
     return StudioConfig(args, TorchrunSettings(), None)
 
@@ -109,7 +109,7 @@ def _cli_submit(cfg: Path, runs_dir: Path, *extra: str) -> subprocess.CompletedP
 def test_queue_stop_and_succeed_on_a_real_slurm(tmp_path, node_cpus):
     runs_dir = tmp_path / "runs"
     long_run = slurm.submit(
-        _config(max_steps=5000),
+        _config(max_steps=5000, save_steps=1),
         slurm.SlurmSettings(cpus_per_task=node_cpus),
         runs_dir,
         ROOT,
@@ -118,8 +118,8 @@ def test_queue_stop_and_succeed_on_a_real_slurm(tmp_path, node_cpus):
     long_job = read_json(long_run / "status.json")["job_id"]
     assert long_job and (long_run / "job.sbatch").is_file()
     _wait_for(
-        lambda: step_records(read_metrics(long_run / "metrics.jsonl")),
-        "the long run's first step",
+        lambda: runs.last_checkpoint(long_run),
+        "the long run's first checkpoint",
     )
     assert runs.refresh(long_run)["state"] == "running"
 
@@ -155,6 +155,13 @@ def test_queue_stop_and_succeed_on_a_real_slurm(tmp_path, node_cpus):
     assert _processes_of(long_run) == []
     assert runs.summarize(long_run).state == "stopped"
 
+    # Resume resubmits it from its last checkpoint; it queues behind the tiny run.
+    checkpoint = runs.last_checkpoint(long_run)
+    runs.resume(long_run)
+    resumed = runs.refresh(long_run)
+    assert resumed["state"] == "queued" and resumed["attempt"] == 2
+    assert resumed["resumed_from"] == str(checkpoint) and resumed["job_id"] != long_job
+
     # The tiny run now gets the node: running, then succeeded, with its metrics.
     def ended():
         state = runs.refresh(tiny)["state"]
@@ -177,6 +184,19 @@ def test_queue_stop_and_succeed_on_a_real_slurm(tmp_path, node_cpus):
     summary = runs.summarize(tiny)
     assert summary.state == "succeeded" and summary.step == 4
 
+    # The resumed run starts at the checkpoint's step; stopped again, Slurm's queue is empty.
+    step = int(checkpoint.name.split("-")[1])
+    _wait_for(
+        lambda: any(
+            r.get("event") == "train_begin" and r.get("global_step") == step
+            for r in read_metrics(long_run / "metrics.jsonl")
+        ),
+        "the resumed run to begin at its checkpoint",
+    )
+    assert runs.stop(long_run)["state"] == "stopped"
+    assert subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout == ""
+    assert _processes_of(long_run) == []
+
 
 def test_a_job_slurm_refuses_gets_slurms_own_message(tmp_path, node_cpus):
     cfg = tmp_path / "cfg.yaml"
@@ -186,3 +206,28 @@ def test_a_job_slurm_refuses_gets_slurms_own_message(tmp_path, node_cpus):
     assert "Invalid partition name specified" in proc.stderr, proc.stderr
     (listed,) = runs.list_runs(tmp_path / "runs")
     assert listed.state == "failed" and "Invalid partition name specified" in listed.error
+
+
+def test_a_job_slurm_has_forgotten_is_read_from_the_run_folder(tmp_path, node_cpus):
+    """Without accounting, Slurm forgets a job minutes after it ends: the run's own files
+    (the exit code its job script wrote, the stop marker) then say how it ended."""
+    from studio.statusfile import write_json
+    from studio.supervisor import STOP_MARKER
+
+    def run(name: str, **files: str) -> Path:
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        write_json(
+            run_dir / "status.json",
+            {"launcher": "slurm", "state": "running", "job_id": "999999", "started_at": 1.0},
+        )
+        for file, text in files.items():
+            (run_dir / file).write_text(text)
+        return run_dir
+
+    assert runs.refresh(run("ok", slurm_exit_code="0\n"))["state"] == "succeeded"
+    failed = runs.refresh(run("bad", slurm_exit_code="1\n"))
+    assert failed["state"] == "failed" and failed["exit_code"] == 1
+    assert runs.refresh(run("stopped", **{STOP_MARKER: ""}))["state"] == "stopped"
+    lost = runs.refresh(run("lost"))
+    assert lost["state"] == "failed" and "Slurm no longer knows job 999999" in lost["error"]
