@@ -90,9 +90,24 @@ def _processes_of(run_dir: Path) -> list[int]:
     return found
 
 
+def _squeue_all() -> str:
+    return subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip()
+
+
 def _squeue(job_id: str) -> str:
     proc = subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True)
     return proc.stdout.strip()
+
+
+@pytest.fixture
+def runs_dir(tmp_path):
+    """The test's runs folder; whatever job a failing test left in Slurm is cancelled."""
+    root = tmp_path / "runs"
+    yield root
+    jobs = [read_json(p / "status.json").get("job_id") for p in root.glob("*")]
+    jobs = [j for j in jobs if j]
+    if jobs:
+        subprocess.run(["scancel", *jobs], capture_output=True)
 
 
 def _cli_submit(cfg: Path, runs_dir: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -106,8 +121,7 @@ def _cli_submit(cfg: Path, runs_dir: Path, *extra: str) -> subprocess.CompletedP
     )
 
 
-def test_queue_stop_and_succeed_on_a_real_slurm(tmp_path, node_cpus):
-    runs_dir = tmp_path / "runs"
+def test_queue_stop_and_succeed_on_a_real_slurm(tmp_path, runs_dir, node_cpus):
     long_run = slurm.submit(
         _config(max_steps=5000, save_steps=1),
         slurm.SlurmSettings(cpus_per_task=node_cpus),
@@ -194,18 +208,39 @@ def test_queue_stop_and_succeed_on_a_real_slurm(tmp_path, node_cpus):
         "the resumed run to begin at its checkpoint",
     )
     assert runs.stop(long_run)["state"] == "stopped"
-    assert subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout == ""
+    assert _squeue_all() == ""
     assert _processes_of(long_run) == []
 
 
-def test_a_job_slurm_refuses_gets_slurms_own_message(tmp_path, node_cpus):
+def test_a_job_slurm_refuses_gets_slurms_own_message(tmp_path, runs_dir, node_cpus):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(f"model_name_or_path: bundled:all-MiniLM-L6-v2\ntrain_data: [{TRAIN}]\n")
-    proc = _cli_submit(cfg, tmp_path / "runs", "--partition", "no-such-partition")
+    proc = _cli_submit(cfg, runs_dir, "--partition", "no-such-partition")
     assert proc.returncode == 1
     assert "Invalid partition name specified" in proc.stderr, proc.stderr
-    (listed,) = runs.list_runs(tmp_path / "runs")
+    (listed,) = runs.list_runs(runs_dir)
     assert listed.state == "failed" and "Invalid partition name specified" in listed.error
+    assert listed.row()["status"] == "failed"
+
+    # The web UI's and the notebook's Submit show the same message of Slurm's.
+    from studio.config import load
+    from studio.notebook import Studio
+    from studio.webui.app import AppContext
+    from studio.webui.cluster_tab import submit_from_form
+
+    ctx = AppContext(runs_dir, ROOT)
+    with pytest.raises(slurm.SlurmError, match="Invalid partition name specified"):
+        submit_from_form(ctx, load(cfg), 1, "", 0, None, "", "no-such-partition", "")
+    st = Studio(cfg, runs_dir=runs_dir, base_dir=ROOT)
+    try:
+        panel = st.command_panel().children[-1]
+        partition, _time = panel.children[3].children
+        partition.value = "no-such-partition"
+        panel.children[4].children[1].click()  # Submit to Slurm
+        assert "Invalid partition name specified" in panel.children[5].value
+    finally:
+        st.close()
+    assert len(runs.list_runs(runs_dir)) == 3 and not _squeue_all()
 
 
 def test_a_job_slurm_has_forgotten_is_read_from_the_run_folder(tmp_path, node_cpus):
