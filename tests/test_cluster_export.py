@@ -68,6 +68,10 @@ def test_node_scripts_meet_at_the_head_with_the_command_tabs_flags(tmp_path):
             assert line in text
     plain = export(small_config(), "nodes", tmp_path / "plain", ROOT, nnodes=2, head="h0")
     assert "SOCKET_IFNAME" not in plain.files[0].read_text()
+    assert not any(p.code == "nodes_loopback" for p in plain.problems)
+    local = export(small_config(), "nodes", tmp_path / "local", ROOT, nnodes=2)
+    assert local.ok and "--rdzv_endpoint 127.0.0.1:29500" in local.files[0].read_text()
+    assert any(p.code == "nodes_loopback" for p in local.problems)  # a warning, not a refusal
 
 
 def _resolved(cfg: StudioConfig, out: Path) -> StudioConfig:

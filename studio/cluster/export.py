@@ -98,7 +98,7 @@ def export(
         result.problems = launch.problems()
         if hardware is None and launch.nproc_per_node > 1:  # the nodes' GPUs, not this machine's
             hardware = slurm.job_hardware(slurm.SlurmSettings(gpus_per_node=launch.nproc_per_node))
-        if not result.problems:
+        if not errors(result.problems):
             files = nodes.node_scripts(planned, launch, versions)
     elif target == "slurm":
         settings = slurm_settings or slurm.SlurmSettings()
@@ -108,7 +108,7 @@ def export(
         planned = _planned(resolved, launch.nnodes, launch.nproc_per_node)
         hardware = hardware or slurm.job_hardware(settings)
         result.problems = settings.problems() + launch.problems()
-        if not result.problems:
+        if not errors(result.problems):
             files = {
                 slurm.NODE_FILE: nodes.render_node_script(planned, launch, None, versions),
                 slurm.SBATCH_FILE: slurm.render_sbatch(
@@ -124,7 +124,7 @@ def export(
         files = {SKYPILOT_FILE: skypilot.render_task(planned, settings, ds_file, out.name)}
         hardware = hardware or Hardware()  # the cloud's GPUs are unknown here
 
-    if target != "skypilot" or not result.problems:
+    if not errors(result.problems):
         result.problems += preflight.run_checks(planned, ".", hardware=hardware)
     if errors(result.problems):
         return result

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from studio import command
 from studio.config import StudioConfig, TorchrunSettings
-from studio.problems import ERROR, Problem
+from studio.problems import ERROR, WARNING, Problem
 
 PACKAGES = ("FlagEmbedding", "transformers", "torch")
 SKIP_CHECK_ENV = "STUDIO_SKIP_VERSION_CHECK"
@@ -93,6 +93,18 @@ class NodeLaunch:
                     "Give the first node's address as the other nodes reach it, e.g. 10.0.0.1.",
                     field="torchrun.master_addr",
                     code="nodes_head",
+                )
+            )
+        elif self.nnodes > 1 and (self.head.startswith("127.") or self.head == "localhost"):
+            out.append(
+                Problem(
+                    WARNING,
+                    f"head address {self.head} is this machine's loopback: nodes on other "
+                    "machines cannot reach it (fine only when every node runs here).",
+                    "Give the first node's address on the network the nodes share, e.g. "
+                    "--head 10.0.0.1 (see `hostname -I` on that node).",
+                    field="torchrun.master_addr",
+                    code="nodes_loopback",
                 )
             )
         if not 1 <= self.port <= 65535:
