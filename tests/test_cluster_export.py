@@ -180,7 +180,8 @@ def test_slurm_job_script_asks_for_what_was_given(tmp_path):
 
 def test_skypilot_task_loads_in_skypilots_own_loader(tmp_path):
     settings = skypilot.SkyPilotSettings(nodes=2, accelerators="A100:8", bucket="my-ckpts")
-    cfg = StudioConfig(small_config().args, TorchrunSettings(nproc_per_node=8), None)
+    # bf16 is for the cloud's A100s: this CPU machine's hardware must not refuse it.
+    cfg = StudioConfig(small_config(bf16=True).args, TorchrunSettings(nproc_per_node=8), None)
     result = export(cfg, "skypilot", tmp_path / "sky", ROOT, skypilot_settings=settings)
     assert result.ok, result.problems
     (task,) = result.files

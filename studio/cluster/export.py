@@ -122,10 +122,14 @@ def export(
         )
         ds_file = out / deepspeed_config.DS_FILE_NAME if resolved.deepspeed else None
         files = {SKYPILOT_FILE: skypilot.render_task(planned, settings, ds_file, out.name)}
-        hardware = hardware or Hardware()  # the cloud's GPUs are unknown here
+        gpus = skypilot.gpus_per_node(settings, resolved)
+        hardware = hardware or slurm.job_hardware(slurm.SlurmSettings(gpus_per_node=gpus))
 
     if not errors(result.problems):
-        result.problems += preflight.run_checks(planned, ".", hardware=hardware)
+        found = preflight.run_checks(planned, ".", hardware=hardware)
+        if target == "skypilot":  # file_mounts copy data and model to every node
+            found = [p for p in found if p.code != "multinode_local_path"]
+        result.problems += found
     if errors(result.problems):
         return result
 

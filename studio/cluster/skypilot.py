@@ -47,6 +47,19 @@ class SkyPilotSettings:
     name: str | None = None
 
 
+def accelerators(settings: SkyPilotSettings, config: StudioConfig) -> str:
+    """``TYPE:COUNT`` as SkyPilot reads it; the default asks for one A100 per process."""
+    return settings.accelerators or f"A100:{config.torchrun.nproc_per_node}"
+
+
+def gpus_per_node(settings: SkyPilotSettings, config: StudioConfig) -> int:
+    _, _, count = accelerators(settings, config).partition(":")
+    try:
+        return max(1, int(float(count))) if count else 1
+    except ValueError:
+        return 1
+
+
 def _pins() -> list[str]:
     """The versions this studio runs (torch excepted: the cloud image's CUDA build stays)."""
     pins = []
@@ -104,7 +117,6 @@ def render_task(
     """The task YAML for ``config`` (its paths already absolute)."""
     settings = settings or SkyPilotSettings()
     nnodes = settings.nodes or config.torchrun.nnodes
-    nproc = config.torchrun.nproc_per_node
     name = settings.name or f"studio-{_slug(label)}"
     bucket = settings.bucket or f"studio-{_slug(label)}-checkpoints"
     cloud_cfg, mounts = cloud_config(config, ds_file)
@@ -113,7 +125,7 @@ def render_task(
     if settings.bucket_store:
         store["store"] = settings.bucket_store
     mounts[CHECKPOINTS] = store
-    resources: dict = {"accelerators": settings.accelerators or f"A100:{nproc}"}
+    resources: dict = {"accelerators": accelerators(settings, config)}
     if settings.cloud:
         resources["cloud"] = settings.cloud
     flag_lines = [
