@@ -19,7 +19,12 @@ from studio.schema import Schema
 
 # Folders that are per machine on every cluster we know of ($TMPDIR is added at check time).
 NODE_LOCAL = ("/tmp", "/var/tmp", "/dev/shm", "/run", "/local", "/localscratch", "/lscratch")
-SHARED_PATH_FLAGS = ("output_dir", "cache_dir", "cache_path", "logging_dir")
+SHARED_PATH_FLAGS = {
+    "output_dir": "the output folder",
+    "cache_dir": "the model cache (cache_dir)",
+    "cache_path": "the data cache (cache_path)",
+    "logging_dir": "the log folder",
+}
 
 
 def node_local_root(path: str | os.PathLike[str]) -> str | None:
@@ -42,7 +47,7 @@ def shared_path_problem(path: str | os.PathLike[str], what: str, field: str) -> 
         return None
     return Problem(
         WARNING,
-        f"{what} `{path}` is under {root}, which is local to each node: the other nodes "
+        f"{what.capitalize()} `{path}` is under {root}, which is local to each node: the other nodes "
         "will not see what one node writes (or will not find what it reads).",
         "Use a folder on shared storage (NFS, Lustre, GPFS...) that every node mounts at the "
         "same path.",
@@ -60,10 +65,10 @@ def check_multinode(config: StudioConfig, hw: Hardware, schema: Schema) -> list[
     if config.torchrun.nnodes <= 1:
         return []
     out: list[Problem] = []
-    for name in SHARED_PATH_FLAGS:
+    for name, what in SHARED_PATH_FLAGS.items():
         value = config.args.get(name)
         if value:
-            problem = shared_path_problem(value, f"`{name}`", name)
+            problem = shared_path_problem(value, what, name)
             if problem:
                 out.append(problem)
     for data in config.args.get("train_data") or []:
