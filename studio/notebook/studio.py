@@ -253,7 +253,7 @@ class Studio:
             listed = self.list_runs()
             if not listed:
                 raise FileNotFoundError(f"no runs in {self.runs_dir}")
-            running = [r for r in listed if r.state == "running"]
+            running = [r for r in listed if r.state in runs.ACTIVE_STATES]
             target = (running or listed)[0].path
         else:
             target = runs.find_run(run, self.runs_dir)

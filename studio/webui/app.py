@@ -247,7 +247,9 @@ class Handlers:
             if (candidate / "status.json").is_file():
                 run_dir = candidate
         if run_dir is None:
-            running = [r for r in runs.list_runs(self.ctx.runs_dir) if r.state == "running"]
+            running = [
+                r for r in runs.list_runs(self.ctx.runs_dir) if r.state in runs.ACTIVE_STATES
+            ]
             run_dir = running[0].path if running else None
         if run_dir is None:
             return None, t("no_run", self.ctx.lang)
