@@ -17,6 +17,19 @@ if [ ! -x /usr/bin/chromium ]; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
+# A real single-machine Slurm (slurm-wlm + munge) for tests/test_cluster_slurm.py. It installs
+# packages and starts daemons, so it needs root (or passwordless sudo); without it those tests
+# fail and say how to start it.
+SLURM_FAILED="test.sh: scripts/local_slurm.sh failed: tests/test_cluster_slurm.py will fail"
+if [ "$(id -u)" = 0 ]; then
+  bash scripts/local_slurm.sh || echo "$SLURM_FAILED" >&2
+elif sudo -n true 2>/dev/null; then
+  sudo bash scripts/local_slurm.sh || echo "$SLURM_FAILED" >&2
+else
+  echo "test.sh: no root, so no local Slurm: tests/test_cluster_slurm.py will fail" \
+    "(start it with: sudo bash scripts/local_slurm.sh)" >&2
+fi
+
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 .venv/bin/python -m pytest -q "$@"

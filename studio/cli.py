@@ -297,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     from studio.evaluation.cli import register as register_eval
 
     register_eval(sub)
+    from studio.cluster.cli import register as register_cluster
+
+    register_cluster(sub)
     return parser
 
 

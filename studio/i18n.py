@@ -114,6 +114,32 @@ TEXT: dict[str, tuple[str, str]] = {
     "eval_table": ("Metrics", "指标"),
     "eval_per_query": ("Largest wins and losses per query", "单查询的最大提升与下降"),
     "coming": ("Coming next: see the issue tracker.", "即将推出。"),
+    # Past one machine (studio.webui.cluster_tab)
+    "cluster": (
+        "Past one machine: several nodes, Slurm, SkyPilot",
+        "多机：多节点、Slurm、SkyPilot",
+    ),
+    "cluster_intro": (
+        "Export this config as one script per node, a Slurm job or a SkyPilot task, or submit it "
+        "to Slurm from here (the run then shows in Runs with Slurm's state and reason).",
+        "把当前配置导出为每节点脚本、Slurm 作业或 SkyPilot 任务，或直接提交到 Slurm"
+        "（运行会出现在“历史运行”中，显示 Slurm 的状态与原因）。",
+    ),
+    "cluster_target": ("Export as", "导出为"),
+    "cluster_out": ("Folder to write into", "输出目录"),
+    "cluster_head": ("Head node address", "主节点地址"),
+    "cluster_ifname": ("Network interface (optional)", "网卡名（可选）"),
+    "cluster_gpus": ("GPUs per node (0: CPU)", "每节点 GPU 数（0 为 CPU）"),
+    "cluster_cpus": ("CPUs per node task", "每节点任务 CPU 数"),
+    "cluster_time": ("Time limit (Slurm)", "时间上限（Slurm）"),
+    "cluster_partition": ("Partition (Slurm)", "分区（Slurm）"),
+    "cluster_account": ("Account (Slurm)", "账户（Slurm）"),
+    "cluster_accelerators": (
+        "Accelerators (SkyPilot, e.g. A100:8)",
+        "加速器（SkyPilot，如 A100:8）",
+    ),
+    "cluster_export": ("Export", "导出"),
+    "cluster_submit": ("Submit to Slurm", "提交到 Slurm"),
 }
 
 

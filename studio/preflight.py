@@ -14,6 +14,7 @@ from pathlib import Path
 
 from studio import datafiles, deepspeed_config
 from studio.buildlocks import check_build_locks
+from studio.cluster.checks import check_multinode
 from studio.config import StudioConfig, looks_like_path, resolve_paths
 from studio.hardware import Hardware, detect
 from studio.problems import ERROR, INFO, WARNING, Problem
@@ -415,6 +416,7 @@ CHECKS: tuple[Check, ...] = (
     check_report_to,
     check_eval_data,
     check_build_locks,
+    check_multinode,  # shared storage, hub models, cross-device negatives on N nodes
 )
 
 

@@ -30,6 +30,7 @@ class RunState(str, Enum):
     """Where a run is; `running` while any of its processes lives."""
 
     RUNNING = "running"
+    QUEUED = "queued"  # a Slurm job waiting for its nodes
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     STOPPED = "stopped"
@@ -39,17 +40,31 @@ class RunState(str, Enum):
         return self.value
 
     @property
+    def active(self) -> bool:
+        """Running or waiting to run: a face keeps watching it."""
+        return self in ACTIVE_STATES
+
+    @property
     def ended(self) -> bool:
         return self in (RunState.SUCCEEDED, RunState.FAILED, RunState.STOPPED)
 
 
+ACTIVE_STATES = (RunState.RUNNING, RunState.QUEUED)
+
 # Allowed changes of `state`. A new attempt (resume) starts from any ended state.
 TRANSITIONS: dict[RunState, frozenset[RunState]] = {
-    RunState.UNKNOWN: frozenset({RunState.RUNNING}),
-    RunState.RUNNING: frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.STOPPED}),
-    RunState.SUCCEEDED: frozenset({RunState.RUNNING}),
-    RunState.FAILED: frozenset({RunState.RUNNING}),
-    RunState.STOPPED: frozenset({RunState.RUNNING}),
+    RunState.UNKNOWN: frozenset({RunState.RUNNING, RunState.QUEUED}),
+    # A Slurm job can end between two polls, so queued may go straight to an end.
+    RunState.QUEUED: frozenset(
+        {RunState.RUNNING, RunState.SUCCEEDED, RunState.FAILED, RunState.STOPPED}
+    ),
+    # running -> queued: Slurm requeued the job.
+    RunState.RUNNING: frozenset(
+        {RunState.SUCCEEDED, RunState.FAILED, RunState.STOPPED, RunState.QUEUED}
+    ),
+    RunState.SUCCEEDED: frozenset({RunState.RUNNING, RunState.QUEUED}),
+    RunState.FAILED: frozenset({RunState.RUNNING, RunState.QUEUED}),
+    RunState.STOPPED: frozenset({RunState.RUNNING, RunState.QUEUED}),
 }
 
 

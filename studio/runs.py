@@ -36,6 +36,7 @@ from studio import command, deepspeed_config, preflight, procs, reasons
 from studio import config as config_mod
 from studio.config import StudioConfig
 from studio.problems import Problem, errors
+from studio.runfolder import ACTIVE_STATES as runfolder_ACTIVE
 from studio.runfolder import RunFolder, RunState, phase_text, run_folder_env, state_of
 from studio.runlog import last_metrics
 
@@ -45,6 +46,9 @@ STOP_GRACE_S = 10.0
 
 class RunBusy(RuntimeError):
     """A start or resume into a run folder whose processes are alive."""
+
+
+ACTIVE_STATES = runfolder_ACTIVE  # running, or queued (a Slurm job waiting for its nodes)
 
 
 class PreflightFailed(RuntimeError):
@@ -64,6 +68,7 @@ class RunSummary:
     started_at: float | None
     error: str | None = None
     phase: str = ""
+    reason: str | None = None  # the scheduler's word on a queued/ended job (Slurm: Resources...)
 
     def row(self) -> dict:
         started = (
@@ -73,7 +78,7 @@ class RunSummary:
         )
         return {
             "name": self.name,
-            "status": self.state,
+            "status": f"{self.state} ({self.reason})" if self.reason else self.state,
             "step": self.step,
             "max_steps": self.max_steps,
             "last_loss": self.last_loss,
@@ -301,6 +306,8 @@ def resume(run_dir: str | Path, env: dict[str, str] | None = None) -> Path:
     `--resume_from_checkpoint` crashes; see studio.train_entry).
     """
     run_dir = Path(run_dir)
+    if _cluster(run_dir):
+        return _cluster(run_dir).resume(run_dir)
     status = refresh(run_dir)
     if state_of(status) is RunState.RUNNING:
         raise RunBusy(
@@ -319,6 +326,15 @@ def resume(run_dir: str | Path, env: dict[str, str] | None = None) -> Path:
 
 
 # --------------------------------------------------------------------------- watch & stop
+
+
+def _cluster(run_dir: Path):
+    """The module that owns a run started on a cluster (status.json `launcher`), else None."""
+    if RunFolder(run_dir).read_status().get("launcher") == "slurm":
+        from studio.cluster import slurm
+
+        return slurm
+    return None
 
 
 def _legacy_group(status: dict) -> list[int]:
@@ -344,7 +360,7 @@ def _live(folder: RunFolder, status: dict) -> list[int]:
 
 
 def refresh(run_dir: str | Path) -> dict:
-    """status.json, corrected from the run's processes.
+    """status.json, corrected from the run's processes (or from Slurm, for a Slurm run).
 
     A "running" status whose processes are all gone (supervisor killed, machine restarted, a
     pid now used by another process) becomes "failed" with a reason, or "stopped" after a Stop.
@@ -388,6 +404,8 @@ def stop(run_dir: str | Path, grace_s: float = STOP_GRACE_S) -> dict:
     Works on any run with a live process, also one recorded as failed (e.g. a worker that
     outlived its launcher). Returns the final status. No process of the run survives.
     """
+    if _cluster(Path(run_dir)):
+        return _cluster(Path(run_dir)).stop(Path(run_dir))
     folder = RunFolder(run_dir)
     status = folder.read_status()
     if not _live(folder, status):
@@ -418,7 +436,7 @@ def wait(run_dir: str | Path, timeout_s: float | None = None, poll_s: float = 0.
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
         status = refresh(run_dir)
-        if state_of(status) is not RunState.RUNNING:
+        if not state_of(status).active:
             return status
         if deadline is not None and time.monotonic() > deadline:
             return status
@@ -442,6 +460,7 @@ def summarize(run_dir: str | Path) -> RunSummary:
         started_at=status.get("first_started_at") or status.get("started_at"),
         error=status.get("error"),
         phase=phase_text(status),
+        reason=status.get("reason"),
     )
 
 

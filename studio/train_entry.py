@@ -104,6 +104,7 @@ class MetricsCallback(TrainerCallback):
                 "event": "train_begin",
                 "max_steps": state.max_steps,
                 "global_step": state.global_step,
+                "world_size": getattr(args, "world_size", None),
             },
         )
 
@@ -209,6 +210,22 @@ def prepare_cpu_world(argv: list[str], environ=os.environ) -> None:
         logger.warning(
             "No GPU and %s processes: set ACCELERATE_USE_CPU=true (DDP over gloo)",
             environ["WORLD_SIZE"],
+        )
+
+
+def log_rank(environ=os.environ) -> None:
+    """One line per process naming its global rank and host: on several nodes, the first thing
+    to look for in each node's log (a node missing from the job never prints it)."""
+    world = environ.get("WORLD_SIZE")
+    if world and int(world) > 1:
+        import socket
+
+        logger.warning(
+            "[studio] global rank %s of %s on %s (local rank %s)",
+            environ.get("RANK"),
+            world,
+            socket.gethostname(),
+            environ.get("LOCAL_RANK"),
         )
 
 
@@ -331,6 +348,7 @@ def build_runner(argv: list[str]) -> EncoderOnlyEmbedderRunner:
     ``--do_train`` and no resume) keeps FlagEmbedding's meaning.
     """
     prepare_cpu_world(argv)
+    log_rank()
     model_args, data_args, training_args = parse_args(argv)
     protect_run(model_args, training_args)  # the runner logs these: no token in train.log
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)

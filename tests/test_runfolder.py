@@ -24,7 +24,14 @@ from studio.runfolder import Phase, RunFolder, RunState, TransitionError, phase_
 
 
 def test_state_values_stay_the_json_strings():
-    assert [s.value for s in RunState] == ["running", "succeeded", "failed", "stopped", "unknown"]
+    assert [s.value for s in RunState] == [
+        "running",
+        "queued",
+        "succeeded",
+        "failed",
+        "stopped",
+        "unknown",
+    ]
     assert RunState("failed") is RunState.FAILED and f"{RunState.STOPPED}" == "stopped"
 
 

@@ -128,7 +128,7 @@ class RunSession:
                 self.error = None
             except Exception as exc:  # noqa: BLE001 - shown in the panel; the loop goes on
                 self.error = f"{type(exc).__name__}: {exc}"
-            if self.status.get("state") not in (RunState.RUNNING, None):
+            if self.status.get("state") not in (*runs.ACTIVE_STATES, None):
                 return
 
     # -- waiting (what a cell does instead of watching)
@@ -138,7 +138,7 @@ class RunSession:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             self.refresh()
-            if self.status.get("state") != RunState.RUNNING:
+            if self.status.get("state") not in runs.ACTIVE_STATES:
                 return self.status
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"run {self.run_dir.name} still running after {timeout_s}s")

@@ -233,13 +233,35 @@ class Studio:
         target = runs.find_run(run, self.runs_dir) if run is not None else None
         return self.session.resume(target)
 
+    def export(self, target: str, out_dir: str | Path, **options: Any):
+        """Write the form's config for a cluster into ``out_dir`` (relative to base_dir):
+        ``nodes`` (node-K.sh; nnodes=, head=, port=, nproc_per_node=, socket_ifname=),
+        ``slurm`` (job.sbatch + node.sh; slurm_settings=) or ``skypilot`` (task.yaml;
+        skypilot_settings=). Returns an ExportResult (files, problems, summary())."""
+        from studio.cluster.export import export
+
+        return export(self.config(), target, self.base_dir / out_dir, self.base_dir, **options)
+
+    def submit_slurm(self, **settings: Any) -> Path:
+        """``sbatch`` the form's config and watch the run (queued, then running...).
+
+        Keywords are :class:`studio.cluster.slurm.SlurmSettings` fields: nodes, gpus_per_node,
+        cpus_per_task, time, partition, account, socket_ifname.
+        """
+        from studio.cluster import slurm
+
+        run_dir = slurm.submit(
+            self.config(), slurm.SlurmSettings(**settings), self.runs_dir, self.base_dir
+        )
+        return self.session.watch(run_dir)
+
     def watch(self, run: str | Path | None = None) -> Path:
         """Follow a run in the Train panel (default: the newest running run, else the newest)."""
         if run is None:
             listed = self.list_runs()
             if not listed:
                 raise FileNotFoundError(f"no runs in {self.runs_dir}")
-            running = [r for r in listed if r.state == RunState.RUNNING]
+            running = [r for r in listed if r.state in runs.ACTIVE_STATES]
             target = (running or listed)[0].path
         else:
             target = runs.find_run(run, self.runs_dir)
@@ -436,6 +458,7 @@ class Studio:
 
         from studio.i18n import t
         from studio.notebook.actions import wire
+        from studio.notebook.cluster_panel import cluster_panel
 
         if self._command_panel is not None:
             return self._command_panel
@@ -476,6 +499,7 @@ class Studio:
                 w.HBox([script, import_button]),
                 message,
                 diagnostics,
+                cluster_panel(self),
             ]
         )
         return self._command_panel

@@ -92,11 +92,14 @@ def status_markdown(run_dir: Path | None, status: dict | None) -> str:
     state = status.get("state", "unknown")
     icon = {
         RunState.RUNNING: "🟢",
+        RunState.QUEUED: "⏳",
         RunState.SUCCEEDED: "✅",
         RunState.FAILED: "❌",
         RunState.STOPPED: "⏹",
     }.get(state, "")
     text = f"{icon} **{run_dir.name}** — {state}"
+    if status.get("reason"):  # the scheduler's word: Slurm's Resources, Priority...
+        text += f" ({status['reason']})"
     phase = phase_text(status)
     if phase:
         text += f" · {phase}"
@@ -277,7 +280,9 @@ class Handlers:
 
         run_dir = runs.run_in(self.ctx.runs_dir, stored)  # the browser's value: contained
         if run_dir is None:
-            running = [r for r in runs.list_runs(self.ctx.runs_dir) if r.state == RunState.RUNNING]
+            running = [
+                r for r in runs.list_runs(self.ctx.runs_dir) if r.state in runs.ACTIVE_STATES
+            ]
             run_dir = running[0].path if running else None
         if run_dir is None:
             return None, t("no_run", self.ctx.lang)
@@ -593,6 +598,8 @@ def build_app(ctx: AppContext):
                     interactive=False,
                 )
                 reg.text(diagnostics, "diagnostics")
+                with gr.Accordion(t("cluster", lang), open=False, elem_id="studio-cluster"):
+                    _optional_tab("studio.webui.cluster_tab", ctx, reg, lang)
             with gr.Tab(t("tab.train", lang), id="train"):
                 preflight_md = gr.Markdown(elem_id="studio-preflight")
                 with gr.Row():
