@@ -163,6 +163,7 @@ class Studio:
         return check.check_paths(
             self._data(paths, cfg),
             knowledge_distillation=bool(cfg.args.get("knowledge_distillation")),
+            train_group_size=cfg.args.get("train_group_size"),
         )
 
     def data_stats(self, paths: Sequence[str | Path] | str | None = None):
