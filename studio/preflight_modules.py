@@ -170,8 +170,8 @@ def check_reranker_lengths(config: StudioConfig, hw: Hardware, schema: Schema) -
             Problem(
                 WARNING,
                 f"pairs can reach {pair} tokens (query_max_len + passage_max_len), but the model "
-                f"has {positions} positions: training stops with `IndexError: index out of "
-                "range` at the first pair longer than that.",
+                f"has {positions} positions: training stops with a tensor size error "
+                f"({pair} vs {positions}) at the first pair longer than that.",
                 f"Keep query_max_len + passage_max_len at or below {positions}.",
                 field="passage_max_len",
                 code="pair_too_long",
