@@ -213,6 +213,31 @@ def check_layerwise(config: StudioConfig, hw: Hardware, schema: Schema) -> list[
     return out
 
 
+def check_icl_examples(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
+    """The ICL dataset adds an example only while the examples stay within query_max_len - 512
+    tokens (DecoderOnlyEmbedderICLSameDatasetTrainDataset._create_batch_data)."""
+    if config.module != "embedder.decoder_only.icl":
+        return []
+    if not config.get("retrieval_use_examples", schema):
+        return []
+    query_max_len = config.get("query_max_len", schema)
+    shortest = 8  # an example is at least a few tokens: query, suffix, passage
+    if query_max_len - 512 >= shortest:
+        return []
+    return [
+        Problem(
+            WARNING,
+            f"`query_max_len` {query_max_len} leaves no room for in-context examples: "
+            "FlagEmbedding adds examples only within query_max_len - 512 tokens, so every "
+            "query trains without them.",
+            "Raise `query_max_len` (FlagEmbedding's example uses 2048), or turn "
+            "`retrieval_use_examples` off to say so.",
+            field="query_max_len",
+            code="icl_no_examples",
+        )
+    ]
+
+
 # --------------------------------------------------------------------------- any model
 
 
@@ -317,6 +342,7 @@ MODULE_CHECKS: tuple[Check, ...] = (
     check_kd_loss,
     check_reranker_lengths,
     check_layerwise,
+    check_icl_examples,
     check_remote_code,
     check_flash_attn,
     check_lora_targets,

@@ -126,6 +126,16 @@ def test_icl_examples_in_front_of_the_query_as_flagembedding_puts_them(
     assert first.query.endswith("manhattan project?\nResponse:")
     assert first.query.count("response :") == 3  # three examples fit in 640 - 512 tokens
     assert first.notes[0] == "3 of 5 example(s) fit"
+    args.query_max_len = 512
+    queries, _, _ = dataset._create_batch_data(dataset.dataset[list(range(6))])
+    assert "response :" not in queries[0]  # FlagEmbedding: no example within 512 - 512 tokens
+    from studio.preflight_modules import check_icl_examples
+    from studio.schema import load_schema
+
+    schema = load_schema("embedder.decoder_only.icl")
+    (warning,) = check_icl_examples(config.with_args(query_max_len=512), None, schema)
+    assert warning.code == "icl_no_examples"
+    assert not check_icl_examples(config, None, schema)
     short = instructions.preview(config.with_args(query_max_len=512), n=6, tokenizer=tokenizer)
     assert (
         short[0].notes[0] == "0 of 5 example(s) fit" and "query_max_len - 512" in short[0].notes[1]
