@@ -254,3 +254,18 @@ def test_notebook_switch_rebuilds_the_form(tmp_path):
         assert st.form.module.value == modules.DEFAULT_MODULE and "temperature" in st.form.fields
     finally:
         st.close()
+
+
+def test_post_train_leaves_a_reranker_folder_as_flagembedding_saved_it(tmp_path):
+    """sentence-transformers pooling files would make a cross-encoder load as an embedder."""
+    from studio.post_train import post_train
+
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    cfg = config_mod.StudioConfig(
+        {"model_name_or_path": "m", "output_dir": str(out)}, module="reranker.encoder_only.base"
+    )
+    config_mod.save(cfg, tmp_path / "config.yaml")
+    assert post_train(tmp_path) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["config.json"]
