@@ -105,7 +105,49 @@ def check_m3(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem
             )
         )
     out += _kd_loss_unused(config, schema)
+    if unified:
+        out += _m3_special_tokens(config.args.get("model_name_or_path"))
     return out
+
+
+M3_SPECIAL_TOKENS = ("cls_token", "eos_token", "pad_token", "unk_token")
+
+
+def tokenizer_special_tokens(model: str | None) -> set[str] | None:
+    """The special tokens a local tokenizer defines (from its JSON files, not loading it)."""
+    if not model or not Path(model).is_dir():
+        return None
+    found: set[str] = set()
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        try:
+            data = json.loads((Path(model) / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        found |= {k for k in M3_SPECIAL_TOKENS if data.get(k) not in (None, "")}
+    return found
+
+
+def _m3_special_tokens(model: str | None) -> list[Problem]:
+    """EncoderOnlyEmbedderM3Model._sparse_embedding zeroes the cls, eos, pad and unk tokens'
+    weights by id: a tokenizer without one of them (BERT has no eos) gives None there."""
+    found = tokenizer_special_tokens(model)
+    if found is None:
+        return []
+    missing = [t for t in M3_SPECIAL_TOKENS if t not in found]
+    if not missing:
+        return []
+    return [
+        Problem(
+            ERROR,
+            f"the tokenizer defines no {', '.join(missing)}: with `unified_finetuning` M3's "
+            "sparse head looks up the cls, eos, pad and unk token ids, and the first step "
+            "fails (`Could not infer dtype of NoneType`).",
+            f"Start from a tokenizer that has them (XLM-R / bge-m3 do), or set {missing[0]} "
+            'in the model folder\'s tokenizer_config.json (for BERT: "eos_token": "[SEP]").',
+            field="model_name_or_path",
+            code="m3_special_tokens",
+        )
+    ]
 
 
 def _kd_loss_unused(config: StudioConfig, schema: Schema) -> list[Problem]:

@@ -174,8 +174,8 @@ def m3(**args) -> StudioConfig:
     return StudioConfig({"model_name_or_path": BUNDLED, **args}, module="embedder.encoder_only.m3")
 
 
-def test_m3_fix_encoder_without_unified_finetuning_trains_nothing(tmp_path):
-    """FlagEmbedding's own M3 runner, one step on a tiny BERT: the backward pass fails."""
+def _m3_runner(tmp_path, *flags: str, eos_token: str | None = None):
+    """FlagEmbedding's own M3 runner over a tiny BERT with the bundled (BERT) tokenizer."""
     from FlagEmbedding.finetune.embedder.encoder_only.m3 import EncoderOnlyEmbedderM3Runner
     from transformers import AutoTokenizer, BertConfig, BertModel, HfArgumentParser
 
@@ -183,6 +183,9 @@ def test_m3_fix_encoder_without_unified_finetuning_trains_nothing(tmp_path):
 
     folder = tmp_path / "tiny-bert"
     tokenizer = AutoTokenizer.from_pretrained(BUNDLED)
+    if eos_token:
+        tokenizer.eos_token = eos_token
+    tmp_path.mkdir(exist_ok=True)
     BertModel(
         BertConfig(
             vocab_size=tokenizer.vocab_size,
@@ -196,18 +199,40 @@ def test_m3_fix_encoder_without_unified_finetuning_trains_nothing(tmp_path):
     argv = [
         "--model_name_or_path", str(folder), "--train_data", _data(tmp_path, "a query"),
         "--output_dir", str(tmp_path / "out"), "--max_steps", "1", "--train_group_size", "2",
-        "--per_device_train_batch_size", "1", "--fix_encoder", "True", "--report_to", "none",
-        "--use_cpu", "True",
+        "--per_device_train_batch_size", "1", "--report_to", "none", "--use_cpu", "True",
+        *flags,
     ]  # fmt: skip
     parsed = HfArgumentParser(
         get("embedder.encoder_only.m3").classes()
     ).parse_args_into_dataclasses(argv)
-    runner = EncoderOnlyEmbedderM3Runner(*parsed)
+    return EncoderOnlyEmbedderM3Runner(*parsed), folder
+
+
+def test_m3_fix_encoder_without_unified_finetuning_trains_nothing(tmp_path):
+    """One step of FlagEmbedding's M3 runner: the backward pass fails."""
+    runner, _ = _m3_runner(tmp_path, "--fix_encoder", "True")
     with pytest.raises(RuntimeError, match="does not require grad"):
         runner.trainer.train()
     error = codes(m3(fix_encoder=True))["m3_nothing_to_train"]
     assert error.level == "error"
     assert "m3_nothing_to_train" not in codes(m3(fix_encoder=True, unified_finetuning=True))
+
+
+def test_m3_unified_finetuning_with_a_tokenizer_without_eos(tmp_path):
+    """BERT's tokenizer has no eos_token: M3's sparse head fails on the first step."""
+    runner, folder = _m3_runner(tmp_path, "--unified_finetuning", "True")
+    with pytest.raises(RuntimeError, match="Could not infer dtype of NoneType"):
+        runner.trainer.train()
+    found = codes(m3(model_name_or_path=str(folder), unified_finetuning=True))
+    assert found["m3_special_tokens"].level == "error"
+    assert "eos_token" in found["m3_special_tokens"].message
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "eos_token": "[SEP]"}))
+    fixed = codes(m3(model_name_or_path=str(folder), unified_finetuning=True))
+    assert "m3_special_tokens" not in fixed
+    assert "m3_special_tokens" not in codes(m3(model_name_or_path=str(folder)))  # dense only
+    runner, _ = _m3_runner(tmp_path / "fixed", "--unified_finetuning", "True", eos_token="[SEP]")
+    assert runner.trainer.train().global_step == 1  # the fix the problem names works
 
 
 def test_m3_self_distill_and_kd_loss_combinations():
