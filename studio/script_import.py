@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio import preflight
+from studio import modules, preflight
 from studio.config import (
     DeepSpeedSettings,
     StudioConfig,
@@ -34,7 +34,12 @@ from studio.problems import ERROR, INFO, WARNING, Problem
 from studio.schema import ENTRY_MODULE, Schema, load_schema
 from studio.shell_words import read_commands
 
-KNOWN_MODULES = (ENTRY_MODULE, "studio.train_entry", "studio.worker")
+KNOWN_MODULES = (
+    *(m.python_module for m in modules.MODULES.values()),
+    "studio.train_entry",
+    "studio.worker",
+    *modules.LEGACY_MODULES,
+)
 LAUNCH_WORDS = ("torchrun", "deepspeed", "python", "python3", "accelerate")
 TORCHRUN_OPTIONS = {
     "nproc_per_node": "nproc_per_node",
@@ -177,19 +182,59 @@ def _split_launcher(
                 code="no_module",
             )
         )
-    elif module not in KNOWN_MODULES:
-        problems.append(
+    else:
+        problems += _module_problems(module, file, tokens[i - 1].line if i else None)
+    return launch, module, tokens[i:], problems, env
+
+
+def _module_problems(module: str, file: str, line: int | None) -> list[Problem]:
+    """A launch target that is not one of FlagEmbedding 1.4.2's fine-tune modules."""
+    name, kind = modules.launch_target(module)
+    modern = modules.get(name).python_module
+    if kind == "legacy":
+        return [
+            Problem(
+                ERROR,
+                f"`{module}` was removed in FlagEmbedding 1.3: with 1.4.2 the script stops with "
+                f"`No module named {module}`. Its modern module is `{modern}`; the flags are read "
+                "as that one's.",
+                f"Launch `-m {modern}` (the config names `module: {name}`).",
+                file=file,
+                line=line,
+                field="module",
+                code="removed_module",
+            )
+        ]
+    if kind == "other":
+        return [
             Problem(
                 WARNING,
-                f"the module `{module}` is not FlagEmbedding's "
-                "encoder-only fine-tune; its flags are read as that one's.",
-                f"The studio runs `{ENTRY_MODULE}`.",
+                f"the module `{module}` is not one of FlagEmbedding's fine-tune modules; its "
+                f"flags are read as `{modern}`'s.",
+                "Launch one of: " + ", ".join(m.python_module for m in modules.MODULES.values()),
                 file=file,
-                line=tokens[i - 1].line if i else None,
+                line=line,
+                field="module",
                 code="other_module",
             )
-        )
-    return launch, module, tokens[i:], problems, env
+        ]
+    return []
+
+
+def _take_entry_module(flags: list[tuple[str, list[str], int]], file: str):
+    """The studio entry point's `--finetune_module M` (a studio run's command), off the flags."""
+    for index, (name, values, line) in enumerate(flags):
+        if name == modules.ENTRY_FLAG[2:]:
+            rest = flags[:index] + flags[index + 1 :]
+            try:
+                return modules.get(values[-1] if values else None).name, rest, []
+            except ValueError as exc:
+                return (
+                    modules.DEFAULT_MODULE,
+                    rest,
+                    [Problem(ERROR, f"{exc}.", "", file=file, line=line, code="unknown_module")],
+                )
+    return None, flags, []
 
 
 def _group_flags(
@@ -251,7 +296,6 @@ def import_script(
 
     Variables the script does not set are looked up in `environ` (default: this process's
     environment), each such use a warning."""
-    schema = schema or load_schema()
     base = Path(base_dir)
     tokens, problems, env = _find_command(text, file, os.environ if environ is None else environ)
     if not tokens:
@@ -261,6 +305,11 @@ def import_script(
     env.update(prefix_env)
     flags, p = _group_flags(flag_tokens, file)
     problems += p
+    module_name, kind = modules.launch_target(module)
+    if kind == "studio":
+        chosen, flags, p = _take_entry_module(flags, file)
+        module_name, problems = chosen or module_name, problems + p
+    schema = schema or load_schema(module_name)
 
     seen: dict[str, list[tuple[list[str], int]]] = {}
     raw_args: dict[str, object] = {}
@@ -292,7 +341,7 @@ def import_script(
         raw_args[key] = value
         lines[key] = line
 
-    problems += _duplicate_problems(seen, file)
+    problems += _duplicate_problems(seen, file, schema.module)
     args, p = check_args(raw_args, schema, file=file, lines=lines)
     problems += p
 
@@ -316,7 +365,7 @@ def import_script(
                 )
             )
     deepspeed = DeepSpeedSettings(config_file=deepspeed_path) if deepspeed_path else None
-    config = StudioConfig(args, torchrun, deepspeed)
+    config = StudioConfig(args, torchrun, deepspeed, module=schema.module)
 
     problems += _path_problems(config, base, file, lines)
     checks = (preflight.check_precision, preflight.check_processes)
@@ -351,7 +400,7 @@ def _at_line(problem: Problem, file: str, lines: dict[str, int]) -> Problem:
     )
 
 
-def _duplicate_problems(seen: dict, file: str) -> list[Problem]:
+def _duplicate_problems(seen: dict, file: str, module: str = modules.DEFAULT_MODULE) -> list:
     out = []
     for key, uses in seen.items():
         if len(uses) < 2:
@@ -364,6 +413,12 @@ def _duplicate_problems(seen: dict, file: str) -> list[Problem]:
             fix = (
                 f"The second one was probably meant as `--{twin}` (the passage side). "
                 f"Rename it, or keep one `--{key}`."
+            )
+        if key == "model_type" and module == "reranker.decoder_only.layerwise":
+            fix = (
+                "layerwise redefines `model_type` as from_raw_model | from_finetuned_model "
+                "(any other value loads as from_finetuned_model); the base reranker's "
+                "`encoder`/`decoder` value is a leftover. Keep the layerwise one."
             )
         out.append(
             Problem(

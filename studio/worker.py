@@ -54,23 +54,21 @@ def _is_rank_zero() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def report_phases(folder: RunFolder) -> None:
+def report_phases(folder: RunFolder, runner_class: type) -> None:
     """Wrap the runner's loading steps so each one names itself in status.json."""
-    from FlagEmbedding.finetune.embedder.encoder_only.base import EncoderOnlyEmbedderRunner
-
     steps = {
         "load_tokenizer_and_model": Phase.LOADING_MODEL,
         "load_train_dataset": Phase.LOADING_DATA,
         "load_trainer": Phase.PREPARING,
     }
     for name, phase in steps.items():
-        original = getattr(EncoderOnlyEmbedderRunner, name)
+        original = getattr(runner_class, name)
 
         def wrapped(self, _original=original, _phase=phase):
             folder.set_phase(_phase)
             return _original(self)
 
-        setattr(EncoderOnlyEmbedderRunner, name, wrapped)
+        setattr(runner_class, name, wrapped)
 
 
 def phase_callback(folder: RunFolder):
@@ -91,10 +89,11 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if folder is not None and _is_rank_zero():
         folder.set_phase(Phase.LOADING_MODEL)
-    from studio import buildlocks, train_entry
+    from studio import buildlocks, modules, train_entry
 
     if folder is not None and _is_rank_zero():
-        report_phases(folder)
+        module, _ = train_entry.split_module(argv)
+        report_phases(folder, modules.get(module).runner_class())
     if folder is not None:
         buildlocks.watch_builds(folder)
     runner = train_entry.build_runner(argv)

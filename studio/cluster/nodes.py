@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
-from studio import command
+from studio import command, modules
 from studio.config import StudioConfig, TorchrunSettings
 from studio.problems import ERROR, WARNING, Problem
 
@@ -227,7 +227,7 @@ def launch_lines(config: StudioConfig, words: list[str]) -> str:
     exec, so a stop (Ctrl-C, scancel) reaches torchrun and its workers directly."""
     lines = [
         "exec " + " ".join(words),
-        f"-m {command.STUDIO_ENTRY_MODULE}",
+        f"-m {command.STUDIO_ENTRY_MODULE} {modules.ENTRY_FLAG} {config.module}",
         *command.flag_lines(config),
     ]
     return command.continued(lines)

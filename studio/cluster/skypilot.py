@@ -24,9 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from studio import command, deepspeed_config
+from studio import command, deepspeed_config, modules
 from studio.config import StudioConfig
-from studio.schema import ENTRY_MODULE
 
 DATA_ROOT = "/studio/data"
 MODEL_MOUNT = "/studio/model"
@@ -139,7 +138,7 @@ def render_task(
         "--node_rank $SKYPILOT_NODE_RANK",
         '--master_addr "$HEAD"',
         f"--master_port {RDZV_PORT}",
-        f"-m {ENTRY_MODULE}",
+        f"-m {modules.get(config.module).python_module}",
         *flag_lines,
     ]
     run = "\n".join(

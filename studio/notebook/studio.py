@@ -102,6 +102,12 @@ class Studio:
         self.form.set(**values)
         return self.form.read()[0]
 
+    def set_module(self, module: str):
+        """Switch the fine-tune module (``embedder.encoder_only.m3``, ``reranker.encoder_only.base``
+        ...): the form is rebuilt for it, values that still apply are kept. Returns what was
+        kept and dropped (``.kept``, ``.dropped``, ``.message()``), as the web UI shows it."""
+        return self.form.switch_module(module)
+
     def load(self, config: StudioConfig | str | Path) -> StudioConfig:
         """Show a config (or a YAML file) in the form."""
         cfg = self._initial(config)
