@@ -178,7 +178,8 @@ def cmd_schema(args) -> int:
     from studio.labels import label
     from studio.schema import load_schema
 
-    schema = load_schema()
+    schema = load_schema(args.module)
+    print(f"# FlagEmbedding.finetune.{schema.module}")
     for f in schema.basic() + [f for fs in schema.groups().values() for f in fs]:
         kind = f"list[{f.type}]" if f.multiple else f.type
         choices = f" {{{','.join(f.choices)}}}" if f.choices else ""
@@ -237,6 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="list every FlagEmbedding argument the studio knows")
     p.add_argument("--lang", default="en", choices=["en", "zh"])
+    from studio.modules import DEFAULT_MODULE, MODULES
+
+    p.add_argument(
+        "--module",
+        default=DEFAULT_MODULE,
+        choices=list(MODULES),
+        help="the fine-tune module under FlagEmbedding.finetune. (default: %(default)s)",
+    )
     p.set_defaults(func=cmd_schema)
 
     from studio.datawork.cli import register as register_data

@@ -2,7 +2,8 @@
 
 Both come from one function (:func:`flag_argv`), so the command a user copies to a cluster is
 the command the studio ran, flag for flag. The script runs with FlagEmbedding alone: it calls
-FlagEmbedding's module and reads the DeepSpeed JSON saved beside it.
+the config's FlagEmbedding module (``-m FlagEmbedding.finetune.<module>``) and reads the
+DeepSpeed JSON saved beside it.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from studio import modules
 from studio.config import BUNDLED_PREFIX, StudioConfig, bundled_model_path
 from studio.deepspeed_config import DS_FILE_NAME
-from studio.schema import ENTRY_MODULE, Schema, load_schema
+from studio.schema import Schema
 
 STUDIO_ENTRY_MODULE = "studio.train_entry"
 DEFAULT_MASTER_PORT = 29500
@@ -34,7 +36,7 @@ def flag_argv(
     Bools are written the way HfArgumentParser reads them: `--flag` for true, `--flag False`
     for false. Lists (`--train_data a b`) follow their flag.
     """
-    schema = schema or load_schema()
+    schema = schema or config.schema
     argv: list[str] = []
     for name, value in config.args.items():
         if value is None or name not in schema or schema[name].secret:
@@ -88,8 +90,11 @@ def launch_argv(
     """The argv a studio run executes (no shell): the venv's torchrun over our entry point.
 
     `python -m torch.distributed.run` is torchrun itself, but pinned to the interpreter the
-    studio runs in, so a run never picks up another environment's torchrun from PATH.
+    studio runs in, so a run never picks up another environment's torchrun from PATH. The
+    studio's entry point is told the fine-tune module first (``--finetune_module M``), which
+    it strips before FlagEmbedding's parser reads the rest.
     """
+    selector = [modules.ENTRY_FLAG, config.module] if module == STUDIO_ENTRY_MODULE else []
     return [
         python,
         "-m",
@@ -97,6 +102,7 @@ def launch_argv(
         *torchrun_argv(config, master_port),
         "-m",
         module,
+        *selector,
         *flag_argv(config, ds_path),
     ]
 
@@ -109,7 +115,7 @@ def render_script(config: StudioConfig, with_deepspeed_file: bool | None = None)
     flags = flag_argv(config, ds_token if with_deepspeed_file else None)
     lines = [
         "torchrun " + " ".join(shlex.quote(a) for a in torchrun_argv(config)),
-        f"-m {ENTRY_MODULE}",
+        f"-m {modules.get(config.module).python_module}",
     ]
     i = 0
     while i < len(flags):

@@ -2,7 +2,11 @@
 
 A config is a YAML file whose top-level keys are the flag names exactly as FlagEmbedding and
 HF spell them (so a user can move between the file, the shell script and FlagEmbedding's docs
-without a mapping table), plus three sections of the studio's own:
+without a mapping table), plus ``module`` and three sections of the studio's own:
+
+``module``     the fine-tune module under ``FlagEmbedding.finetune.`` (default
+               ``embedder.encoder_only.base``; see :mod:`studio.modules`). The flags are checked
+               against that module's own dataclasses: a reranker has no ``temperature``.
 
 ``torchrun``   nproc_per_node, nnodes, node_rank, master_addr, master_port
 ``deepspeed``  a path to a JSON file, ``{config_file: PATH}``, or a generated config:
@@ -24,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from studio import modules
 from studio.problems import ERROR, Problem, has_errors
 from studio.schema import Field, Schema, load_schema
 
@@ -69,12 +74,18 @@ class StudioConfig:
     torchrun: TorchrunSettings = field(default_factory=TorchrunSettings)
     deepspeed: DeepSpeedSettings | None = None
     studio: dict[str, Any] = field(default_factory=dict)
+    module: str = modules.DEFAULT_MODULE
+
+    @property
+    def schema(self) -> Schema:
+        """The schema of this config's fine-tune module."""
+        return load_schema(self.module)
 
     def get(self, name: str, schema: Schema | None = None) -> Any:
         """The value FlagEmbedding will see: the config's, else the schema default."""
         if name in self.args:
             return self.args[name]
-        schema = schema or load_schema()
+        schema = schema or self.schema
         return schema[name].default if name in schema else None
 
     def with_args(self, **changes: Any) -> StudioConfig:
@@ -87,7 +98,10 @@ class StudioConfig:
         return replace(self, args=args)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = dict(self.args)
+        out: dict[str, Any] = {}
+        if self.module != modules.DEFAULT_MODULE:
+            out["module"] = self.module
+        out.update(self.args)
         torchrun = {k: v for k, v in asdict(self.torchrun).items() if v is not None}
         out["torchrun"] = torchrun
         if self.deepspeed is None:
@@ -223,16 +237,50 @@ def closest_name(key: str, names: list[str]) -> str | None:
 
 
 def unknown_key_problem(key: str, schema: Schema, **where: Any) -> Problem:
-    names = list(schema.fields) + ["torchrun", "deepspeed", "studio"]
+    """An unknown flag, naming the module whose dataclasses lack it, and where it lives."""
+    names = list(schema.fields) + ["module", "torchrun", "deepspeed", "studio"]
     guess = closest_name(key, names)
-    fix = f"Did you mean `{guess}`?" if guess else "Remove it; see `python -m studio schema`."
+    owners = (
+        [name for name in modules.MODULES if name != schema.module and key in load_schema(name)]
+        if key.isidentifier()
+        else []
+    )
+    if guess:
+        fix = f"Did you mean `{guess}`?"
+    elif owners:
+        fix = f"Remove it, or set `module: {owners[0]}`, which has it."
+    else:
+        fix = f"Remove it; see `python -m studio schema --module {schema.module}`."
+    where_module = modules.get(schema.module).python_module
     return Problem(
         ERROR,
-        f"unknown key `{key}`: FlagEmbedding has no such argument.",
+        f"unknown key `{key}`: {where_module} has no such argument.",
         fix,
         code="unknown_key",
         **where,
     )
+
+
+def parse_module(raw: Any, file: str | None = None, line: int | None = None):
+    """The ``module:`` value as a module name, or the default plus a problem saying why not."""
+    if raw is None:
+        return modules.DEFAULT_MODULE, []
+    try:
+        return modules.get(str(raw)).name, []
+    except ValueError:
+        guess = closest_name(str(raw), list(modules.MODULES))
+        fix = f"Did you mean `{guess}`?" if guess else f"Use one of {', '.join(modules.MODULES)}."
+        return modules.DEFAULT_MODULE, [
+            Problem(
+                ERROR,
+                f"unknown fine-tune module `{raw}`: FlagEmbedding.finetune has no such module.",
+                fix,
+                field="module",
+                file=file,
+                line=line,
+                code="unknown_module",
+            )
+        ]
 
 
 # --------------------------------------------------------------------------- sections
@@ -364,6 +412,7 @@ def from_dict(
     """Build a config from a plain mapping; never raises for bad values, returns problems."""
     lines = lines or {}
     data = dict(data)
+    module, p0 = parse_module(data.pop("module", None), file, lines.get("module"))
     torchrun, p1 = _parse_torchrun(data.pop("torchrun", None), file, lines.get("torchrun"))
     deepspeed, p2 = _parse_deepspeed(data.pop("deepspeed", None), file, lines.get("deepspeed"))
     studio_raw = data.pop("studio", None) or {}
@@ -387,9 +436,9 @@ def from_dict(
                     lines.get("studio"),
                 )
             )
-    args, p4 = check_args(data, file=file, lines=lines)
-    config = StudioConfig(args, torchrun, deepspeed, dict(studio_raw))
-    return config, p1 + p2 + p3 + p4
+    args, p4 = check_args(data, schema=load_schema(module), file=file, lines=lines)
+    config = StudioConfig(args, torchrun, deepspeed, dict(studio_raw), module)
+    return config, p0 + p1 + p2 + p3 + p4
 
 
 def _key_lines(text: str) -> dict[str, int]:

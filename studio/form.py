@@ -169,7 +169,8 @@ def values_to_config(
                     code="ds_missing",
                 )
             )
-    return StudioConfig(args, torchrun, deepspeed, dict(studio or {})), problems
+    config = StudioConfig(args, torchrun, deepspeed, dict(studio or {}), schema.module)
+    return config, problems
 
 
 def config_to_values(config: StudioConfig, schema: Schema | None = None) -> dict[str, Any]:

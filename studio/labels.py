@@ -44,10 +44,67 @@ BASIC: tuple[str, ...] = (
     "kd_loss_type",
 )
 
+_LORA = (
+    "use_lora",
+    "lora_rank",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "save_merged_lora_model",
+    "use_flash_attn",
+)
+_RERANK = (
+    "max_len",
+    "query_instruction_for_rerank",
+    "passage_instruction_for_rerank",
+    "sep_token",
+)
+
+# Per fine-tune module, the flags of FlagEmbedding's own example script for it that BASIC lacks,
+# in the script's order (examples/finetune/ in its repository). A module's basic set is BASIC
+# plus these, minus what its dataclasses do not have.
+BASIC_EXTRA: dict[str, tuple[str, ...]] = {
+    "embedder.encoder_only.m3": (
+        "colbert_dim",
+        "unified_finetuning",
+        "use_self_distill",
+        "fix_encoder",
+        "self_distill_start_step",
+    ),
+    "embedder.decoder_only.base": (*_LORA, "additional_special_tokens"),
+    "embedder.decoder_only.icl": (
+        *_LORA,
+        "additional_special_tokens",
+        "example_query_max_len",
+        "example_passage_max_len",
+        "retrieval_use_examples",
+        "icl_suffix_str",
+    ),
+    "reranker.encoder_only.base": _RERANK,
+    "reranker.decoder_only.base": (*_RERANK, *_LORA),
+    "reranker.decoder_only.layerwise": (
+        *_RERANK,
+        *_LORA,
+        "model_type",
+        "start_layer",
+        "head_multi",
+        "head_type",
+    ),
+}
+
+
+def basic_names(module: str) -> tuple[str, ...]:
+    """The basic set of a module, in order (names its dataclasses lack are skipped later)."""
+    return BASIC + BASIC_EXTRA.get(module, ())
+
+
 GROUP_ORDER: tuple[str, ...] = (
     "Model",
     "Data",
     "Embedding loss",
+    "BGE-M3",
+    "LoRA & LLM",
+    "Layerwise reranker",
     "Optimization",
     "Schedule & steps",
     "Precision & speed",
@@ -64,6 +121,9 @@ GROUP_ZH: dict[str, str] = {
     "Model": "模型",
     "Data": "数据",
     "Embedding loss": "向量损失",
+    "BGE-M3": "BGE-M3（稠密 + 稀疏 + ColBERT）",
+    "LoRA & LLM": "LoRA 与大模型",
+    "Layerwise reranker": "分层重排序模型",
     "Optimization": "优化器",
     "Schedule & steps": "训练步数与学习率调度",
     "Precision & speed": "精度与速度",
@@ -85,6 +145,27 @@ _EXPLICIT_GROUP: dict[str, str] = {
     "sentence_pooling_method": "Embedding loss",
     "normalize_embeddings": "Embedding loss",
     "fix_position_embedding": "Embedding loss",
+    "colbert_dim": "BGE-M3",
+    "unified_finetuning": "BGE-M3",
+    "use_self_distill": "BGE-M3",
+    "fix_encoder": "BGE-M3",
+    "self_distill_start_step": "BGE-M3",
+    **dict.fromkeys(
+        (
+            *_LORA,
+            "peft_model_path",
+            "from_peft",
+            "raw_peft",
+            "modules_to_save",
+            "only_merge_lora_model",
+            "additional_special_tokens",
+            "use_slow_tokenizer",
+        ),
+        "LoRA & LLM",
+    ),
+    "start_layer": "Layerwise reranker",
+    "head_multi": "Layerwise reranker",
+    "head_type": "Layerwise reranker",
     "seed": "Optimization",
     "data_seed": "Optimization",
     "gradient_checkpointing": "Precision & speed",
@@ -186,6 +267,31 @@ ZH: dict[str, str] = {
     "sentence_pooling_method": "句向量池化方式",
     "normalize_embeddings": "向量归一化",
     "kd_loss_type": "蒸馏损失类型",
+    "colbert_dim": "ColBERT 向量维度",
+    "unified_finetuning": "统一微调（稠密 + 稀疏 + ColBERT）",
+    "use_self_distill": "自蒸馏",
+    "fix_encoder": "冻结编码器",
+    "self_distill_start_step": "自蒸馏起始步数",
+    "use_lora": "使用 LoRA",
+    "lora_rank": "LoRA 秩",
+    "lora_alpha": "LoRA alpha",
+    "lora_dropout": "LoRA dropout",
+    "target_modules": "LoRA 目标模块",
+    "save_merged_lora_model": "保存合并 LoRA 后的模型",
+    "use_flash_attn": "使用 Flash Attention",
+    "additional_special_tokens": "额外特殊词元",
+    "example_query_max_len": "示例查询最大长度",
+    "example_passage_max_len": "示例文档最大长度",
+    "retrieval_use_examples": "检索任务使用示例",
+    "icl_suffix_str": "ICL 后缀字符串",
+    "max_len": "查询 + 文档最大长度",
+    "query_instruction_for_rerank": "重排序查询指令",
+    "passage_instruction_for_rerank": "重排序文档指令",
+    "sep_token": "查询与文档分隔符",
+    "model_type": "模型类型",
+    "start_layer": "起始计分层",
+    "head_multi": "多分类头",
+    "head_type": "分类头类型",
 }
 
 # English labels where the flag name reads badly as words.
@@ -197,6 +303,11 @@ EN: dict[str, str] = {
     "query_instruction_for_retrieval": "Query instruction",
     "passage_instruction_for_retrieval": "Passage instruction",
     "sentence_pooling_method": "Pooling",
+    "max_len": "Max length (query + passage)",
+    "sep_token": "Separator between query and passage",
+    "colbert_dim": "ColBERT dimension (-1: the hidden size)",
+    "query_instruction_for_rerank": "Query instruction (rerank)",
+    "passage_instruction_for_rerank": "Passage instruction (rerank)",
     "fp16": "FP16 mixed precision",
     "bf16": "BF16 mixed precision",
 }

@@ -1,4 +1,4 @@
-"""The argument schema: every flag FlagEmbedding's encoder-only fine-tune accepts.
+"""The argument schema: every flag a FlagEmbedding fine-tune module accepts.
 
 Why generated and not written by hand: FlagEmbedding's own dataclasses (and HF
 ``TrainingArguments`` beneath them) are the contract. We read them through
@@ -13,6 +13,10 @@ cache and only the first start after an upgrade pays for the import.
 
 What the dataclasses lack (grouping, the "basic" set, Chinese labels) lives beside this
 module in :mod:`studio.labels`.
+
+Each fine-tune module (:mod:`studio.modules`) has its own dataclasses, so each has its own
+schema: a reranker has no ``temperature``, M3 adds ``colbert_dim``. ``load_schema(module)``
+builds and caches one per module; without an argument it is the base embedder's.
 """
 
 from __future__ import annotations
@@ -27,10 +31,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from studio import labels
+from studio import labels, modules
 
-ENTRY_MODULE = "FlagEmbedding.finetune.embedder.encoder_only.base"
-SCHEMA_VERSION = 3
+ENTRY_MODULE = modules.MODULES[modules.DEFAULT_MODULE].python_module
+SCHEMA_VERSION = 4
 
 # Fields never shown, pre-filled or stored: `token` reads HF_TOKEN through a default factory
 # and must stay a secret; `hub_token`/`push_to_hub_token` likewise. `deepspeed` is owned by
@@ -66,6 +70,7 @@ class Field:
 class Schema:
     fields: dict[str, Field] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    module: str = modules.DEFAULT_MODULE
 
     def __contains__(self, name: str) -> bool:
         return name in self.fields
@@ -77,7 +82,7 @@ class Schema:
         return [f for f in self.fields.values() if not f.hidden]
 
     def basic(self) -> list[Field]:
-        order = {name: i for i, name in enumerate(labels.BASIC)}
+        order = {name: i for i, name in enumerate(labels.basic_names(self.module))}
         chosen = [f for f in self.visible() if f.basic]
         return sorted(chosen, key=lambda f: order[f.name])
 
@@ -101,23 +106,28 @@ def installed_versions() -> dict[str, str]:
     return versions
 
 
-def _cache_file(versions: dict[str, str]) -> Path:
+def _cache_file(versions: dict[str, str], module: str = modules.DEFAULT_MODULE) -> Path:
     root = Path(os.environ.get("BGE_STUDIO_CACHE", Path.home() / ".cache" / "bge-studio"))
     tag = "-".join(f"{k}{v}" for k, v in sorted(versions.items()))
-    return root / f"schema-v{SCHEMA_VERSION}-{tag}.json"
+    return root / f"schema-v{SCHEMA_VERSION}-{module}-{tag}.json"
 
 
-@lru_cache(maxsize=1)
-def load_schema() -> Schema:
-    """The schema for the installed FlagEmbedding, from the cache when it is current."""
+def load_schema(module: str | None = None) -> Schema:
+    """The schema of a fine-tune module (default: the base embedder) for the installed
+    FlagEmbedding, from the cache when it is current. Raises ValueError for an unknown module."""
+    return _load_schema(modules.get(module).name)
+
+
+@lru_cache(maxsize=len(modules.MODULES))
+def _load_schema(module: str) -> Schema:
     versions = installed_versions()
-    cache = _cache_file(versions)
+    cache = _cache_file(versions, module)
     try:
         raw = json.loads(cache.read_text(encoding="utf-8"))
-        return _from_json(raw, versions)
+        return _from_json(raw, versions, module)
     except (OSError, ValueError, TypeError, KeyError):
         pass
-    fields = build_fields()
+    fields = build_fields(module)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".{os.getpid()}.tmp")
@@ -125,38 +135,29 @@ def load_schema() -> Schema:
         tmp.replace(cache)
     except OSError:
         pass  # a read-only home only costs start-up time
-    return Schema({f.name: f for f in fields}, versions)
+    return Schema({f.name: f for f in fields}, versions, module)
 
 
-def _from_json(raw: list[dict], versions: dict[str, str]) -> Schema:
+def _from_json(raw: list[dict], versions: dict[str, str], module: str) -> Schema:
     fields = []
     for item in raw:
         if item.get("choices") is not None:
             item["choices"] = tuple(item["choices"])
         fields.append(Field(**item))
-    return Schema({f.name: f for f in fields}, versions)
+    return Schema({f.name: f for f in fields}, versions, module)
 
 
-def argument_dataclasses() -> tuple[type, type, type]:
-    """FlagEmbedding's (model, data, training) argument classes for the encoder-only fine-tune."""
-    from FlagEmbedding.finetune.embedder.encoder_only.base import (
-        EncoderOnlyEmbedderDataArguments,
-        EncoderOnlyEmbedderModelArguments,
-        EncoderOnlyEmbedderTrainingArguments,
-    )
-
-    return (
-        EncoderOnlyEmbedderModelArguments,
-        EncoderOnlyEmbedderDataArguments,
-        EncoderOnlyEmbedderTrainingArguments,
-    )
+def argument_dataclasses(module: str | None = None) -> tuple[type, type, type]:
+    """FlagEmbedding's (model, data, training) argument classes of a fine-tune module."""
+    return modules.get(module).classes()
 
 
-def build_fields() -> list[Field]:
+def build_fields(module: str | None = None) -> list[Field]:
     """Generate the fields from the dataclasses, through HF's own argument parser."""
     from transformers import HfArgumentParser
 
-    classes = argument_dataclasses()
+    classes = argument_dataclasses(module)
+    basic = labels.basic_names(modules.get(module).name)
     parser = HfArgumentParser(classes)
     actions = {}
     for action in parser._actions:
@@ -167,11 +168,11 @@ def build_fields() -> list[Field]:
         for dc_field in dataclasses.fields(cls):
             if not dc_field.init or dc_field.name not in actions:
                 continue  # e.g. `_n_gpu` (init=False) has no flag
-            fields.append(_field_from(dc_field, actions[dc_field.name], section))
+            fields.append(_field_from(dc_field, actions[dc_field.name], section, basic))
     return fields
 
 
-def _field_from(dc_field: dataclasses.Field, action, section: str) -> Field:
+def _field_from(dc_field: dataclasses.Field, action, section: str, basic=labels.BASIC) -> Field:
     name = dc_field.name
     help_text = str(dc_field.metadata.get("help", "") or "")
     kind = _kind_of(action)
@@ -195,7 +196,7 @@ def _field_from(dc_field: dataclasses.Field, action, section: str) -> Field:
         deprecated="deprecat" in help_text.lower(),
         secret=name in SECRET_FIELDS,
         group=labels.group_of(name, section),
-        basic=name in labels.BASIC,
+        basic=name in basic,
         optional=action.default is None,
     )
 

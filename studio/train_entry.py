@@ -1,7 +1,9 @@
-"""In-process training entry point: FlagEmbedding's encoder-only fine-tune, plus the studio's needs.
+"""In-process training entry point: a FlagEmbedding fine-tune module, plus the studio's needs.
 
-The run manager launches ``torchrun ... -m studio.train_entry <FlagEmbedding's own flags>`` instead
-of ``-m FlagEmbedding.finetune.embedder.encoder_only.base``. The flags, the runner and the training
+The run manager launches ``torchrun ... -m studio.train_entry [--finetune_module M] <FlagEmbedding's
+own flags>`` instead of ``-m FlagEmbedding.finetune.M`` (M defaults to
+``embedder.encoder_only.base``; :mod:`studio.modules` maps each M to the dataclasses and runner its
+``__main__`` uses). The flags, the runner and the training
 loop are FlagEmbedding's, built exactly as its ``__main__`` builds them, so a run behaves (and
 costs) the same. This module owns only the additions below, each one a reason the studio
 cannot launch the FlagEmbedding module directly:
@@ -61,14 +63,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from FlagEmbedding.finetune.embedder.encoder_only.base import (
-    EncoderOnlyEmbedderDataArguments,
-    EncoderOnlyEmbedderModelArguments,
-    EncoderOnlyEmbedderRunner,
-    EncoderOnlyEmbedderTrainingArguments,
-)
 from transformers import HfArgumentParser, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
+
+from studio import modules
 
 logger = logging.getLogger(__name__)
 
@@ -210,15 +208,19 @@ def prepare_cpu_world(argv: list[str], environ=os.environ) -> None:
         )
 
 
-def parse_args(argv: list[str]):
-    """Parse with FlagEmbedding's own dataclasses, so the flags are exactly FlagEmbedding's."""
-    parser = HfArgumentParser(
-        (
-            EncoderOnlyEmbedderModelArguments,
-            EncoderOnlyEmbedderDataArguments,
-            EncoderOnlyEmbedderTrainingArguments,
-        )
-    )
+def split_module(argv: list[str]) -> tuple[str, list[str]]:
+    """Take ``--finetune_module M`` (the studio's, not FlagEmbedding's) off the front of argv."""
+    argv = list(argv)
+    if argv[:1] == [modules.ENTRY_FLAG] and len(argv) > 1:
+        return modules.get(argv[1]).name, argv[2:]
+    if argv[:1] and argv[0].startswith(modules.ENTRY_FLAG + "="):
+        return modules.get(argv[0].split("=", 1)[1]).name, argv[1:]
+    return modules.DEFAULT_MODULE, argv
+
+
+def parse_args(argv: list[str], module: str = modules.DEFAULT_MODULE):
+    """Parse with the module's own dataclasses, so the flags are exactly FlagEmbedding's."""
+    parser = HfArgumentParser(modules.get(module).classes())
     return parser.parse_args_into_dataclasses(args=with_default_report_to(argv))
 
 
@@ -300,7 +302,10 @@ def load_inner_weights(model: torch.nn.Module, checkpoint: str) -> int:
     Strict because a silent partial load would resume training from the base model's weights
     while the step counter claims otherwise.
     """
-    inner = getattr(model, "module", model).model  # unwrap DDP if handed the wrapped model
+    wrapper = getattr(model, "module", model)  # unwrap DDP if handed the wrapped model
+    inner = wrapper.model
+    if _is_peft(inner) and not _has_full_weights(checkpoint):
+        return _load_adapter(inner, checkpoint)
     state_dict = read_checkpoint_weights(checkpoint)
     result = inner.load_state_dict(state_dict, strict=False)
     if result.missing_keys or result.unexpected_keys:
@@ -309,8 +314,44 @@ def load_inner_weights(model: torch.nn.Module, checkpoint: str) -> int:
             f"{result.missing_keys}, unexpected keys {result.unexpected_keys}. "
             "Resume with the same --model_name_or_path the checkpoint was trained from."
         )
-    logger.info("Resumed %d tensors from %s into the inner model", len(state_dict), checkpoint)
-    return len(state_dict)
+    count = len(state_dict) + _load_m3_heads(wrapper, checkpoint)
+    logger.info("Resumed %d tensors from %s into the inner model", count, checkpoint)
+    return count
+
+
+def _has_full_weights(checkpoint: str) -> bool:
+    return any(os.path.isfile(os.path.join(checkpoint, n)) for n in (SAFE_WEIGHTS, TORCH_WEIGHTS))
+
+
+def _is_peft(inner: torch.nn.Module) -> bool:
+    return hasattr(inner, "peft_config")
+
+
+def _load_m3_heads(wrapper: torch.nn.Module, checkpoint: str) -> int:
+    """BGE-M3 saves its ColBERT and sparse heads beside the encoder (``colbert_linear.pt``...)."""
+    count = 0
+    for head in ("colbert_linear", "sparse_linear"):
+        path = os.path.join(checkpoint, f"{head}.pt")
+        if hasattr(wrapper, head) and os.path.isfile(path):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            getattr(wrapper, head).load_state_dict(state)
+            count += len(state)
+    return count
+
+
+def _load_adapter(inner: torch.nn.Module, checkpoint: str) -> int:
+    """A LoRA run's checkpoint holds the adapter only; load it into the PEFT model, strictly."""
+    from peft import set_peft_model_state_dict
+    from peft.utils import load_peft_weights
+
+    state = load_peft_weights(checkpoint, device="cpu")
+    result = set_peft_model_state_dict(inner, state)
+    if getattr(result, "unexpected_keys", None):
+        raise RuntimeError(
+            f"Checkpoint {checkpoint} adapter does not match: {result.unexpected_keys}"
+        )
+    logger.info("Resumed %d adapter tensors from %s", len(state), checkpoint)
+    return len(state)
 
 
 def patch_checkpoint_loader(trainer) -> None:
@@ -322,17 +363,19 @@ def patch_checkpoint_loader(trainer) -> None:
     trainer._load_from_checkpoint = _load_from_checkpoint
 
 
-def build_runner(argv: list[str]) -> EncoderOnlyEmbedderRunner:
-    """Build FlagEmbedding's runner from its flags, with the studio's callback and resume fix.
+def build_runner(argv: list[str]):
+    """Build the module's FlagEmbedding runner from its flags, with the studio's callback and
+    resume fix. ``argv`` may start with ``--finetune_module M`` (default: the base embedder).
 
     Resume is resolved before the runner is built, so its guard (non-empty ``output_dir`` with
     ``--do_train`` and no resume) keeps FlagEmbedding's meaning.
     """
+    module, argv = split_module(argv)
     prepare_cpu_world(argv)
-    model_args, data_args, training_args = parse_args(argv)
+    model_args, data_args, training_args = parse_args(argv, module)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     training_args.resume_from_checkpoint = resume
-    runner = EncoderOnlyEmbedderRunner(
+    runner = modules.get(module).runner_class()(
         model_args=model_args, data_args=data_args, training_args=training_args
     )
     warn_if_deepspeed_dropped(runner.trainer)
