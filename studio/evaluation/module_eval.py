@@ -211,3 +211,15 @@ def mode_summary(report: dict[str, Any], metric: str = "ndcg_at_10") -> list[dic
             continue
         rows.append({"mode": name, "before": before, "after": after, "delta": after - before})
     return rows
+
+
+def summary_line(report: dict[str, Any], metric: str = "ndcg_at_10") -> str:
+    """``nDCG@10 change: +0.0123`` (one line per mode for a module with several), for every face."""
+    rows = mode_summary(report, metric) if len(report.get("modes") or {}) > 1 else []
+    if rows:
+        parts = [
+            f"{r['mode']} {r['before']:.4f} -> {r['after']:.4f} ({r['delta']:+.4f})" for r in rows
+        ]
+        return "nDCG@10: " + "; ".join(parts)
+    delta = (report.get("delta") or {}).get(metric)
+    return f"nDCG@10 change: {delta:+.4f}" if delta is not None else ""
