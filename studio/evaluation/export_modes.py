@@ -151,10 +151,19 @@ def _usage(
         cls = "LayerWiseFlagLLMReranker" if module == LAYERWISE else "FlagLLMReranker"
         extra = ", trust_remote_code=True" if module == LAYERWISE else ""
         cutoff = ", cutoff_layers=[-1]" if module == LAYERWISE else ""
+        fix = (
+            [
+                "# FlagEmbedding 1.4.2's MiniCPM code needs the cache off under transformers>=4.57",
+                "reranker.model.config.use_cache = False",
+            ]
+            if module == LAYERWISE
+            else []
+        )
         return [
             f"from FlagEmbedding import {cls}",
             "",
             f"reranker = {cls}({target}{peft}, use_fp16=False{extra})",
+            *fix,
             'scores = reranker.compute_score([["how do I split a path?", '
             f'"os.path.split(p): Split a pathname."]]{cutoff})',
         ]

@@ -72,6 +72,9 @@ def plain_model(
     folder = Path(folder)
     if not is_adapter(folder):
         return folder
+    merged = folder / "merged_model"  # FlagEmbedding's own merge (save_merged_lora_model)
+    if (merged / "config.json").is_file():
+        return merged
     base = base or adapter_base(folder)
     if not base or not Path(str(base)).is_dir():
         raise FileNotFoundError(

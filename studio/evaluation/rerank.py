@@ -152,14 +152,17 @@ class Scorer:
         if s.module == DECODER_RERANKER:
             from FlagEmbedding import FlagLLMReranker
 
-            return FlagLLMReranker(str(self.model_dir), use_bf16=False, **common)
+            return _with_pad_token(FlagLLMReranker(str(self.model_dir), use_bf16=False, **common))
         if s.module == LAYERWISE:
             from FlagEmbedding import LayerWiseFlagLLMReranker
 
             model = LayerWiseFlagLLMReranker(str(self.model_dir), use_bf16=False, **common)
             layers = int(model.model.config.num_hidden_layers)
             model.cutoff_layers = [layers]  # the last layer's score, as the model card ranks
-            return model
+            # FlagEmbedding 1.4.2's MiniCPM code calls DynamicCache.get_usable_length, gone in
+            # transformers 4.57: scoring needs no cache, and without one that path is not taken.
+            model.model.config.use_cache = False
+            return _with_pad_token(model)
         raise ValueError(f"{s.module} is not a reranker module")
 
     def score(self, pairs: list[tuple[str, str]]) -> np.ndarray:
@@ -175,6 +178,15 @@ class Scorer:
         if len(scores) != len(pairs):
             raise RuntimeError(f"{self.model_dir}: {len(scores)} scores for {len(pairs)} pairs")
         return scores
+
+
+def _with_pad_token(model):
+    """A base LLM often has no pad token; FlagEmbedding's decoder reranker runner trains with
+    ``unk`` (else ``eos``) as pad, so score with the same instead of failing to pad a batch."""
+    tok = model.tokenizer
+    if tok.pad_token is None:
+        tok.pad_token = tok.unk_token if tok.unk_token is not None else tok.eos_token
+    return model
 
 
 def _pairs_key(model_fp: str, pairs: list[tuple[str, str]], settings: RerankSettings) -> str:

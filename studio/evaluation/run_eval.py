@@ -143,6 +143,8 @@ def evaluate_run(
     data = source if isinstance(source, EvalData) else load_eval_data(source)
     models = run_models(run_dir, include_checkpoints)
     if module != BASE:
+        from studio.evaluation.m3 import parse_weights
+
         report = evaluate_for_module(
             models,
             data,
@@ -151,7 +153,7 @@ def evaluate_run(
             module=module,
             retriever=retriever or config.studio.get("retriever"),
             top_k=top_k or config.studio.get("rerank_top_k"),
-            m3_weights=m3_weights or config.studio.get("m3_weights"),
+            m3_weights=m3_weights or parse_weights(config.studio.get("m3_weights")),
             details=["base", "final"],
             use_cache=use_cache,
             cache_root=cache_root,
