@@ -73,6 +73,43 @@ def form_field_names(schema: Schema | None = None) -> list[str]:
     return names + [f.name for fs in groups.values() for f in fs]
 
 
+def all_modules_layout() -> tuple[list[Field], list[Field], dict[str, list[Field]]]:
+    """(Model & data, basic, {group: fields}) over every fine-tune module, for a face that
+    builds its widgets once and shows each module's own (see :func:`module_field_names`).
+
+    A flag is placed where the first module that has it (in :data:`studio.modules.MODULES`
+    order) places it, and described by that module's field.
+    """
+    from studio.modules import MODULES
+
+    seen: set[str] = set()
+    model_data: list[Field] = []
+    basic: list[Field] = []
+    groups: dict[str, list[Field]] = {}
+    for module in MODULES:
+        schema = load_schema(module)
+        for f in model_data_fields(schema):
+            if f.name not in seen:
+                seen.add(f.name)
+                model_data.append(f)
+        module_basic, module_groups = training_fields(schema)
+        for f in module_basic:
+            if f.name not in seen:
+                seen.add(f.name)
+                basic.append(f)
+        for group, fields in module_groups.items():
+            for f in fields:
+                if f.name not in seen:
+                    seen.add(f.name)
+                    groups.setdefault(group, []).append(f)
+    return model_data, basic, groups
+
+
+def module_field_names(module: str) -> set[str]:
+    """The form fields a module shows."""
+    return set(form_field_names(load_schema(module)))
+
+
 def to_widget(f: Field, value: Any) -> Any:
     """A config value as the widget shows it (lists as lines/space-separated text)."""
     if value is None:

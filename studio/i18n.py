@@ -11,6 +11,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "用 FlagEmbedding 微调 BGE 向量模型：配置、检查、训练、监控、对比。",
     ),
     "language": ("Language", "语言"),
+    "module": ("Fine-tune module", "微调模块"),
     "tab.model": ("Model & data", "模型与数据"),
     "tab.training": ("Training", "训练参数"),
     "tab.launch": ("Launch", "启动设置"),

@@ -166,6 +166,24 @@ def normalize(name: str) -> str:
     return name[len(prefix) :] if name.startswith(prefix) else name
 
 
+def launch_target(dotted: str | None) -> tuple[str, str]:
+    """What a script's ``-m`` target is: (module name, how it was recognised).
+
+    ``("reranker.encoder_only.base", "flagembedding")`` for one of the seven,
+    ``(modern, "legacy")`` for a pre-1.3 path FlagEmbedding removed, ``(default, "studio")``
+    for the studio's own entry point (its ``--finetune_module`` says more), and
+    ``(default, "other")`` for anything else.
+    """
+    if dotted is None:
+        return DEFAULT_MODULE, "other"
+    if dotted in LEGACY_MODULES:
+        return LEGACY_MODULES[dotted], "legacy"
+    if dotted == "studio.train_entry":
+        return DEFAULT_MODULE, "studio"
+    tail = from_python_module(dotted)
+    return (tail, "flagembedding") if tail else (DEFAULT_MODULE, "other")
+
+
 def from_python_module(dotted: str) -> str | None:
     """The module tail for a ``-m`` target, or None when it is not one of FlagEmbedding's."""
     tail = normalize(dotted)

@@ -385,6 +385,13 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
+def _all_checks() -> tuple[Check, ...]:
+    """The rules above, then the per-module ones (BGE-M3, rerankers, LLM/LoRA)."""
+    from studio.preflight_modules import MODULE_CHECKS
+
+    return CHECKS + MODULE_CHECKS
+
+
 def run_checks(
     config: StudioConfig,
     base_dir: str | Path = ".",
@@ -392,14 +399,14 @@ def run_checks(
     schema: Schema | None = None,
 ) -> list[Problem]:
     """Every rule over the config with paths resolved against base_dir; errors first."""
-    schema = schema or load_schema()
+    schema = schema or load_schema(config.module)
     hw = hardware or detect()
     try:
         resolved = resolve_paths(config, base_dir)
     except ValueError as exc:  # ConfigError for a missing bundled model
         return list(getattr(exc, "problems", [Problem(ERROR, str(exc), code="resolve")]))
     problems: list[Problem] = []
-    for check in CHECKS:
+    for check in _all_checks():
         problems += check(resolved, hw, schema)
     order = {ERROR: 0, WARNING: 1, INFO: 2}
     return sorted(problems, key=lambda p: order[p.level])

@@ -11,6 +11,8 @@ import json
 import re
 from pathlib import Path
 
+from studio.secrets import redact, secret_values
+
 _TAIL_BYTES = 64 * 1024
 _RANK_PREFIX = re.compile(r"^\[(?:rank|default)\d+\]:\s?")
 _EXCEPTION = re.compile(
@@ -75,7 +77,8 @@ def tail_lines(path: str | Path, n: int = 40) -> str:
     text = tail_bytes(Path(path))
     # tqdm redraws with carriage returns: keep the last state of each line only.
     lines = [line.rsplit("\r", 1)[-1] for line in text.splitlines()]
-    return "\n".join(lines[-n:])
+    # Shown in the UI and notebooks: mask this process's secrets should a library print one.
+    return redact("\n".join(lines[-n:]), secret_values())
 
 
 def last_metrics(path: str | Path) -> dict | None:

@@ -6,18 +6,21 @@ two, a flag given twice keeps only its last value, a typo in a flag name fails o
 model loads. The importer reads the script the way the author meant it — every flag line of
 the launch command — and reports each of these with its line number and the fix.
 
-Understood: comments, tabs, quoting, line continuations, `VAR=value` prefixes and `export`
-lines, and the launchers `torchrun`, `python -m torch.distributed.run|launch`, `deepspeed`
+Understood: what bash does with the script (studio.shell_words: comments, quoting, line
+continuations, variables, `export`, `${VAR:-default}`, `~`, `if [ -z "$X" ]`, and the
+`cmd="torchrun ... $model_args"; eval $cmd` style of FlagEmbedding's examples), `VAR=value`
+prefixes, and the launchers `torchrun`, `python -m torch.distributed.run|launch`, `deepspeed`
 and `python -m <module>`.
 """
 
 from __future__ import annotations
 
-import shlex
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio import preflight
+from studio import modules, preflight
 from studio.config import (
     DeepSpeedSettings,
     StudioConfig,
@@ -29,8 +32,13 @@ from studio.config import (
 from studio.hardware import Hardware
 from studio.problems import ERROR, INFO, WARNING, Problem
 from studio.schema import ENTRY_MODULE, Schema, load_schema
+from studio.shell_words import read_commands
 
-KNOWN_MODULES = (ENTRY_MODULE, "studio.train_entry")
+KNOWN_MODULES = (
+    *(m.python_module for m in modules.MODULES.values()),
+    "studio.train_entry",
+    *modules.LEGACY_MODULES,
+)
 LAUNCH_WORDS = ("torchrun", "deepspeed", "python", "python3", "accelerate")
 TORCHRUN_OPTIONS = {
     "nproc_per_node": "nproc_per_node",
@@ -65,35 +73,6 @@ class _Token:
     line: int
 
 
-def _physical_lines(text: str) -> list[tuple[int, str, bool]]:
-    """(line number, content without the trailing backslash, continues?) for each line."""
-    out = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        stripped = raw.rstrip()
-        continues = stripped.endswith("\\") and not stripped.endswith("\\\\")
-        if continues:
-            stripped = stripped[:-1]
-        out.append((number, stripped.replace("\t", " "), continues))
-    return out
-
-
-def _tokens(content: str, number: int, file: str) -> tuple[list[_Token], list[Problem]]:
-    try:
-        words = shlex.split(content, comments=True)
-    except ValueError as exc:
-        return [], [
-            Problem(
-                ERROR,
-                f"cannot split this line: {exc}.",
-                "Close the quote on this line.",
-                file=file,
-                line=number,
-                code="quote",
-            )
-        ]
-    return [_Token(w, number) for w in words], []
-
-
 def _is_launch_start(tokens: list[_Token]) -> bool:
     words = [t.text for t in tokens if "=" not in t.text or t.text.startswith("-")]
     if not words:
@@ -102,27 +81,18 @@ def _is_launch_start(tokens: list[_Token]) -> bool:
     return first in LAUNCH_WORDS or any(w in KNOWN_MODULES for w in words)
 
 
-def _find_command(text: str, file: str) -> tuple[list[_Token], list[Problem], dict[str, str]]:
-    """The launch command's tokens, joining continuation lines and the lines a missing
-    backslash cut off (reported), plus `export`/`VAR=value` lines before it."""
-    problems: list[Problem] = []
-    env: dict[str, str] = {}
-    lines = _physical_lines(text)
-    i = 0
-    while i < len(lines):
-        number, content, continues = lines[i]
-        toks, errs = _tokens(content, number, file)
-        problems += errs
-        if toks and _is_launch_start(toks):
-            break
-        if toks and toks[0].text == "export":
-            toks = toks[1:]
-        for t in toks:
-            if "=" in t.text and not t.text.startswith("-"):
-                key, _, value = t.text.partition("=")
-                env[key] = value
-        i += 1
-    else:
+def _find_command(
+    text: str, file: str, environ: Mapping[str, str]
+) -> tuple[list[_Token], list[Problem], dict[str, str]]:
+    """The launch command's tokens, read as bash would (variables, `export`, `eval $cmd`,
+    see studio.shell_words), plus the lines a missing backslash cut off (reported and kept),
+    and the variables the script exports."""
+    commands, state = read_commands(text, environ, file)
+    problems = list(state.problems)
+    env = dict(state.exported)
+    as_tokens = [[_Token(w.text, w.line) for w in c.words] for c in commands]
+    start = next((k for k, toks in enumerate(as_tokens) if _is_launch_start(toks)), None)
+    if start is None:
         return (
             [],
             problems
@@ -137,37 +107,15 @@ def _find_command(text: str, file: str) -> tuple[list[_Token], list[Problem], di
             ],
             env,
         )
-
-    command: list[_Token] = []
-    while i < len(lines):
-        number, content, continues = lines[i]
-        toks, errs = _tokens(content, number, file)
-        problems += errs
-        command += toks
-        i += 1
-        if continues:
-            continue
-        # The shell ends the command here. Lines that follow and start with a flag were meant
-        # as part of it: report the cut and keep reading them as the author intended.
-        cut_flags: list[_Token] = []
-        j = i
-        while j < len(lines):
-            n2, c2, cont2 = lines[j]
-            t2, _ = _tokens(c2, n2, file)
-            if not t2 and (c2.strip() == "" or c2.strip().startswith("#")):
-                j += 1
-                if cont2:
-                    continue
-                break
-            if not t2 or not t2[0].text.startswith("--"):
-                break
-            cut_flags += t2
-            j += 1
-            if not cont2:
-                break
-        if not cut_flags:
+    command = as_tokens[start]
+    previous = commands[start]
+    # The shell ends the command at a line without a backslash. Commands right below it that
+    # start with a flag were meant as part of it: report the cut, keep them as intended.
+    for following, toks in zip(commands[start + 1 :], as_tokens[start + 1 :], strict=True):
+        if following.first_line != previous.last_line + 1 or not toks[0].text.startswith("--"):
             break
-        dropped = [t.text for t in cut_flags if t.text.startswith("--")]
+        number = previous.last_line
+        dropped = [t.text for t in toks if t.text.startswith("--")]
         problems.append(
             Problem(
                 ERROR,
@@ -180,8 +128,8 @@ def _find_command(text: str, file: str) -> tuple[list[_Token], list[Problem], di
                 code="missing_backslash",
             )
         )
-        # Continue reading from where the cut flags start (they are part of the command).
-        continue
+        command += toks
+        previous = following
     return command, problems, env
 
 
@@ -233,19 +181,59 @@ def _split_launcher(
                 code="no_module",
             )
         )
-    elif module not in KNOWN_MODULES:
-        problems.append(
+    else:
+        problems += _module_problems(module, file, tokens[i - 1].line if i else None)
+    return launch, module, tokens[i:], problems, env
+
+
+def _module_problems(module: str, file: str, line: int | None) -> list[Problem]:
+    """A launch target that is not one of FlagEmbedding 1.4.2's fine-tune modules."""
+    name, kind = modules.launch_target(module)
+    modern = modules.get(name).python_module
+    if kind == "legacy":
+        return [
+            Problem(
+                ERROR,
+                f"`{module}` was removed in FlagEmbedding 1.3: with 1.4.2 the script stops with "
+                f"`No module named {module}`. Its modern module is `{modern}`; the flags are read "
+                "as that one's.",
+                f"Launch `-m {modern}` (the config names `module: {name}`).",
+                file=file,
+                line=line,
+                field="module",
+                code="removed_module",
+            )
+        ]
+    if kind == "other":
+        return [
             Problem(
                 WARNING,
-                f"the module `{module}` is not FlagEmbedding's "
-                "encoder-only fine-tune; its flags are read as that one's.",
-                f"The studio runs `{ENTRY_MODULE}`.",
+                f"the module `{module}` is not one of FlagEmbedding's fine-tune modules; its "
+                f"flags are read as `{modern}`'s.",
+                "Launch one of: " + ", ".join(m.python_module for m in modules.MODULES.values()),
                 file=file,
-                line=tokens[i - 1].line if i else None,
+                line=line,
+                field="module",
                 code="other_module",
             )
-        )
-    return launch, module, tokens[i:], problems, env
+        ]
+    return []
+
+
+def _take_entry_module(flags: list[tuple[str, list[str], int]], file: str):
+    """The studio entry point's `--finetune_module M` (a studio run's command), off the flags."""
+    for index, (name, values, line) in enumerate(flags):
+        if name == modules.ENTRY_FLAG[2:]:
+            rest = flags[:index] + flags[index + 1 :]
+            try:
+                return modules.get(values[-1] if values else None).name, rest, []
+            except ValueError as exc:
+                return (
+                    modules.DEFAULT_MODULE,
+                    rest,
+                    [Problem(ERROR, f"{exc}.", "", file=file, line=line, code="unknown_module")],
+                )
+    return None, flags, []
 
 
 def _group_flags(
@@ -301,11 +289,14 @@ def import_script(
     file: str = "<script>",
     hardware: Hardware | None = None,
     schema: Schema | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> ImportResult:
-    """Parse a launch script into a config and every diagnostic, each with line and fix."""
-    schema = schema or load_schema()
+    """Parse a launch script into a config and every diagnostic, each with line and fix.
+
+    Variables the script does not set are looked up in `environ` (default: this process's
+    environment), each such use a warning."""
     base = Path(base_dir)
-    tokens, problems, env = _find_command(text, file)
+    tokens, problems, env = _find_command(text, file, os.environ if environ is None else environ)
     if not tokens:
         return ImportResult(StudioConfig(), problems, env)
     launch, module, flag_tokens, p, prefix_env = _split_launcher(tokens, file)
@@ -313,6 +304,11 @@ def import_script(
     env.update(prefix_env)
     flags, p = _group_flags(flag_tokens, file)
     problems += p
+    module_name, kind = modules.launch_target(module)
+    if kind == "studio":
+        chosen, flags, p = _take_entry_module(flags, file)
+        module_name, problems = chosen or module_name, problems + p
+    schema = schema or load_schema(module_name)
 
     seen: dict[str, list[tuple[list[str], int]]] = {}
     raw_args: dict[str, object] = {}
@@ -344,12 +340,13 @@ def import_script(
         raw_args[key] = value
         lines[key] = line
 
-    problems += _duplicate_problems(seen, file)
+    problems += _duplicate_problems(seen, file, schema.module)
     args, p = check_args(raw_args, schema, file=file, lines=lines)
     problems += p
 
     torchrun = TorchrunSettings()
     for key, (value, line) in launch.items():
+        lines.setdefault(key, line)  # so hardware checks on torchrun.* name the line
         if key == "master_addr":
             torchrun.master_addr = value
         elif value.isdigit():
@@ -367,7 +364,7 @@ def import_script(
                 )
             )
     deepspeed = DeepSpeedSettings(config_file=deepspeed_path) if deepspeed_path else None
-    config = StudioConfig(args, torchrun, deepspeed)
+    config = StudioConfig(args, torchrun, deepspeed, module=schema.module)
 
     problems += _path_problems(config, base, file, lines)
     checks = (preflight.check_precision, preflight.check_processes)
@@ -402,7 +399,7 @@ def _at_line(problem: Problem, file: str, lines: dict[str, int]) -> Problem:
     )
 
 
-def _duplicate_problems(seen: dict, file: str) -> list[Problem]:
+def _duplicate_problems(seen: dict, file: str, module: str = modules.DEFAULT_MODULE) -> list:
     out = []
     for key, uses in seen.items():
         if len(uses) < 2:
@@ -415,6 +412,12 @@ def _duplicate_problems(seen: dict, file: str) -> list[Problem]:
             fix = (
                 f"The second one was probably meant as `--{twin}` (the passage side). "
                 f"Rename it, or keep one `--{key}`."
+            )
+        if key == "model_type" and module == "reranker.decoder_only.layerwise":
+            fix = (
+                "layerwise redefines `model_type` as from_raw_model | from_finetuned_model "
+                "(any other value loads as from_finetuned_model); the base reranker's "
+                "`encoder`/`decoder` value is a leftover. Keep the layerwise one."
             )
         out.append(
             Problem(

@@ -67,6 +67,7 @@ from transformers import HfArgumentParser, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from studio import modules
+from studio.secrets import protect_run
 
 logger = logging.getLogger(__name__)
 
@@ -373,6 +374,7 @@ def build_runner(argv: list[str]):
     module, argv = split_module(argv)
     prepare_cpu_world(argv)
     model_args, data_args, training_args = parse_args(argv, module)
+    protect_run(model_args, training_args)  # the runner logs these: no token in train.log
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     training_args.resume_from_checkpoint = resume
     runner = modules.get(module).runner_class()(

@@ -1,4 +1,7 @@
-"""Shared fixtures: the bundled real model, FlagEmbedding's real example data, small configs."""
+"""Shared fixtures: the bundled real model, FlagEmbedding's real example data, small configs.
+
+Everything a test reads is in the repository (tests/data/) or a temp folder; the audit hook
+in tests/read_guard.py fails the session when a test opens a file outside them."""
 
 from __future__ import annotations
 
@@ -10,10 +13,13 @@ import pytest
 from studio.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-SEED_SCRIPT = SHARED / "seed" / "model_training.sh"
-FE_DATA = SHARED / "data" / "flagembedding-examples" / "example_data"
+DATA = ROOT / "tests" / "data"
+SEED_SCRIPT = DATA / "scripts" / "seed_like_training.sh"
+FE_EXAMPLES = DATA / "fe_examples"  # FlagEmbedding's examples/finetune/, MIT (LICENSE there)
+FE_DATA = FE_EXAMPLES / "embedder" / "example_data"
 MSMARCO = FE_DATA / "retrieval" / "msmarco.jsonl"
+
+pytest_plugins = ["read_guard"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

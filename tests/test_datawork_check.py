@@ -38,8 +38,9 @@ EXPECTED = {
     'the text "None" instead). Fix: Add the query text: "query": "...", or drop the row.',
     "query_type.jsonl": "error: query_type.jsonl:2 query: `query` is a number, not a string. Fix: "
     'Write the query as one JSON string: "query": "...".',
-    "query_empty.jsonl": "error: query_empty.jsonl:2 query: `query` is an empty string; the model "
-    "would learn to match nothing to these passages. Fix: Fill in the query or drop the row.",
+    "query_empty.jsonl": "warning: query_empty.jsonl:2 query: `query` is an empty string; "
+    "FlagEmbedding trains on it, and the model learns to match nothing to these passages. Fix: "
+    "Fill in the query or drop the row.",
     "pos_missing.jsonl": "error: pos_missing.jsonl:2 pos: `pos` is missing; every row needs a "
     "positive passage, and FlagEmbedding stops when it reaches this row (KeyError: 'pos' when no "
     'row has it, a bare AssertionError otherwise). Fix: Add "pos": ["a passage that answers the '
@@ -52,7 +53,7 @@ EXPECTED = {
     "positive passage, or drop the row.",
     "pos_item_type.jsonl": "error: pos_item_type.jsonl:2 pos: `pos[1]` is a number, not a string; "
     "the tokenizer fails on it mid-training. Fix: Make every positive a text string.",
-    "pos_item_empty.jsonl": "error: pos_item_empty.jsonl:2 pos: `pos[1]` is an empty string; the "
+    "pos_item_empty.jsonl": "warning: pos_item_empty.jsonl:2 pos: `pos[1]` is an empty string; the "
     "model would be trained to match the query to an empty passage. Fix: Remove empty passages "
     "from `pos` (drop the row if none is left).",
     "neg_missing.jsonl": "error: neg_missing.jsonl:2 neg: `neg` is missing; FlagEmbedding stops "
@@ -71,24 +72,30 @@ EXPECTED = {
     "pos_in_neg.jsonl": "warning: pos_in_neg.jsonl:2 neg: a passage is both positive and negative "
     "for this query; the loss pulls it closer and pushes it away at once. Fix: Remove it from "
     "`neg` (mined negatives often contain unlabelled positives).",
-    "prompt_type.jsonl": "error: prompt_type.jsonl:2 prompt: `prompt` is a list, not a string. "
+    "prompt_type.jsonl": "warning: prompt_type.jsonl:2 prompt: `prompt` is a list, not a string; "
+    "where FlagEmbedding applies prompts it writes that value's text in front of the query. "
     'Fix: Write the instruction as a string: "prompt": "Represent this query for retrieval: ".',
     "prompt_null.jsonl": "warning: prompt_null.jsonl:2 prompt: `prompt` is null; wherever "
     'FlagEmbedding applies prompts it writes the text "None" in front of this query. Fix: Give '
     "the instruction as a string, or delete the key from every row of every file.",
-    "type_type.jsonl": "error: type_type.jsonl:2 type: `type` is a number, not a string. Fix: "
-    'Write the data type as a string, e.g. "type": "normal".',
+    "type_type.jsonl": "warning: type_type.jsonl:2 type: `type` is a number, not a string; "
+    "FlagEmbedding reads it only with `same_dataset_within_batch`, where every type must be one "
+    'string per file. Fix: Write the data type as a string, e.g. "type": "normal".',
     "type_mixed.jsonl": "warning: type_mixed.jsonl type: the file mixes `type` values: normal (2), "
     "symmetric_sts (1). With `same_dataset_within_batch` FlagEmbedding asserts one type per batch "
     "and stops ('Data type is not consistent in the same batch'). Fix: Put each type in its own "
     "file.",
-    "empty_file.jsonl": "warning: empty_file.jsonl train_data: the file holds no rows; "
-    "FlagEmbedding skips it. Fix: Fill it or remove it from `train_data`.",
+    "empty_file.jsonl": "error: empty_file.jsonl train_data: the file holds no rows; datasets "
+    "cannot load an empty JSON file, so FlagEmbedding stops with StopIteration while loading the "
+    "data. Fix: Fill it or remove it from `train_data`.",
     "notes.txt": "warning: notes.txt train_data: `notes.txt` is skipped: FlagEmbedding reads only "
     ".json and .jsonl files. Fix: Rename it to .jsonl if it holds training rows.",
     "kd": "warning: kd train_data: folder `kd` inside a data folder is skipped: FlagEmbedding "
     "reads folders one level deep. Fix: Move its files up one level, or list the folder itself in "
     "`train_data`.",
+    "kd_mix": "warning: kd_mix train_data: folder `kd_mix` inside a data folder is skipped: "
+    "FlagEmbedding reads folders one level deep. Fix: Move its files up one level, or list the "
+    "folder itself in `train_data`.",
     "prompts": "warning: prompts train_data: folder `prompts` inside a data folder is skipped: "
     "FlagEmbedding reads folders one level deep. Fix: Move its files up one level, or list the "
     "folder itself in `train_data`.",
@@ -105,10 +112,14 @@ EXPECTED_KD = {
     "`knowledge_distillation` off.",
     "scores_type.jsonl": "error: scores_type.jsonl:2 neg_scores: `neg_scores` is a string, not a "
     "list of numbers. Fix: Give a list with one teacher score per passage, in the same order.",
-    "scores_length.jsonl": "error: scores_length.jsonl:2 neg_scores: `neg_scores` has 2 score(s) "
-    "but `neg` has 1 passage(s); every passage needs exactly one teacher score (FlagEmbedding "
-    "fails with IndexError or trains on misaligned scores). Fix: Give one score per passage of "
-    "`neg`, in the same order.",
+    "scores_length.jsonl": "error: scores_length.jsonl:2 neg_scores: `neg_scores` has 0 score(s) "
+    "but `neg` has 1 passage(s); FlagEmbedding reads the score at the sampled passage's index and "
+    "stops with IndexError when it samples a passage past the last score. Fix: Give one score "
+    "per passage of `neg`, in the same order.",
+    "scores_extra.jsonl": "warning: scores_extra.jsonl:2 neg_scores: `neg_scores` has 2 score(s) "
+    "but `neg` has 1 passage(s); FlagEmbedding never reads the extra scores, and the others may "
+    "not belong to the passages they line up with. Fix: Give one score per passage of `neg`, in "
+    "the same order.",
     "scores_item_type.jsonl": "error: scores_item_type.jsonl:2 pos_scores: `pos_scores[0]` is a "
     "string, not a number; FlagEmbedding raises 'pos_score or neg_score must be digit'. Fix: Write "
     "teacher scores as JSON numbers, e.g. 0.87.",

@@ -33,7 +33,7 @@ def test_check_exits_1_on_errors_and_names_file_line_and_fix(capsys):
     assert "neg_missing" in out and "count" in out  # the table of kinds
     last = out.rstrip().splitlines()[-1]
     assert last.startswith("46 rows in 25 file(s) checked in")
-    assert last.endswith(": 18 error(s), 10 warning(s)")
+    assert last.endswith(": 15 error(s), 14 warning(s)")
 
 
 def test_check_passes_clean_data(capsys):
@@ -45,7 +45,7 @@ def test_check_passes_clean_data(capsys):
 def test_check_json(capsys):
     code, out, _ = run(["data", "check", str(BAD / "kd"), "--kd", "--json"], capsys)
     report = json.loads(out)
-    assert code == 1 and report["rows"] == 10
+    assert code == 1 and report["rows"] == 12
     assert report["counts"]["scores_absent"] == 1
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import SEED_SCRIPT
+from conftest import FE_EXAMPLES, SEED_SCRIPT
 
 from studio.hardware import Gpu, Hardware
 from studio.script_import import import_script
@@ -27,7 +27,10 @@ def test_seed_script_duplicates_and_suggested_passage_flags():
     dups = {p.field: p for p in _by_code(_seed(), "duplicate")}
     assert set(dups) == {"query_instruction_for_retrieval", "query_instruction_format"}
     qi = dups["query_instruction_for_retrieval"]
-    assert "line 14, line 16" in qi.message and "为这个文章生成嵌入表示来供问题检索" in qi.message
+    assert (
+        "line 14, line 16" in qi.message
+        and "Represent this passage for question retrieval" in qi.message
+    )
     assert "--passage_instruction_for_retrieval" in qi.fix
     assert "--passage_instruction_format" in dups["query_instruction_format"].fix
 
@@ -104,3 +107,121 @@ def test_deepspeed_launcher_and_no_flags():
 def test_not_a_launch_script():
     result = import_script("echo hello\n", hardware=CPU)
     assert _by_code(result, "no_command")
+
+
+# FlagEmbedding's own example scripts build the command in quoted variables and `eval $cmd`.
+ENV = {"HOME": "/home/ada"}  # the only variable they take from the environment
+
+
+def _example(path: str, environ=ENV):
+    script = FE_EXAMPLES / path
+    return import_script(
+        script.read_text(), base_dir=script.parent, file=path, hardware=CPU, environ=environ
+    )
+
+
+def test_fe_example_expands_every_flag_and_path():
+    result = _example("embedder/encoder_only/base.sh")
+    args = result.config.args
+    assert not [p for p in result.problems if p.level == "error"]
+    assert result.module == "FlagEmbedding.finetune.embedder.encoder_only.base"
+    assert result.config.torchrun.nproc_per_node == 2  # $num_gpus
+    assert args["train_data"] == [  # $train_data, a multi-line quoted variable
+        "../example_data/retrieval",
+        "../example_data/sts/sts.jsonl",
+        "../example_data/classification-no_in_batch_neg",
+        "../example_data/clustering-no_in_batch_neg",
+    ]
+    assert args["cache_dir"] == "/home/ada/.cache/huggingface/hub"  # if [ -z ]; export; $HOME
+    assert args["cache_path"] == "/home/ada/.cache"  # ~ inside a quoted variable, read by eval
+    assert args["query_instruction_for_retrieval"] == (
+        "Represent this sentence for searching relevant passages: "
+    )  # single quotes inside the double-quoted variable group the words, as eval does
+    assert args["num_train_epochs"] == 4 and args["per_device_train_batch_size"] == 2
+    assert result.config.deepspeed.config_file == "../../ds_stage0.json"
+    assert len(args) == 27
+    values = [str(v) for v in args.values() if not isinstance(v, list)] + args["train_data"]
+    assert not [v for v in values if "$" in v or "~" in v or "'" in v or "\\" in v]
+    # relative paths resolve from the script's folder, where the copied data lies
+    assert not [p for p in result.problems if p.code == "path_missing"]
+    assert result.env == {
+        "WANDB_MODE": "disabled",
+        "HF_HUB_CACHE": "/home/ada/.cache/huggingface/hub",
+    }
+
+
+def test_fe_example_flags_keep_the_line_they_were_written_on():
+    result = _example("embedder/encoder_only/base.sh")
+    fp16 = next(p for p in result.problems if p.code == "fp16_cpu")
+    assert fp16.line == 41  # `--fp16` inside training_args, not the `eval $cmd` line
+    lines = (FE_EXAMPLES / "embedder/encoder_only/base.sh").read_text().splitlines()
+    assert lines[fp16.line - 1].strip() == "--fp16 \\"
+
+
+def test_environment_variables_are_warnings_naming_the_line():
+    result = _example("embedder/encoder_only/base.sh")
+    home = [p for p in result.problems if p.code == "env_variable"]
+    assert {p.line for p in home} == {17, 27}  # $HOME in the if block, ~ in data_args
+    assert all(p.level == "warning" and "/home/ada" in p.message for p in home)
+    with_cache = _example(
+        "embedder/encoder_only/base.sh", {"HOME": "/h", "HF_HUB_CACHE": "/data/hub"}
+    )
+    assert with_cache.config.args["cache_dir"] == "/data/hub"  # the if branch is not taken
+    cache = [p for p in with_cache.problems if p.code == "env_variable" and "HF_HUB" in p.message]
+    assert [p.line for p in cache] == [16, 22]  # the `if [ -z ]` test and `--cache_dir`
+
+
+def test_every_fe_example_script_imports_its_command():
+    for path, module, flag in [
+        ("embedder/encoder_only/m3.sh", "embedder.encoder_only.m3", "kd_loss_type"),
+        ("embedder/decoder_only/base.sh", "embedder.decoder_only.base", "query_max_len"),
+        ("embedder/decoder_only/icl_same_dataset.sh", "embedder.decoder_only.icl", "output_dir"),
+        ("reranker/encoder_only/base.sh", "reranker.encoder_only.base", "train_group_size"),
+        ("reranker/decoder_only/base.sh", "reranker.decoder_only.base", "learning_rate"),
+        ("reranker/decoder_only/layerwise.sh", "reranker.decoder_only.layerwise", "cache_path"),
+    ]:
+        result = _example(path)
+        assert result.module == "FlagEmbedding.finetune." + module, path
+        assert not [p for p in result.problems if p.code == "quote"], path
+        assert flag in result.config.args, path
+        values = repr(result.config.args)
+        assert "$" not in values and "~/" not in values, (path, values)
+        assert result.config.torchrun.nproc_per_node == 2, path
+
+
+def test_unresolved_variables_are_kept_and_named():
+    script = (
+        'OUT=/runs\nDATA_DIR="$HOME/data"\n'
+        "torchrun --nproc_per_node 1 -m FlagEmbedding.finetune.embedder.encoder_only.base \\\n"
+        "  --model_name_or_path m --train_data $DATA_DIR/a.jsonl ${TRAIN_EXTRA} \\\n"
+        "  --output_dir ${OUT}/run1 --learning_rate $1\n"
+    )
+    result = import_script(script, hardware=CPU, environ={})
+    args = result.config.args
+    assert args["output_dir"] == "/runs/run1"
+    assert args["train_data"] == ["$HOME/data/a.jsonl", "${TRAIN_EXTRA}"]
+    unresolved = {
+        p.message.split("`")[1]: p.line for p in result.problems if p.code == "unresolved_variable"
+    }
+    assert unresolved == {"$HOME": 2, "${TRAIN_EXTRA}": 4, "$1": 5}
+
+
+def test_eval_without_quotes_inside_and_plain_dollar_cmd():
+    # `$cmd` alone is split but its quotes are not read again (bash); `eval` reads them.
+    base = (
+        "cmd=\"torchrun -m FlagEmbedding.finetune.embedder.encoder_only.base --output_dir 'a b'\"\n"
+    )
+    assert (
+        import_script(base + "eval $cmd\n", hardware=CPU, environ={}).config.args["output_dir"]
+        == "a b"
+    )
+    plain = import_script(base + "$cmd\n", hardware=CPU, environ={})
+    assert plain.config.args["output_dir"] in ("'a", "b'")  # bash passes 'a and b' apart
+
+
+def test_unclosed_quote_is_an_error_naming_its_line():
+    script = "torchrun -m FlagEmbedding.finetune.embedder.encoder_only.base \\\n  --output_dir 'x\n"
+    (quote,) = [
+        p for p in import_script(script, hardware=CPU, environ={}).problems if p.code == "quote"
+    ]
+    assert quote.level == "error" and quote.line == 2

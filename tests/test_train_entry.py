@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import MSMARCO
 from transformers import BertConfig, BertModel, TrainerControl, TrainerState
 
 from studio import train_entry
@@ -35,7 +36,6 @@ from studio.train_entry import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-MSMARCO = Path("/work/shared/data/flagembedding-examples/example_data/retrieval/msmarco.jsonl")
 DS_ZERO0 = {
     "zero_optimization": {"stage": 0},
     "optimizer": {

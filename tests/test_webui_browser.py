@@ -312,3 +312,53 @@ def test_two_browsers_keep_their_own_forms(browser, server):
     assert "0.0042" not in _command_text(second)
     first.close()
     second.close()
+
+
+def _pick_module(page, module: str) -> None:
+    page.locator("#studio-module input").click()
+    page.locator("#studio-module input").fill(module)
+    page.get_by_role("option", name=module).first.click()
+
+
+def _command_has(page, text: str) -> None:
+    page.get_by_role("tab", name="Command", exact=True).click()
+    page.wait_for_function(
+        f"document.querySelector('#studio-command .cm-content').innerText.includes({text!r})",
+        timeout=30_000,
+    )
+
+
+def test_switching_the_module_rebuilds_the_form(browser, server):
+    """Picking the reranker hides `temperature`, shows `max_len`, names what was dropped and
+    changes the command; picking BGE-M3 shows `colbert_dim`."""
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(url)
+    page.wait_for_selector("#form-model_name_or_path", timeout=60_000)
+    page.get_by_role("tab", name="Training", exact=True).click()
+    page.wait_for_selector("#form-temperature", state="visible", timeout=30_000)
+    assert not page.locator("#form-max_len").is_visible()
+    assert not page.locator("#form-colbert_dim").is_visible()
+
+    page.get_by_role("tab", name="Model & data", exact=True).click()
+    _pick_module(page, "reranker.encoder_only.base")
+    page.wait_for_selector("#studio-module-msg:has-text('dropped')", timeout=60_000)
+    message = page.locator("#studio-module-msg").inner_text()
+    assert "temperature" in message and "sentence_pooling_method" in message
+    assert "learning_rate" not in message  # kept: the reranker has it too
+    page.get_by_role("tab", name="Training", exact=True).click()
+    page.wait_for_selector("#form-temperature", state="hidden", timeout=30_000)
+    page.wait_for_selector("#form-max_len", state="visible", timeout=30_000)
+    assert page.locator("#form-learning_rate input").input_value() == "0.00003"
+    _command_has(page, "-m FlagEmbedding.finetune.reranker.encoder_only.base")
+    command = page.locator("#studio-command .cm-content").inner_text()
+    assert "--temperature" not in command and "--learning_rate 3e-05" in command
+
+    page.get_by_role("tab", name="Model & data", exact=True).click()
+    _pick_module(page, "embedder.encoder_only.m3")
+    page.get_by_role("tab", name="Training", exact=True).click()
+    page.wait_for_selector("#form-colbert_dim", state="visible", timeout=60_000)
+    page.wait_for_selector("#form-temperature", state="visible", timeout=30_000)
+    assert not page.locator("#form-max_len").is_visible()
+    _command_has(page, "-m FlagEmbedding.finetune.embedder.encoder_only.m3")
+    page.close()

@@ -90,9 +90,10 @@ MESSAGES: dict[str, tuple[str, str | None, str, str]] = {
         'Write the query as one JSON string: "query": "...".',
     ),
     "query_empty": (
-        ERROR,
+        WARNING,
         "query",
-        "`query` is an empty string; the model would learn to match nothing to these passages.",
+        "`query` is an empty string; FlagEmbedding trains on it, and the model learns to match "
+        "nothing to these passages.",
         "Fill in the query or drop the row.",
     ),
     "pos_missing": (
@@ -124,7 +125,7 @@ MESSAGES: dict[str, tuple[str, str | None, str, str]] = {
         "Make every positive a text string.",
     ),
     "pos_item_empty": (
-        ERROR,
+        WARNING,
         "pos",
         "`pos[{index}]` is an empty string; the model would be trained to match the query to "
         "an empty passage.",
@@ -157,6 +158,13 @@ MESSAGES: dict[str, tuple[str, str | None, str, str]] = {
         "`neg[{index}]` is {kind}, not a string; the tokenizer fails on it mid-training.",
         "Make every negative a text string.",
     ),
+    "neg_unused": (
+        WARNING,
+        "neg",
+        "`neg` {what}; with `train_group_size` 1 FlagEmbedding samples no negatives, so it is "
+        "never read (with a larger group it would fail).",
+        "Fix it before raising `train_group_size`: " + MINE_FIX,
+    ),
     "neg_item_empty": (
         WARNING,
         "neg",
@@ -186,9 +194,17 @@ MESSAGES: dict[str, tuple[str, str | None, str, str]] = {
     "scores_length": (
         ERROR,
         "{name}",
-        "`{name}` has {scores} score(s) but `{list}` has {passages} passage(s); every passage "
-        "needs exactly one teacher score (FlagEmbedding fails with IndexError or trains on "
-        "misaligned scores).",
+        "`{name}` has {scores} score(s) but `{list}` has {passages} passage(s); FlagEmbedding "
+        "reads the score at the sampled passage's index and stops with IndexError when it "
+        "samples a passage past the last score.",
+        "Give one score per passage of `{list}`, in the same order.",
+    ),
+    "scores_extra": (
+        WARNING,
+        "{name}",
+        "`{name}` has {scores} score(s) but `{list}` has {passages} passage(s); FlagEmbedding "
+        "never reads the extra scores, and the others may not belong to the passages they "
+        "line up with.",
         "Give one score per passage of `{list}`, in the same order.",
     ),
     "scores_item_type": (
@@ -199,9 +215,10 @@ MESSAGES: dict[str, tuple[str, str | None, str, str]] = {
         "Write teacher scores as JSON numbers, e.g. 0.87.",
     ),
     "prompt_type": (
-        ERROR,
+        WARNING,
         "prompt",
-        "`prompt` is {kind}, not a string.",
+        "`prompt` is {kind}, not a string; where FlagEmbedding applies prompts it writes that "
+        "value's text in front of the query.",
         'Write the instruction as a string: "prompt": "Represent this query for retrieval: ".',
     ),
     "prompt_null": (
@@ -212,9 +229,10 @@ MESSAGES: dict[str, tuple[str, str | None, str, str]] = {
         "Give the instruction as a string, or delete the key from every row of every file.",
     ),
     "type_type": (
-        ERROR,
+        WARNING,
         "type",
-        "`type` is {kind}, not a string.",
+        "`type` is {kind}, not a string; FlagEmbedding reads it only with "
+        "`same_dataset_within_batch`, where every type must be one string per file.",
         'Write the data type as a string, e.g. "type": "normal".',
     ),
 }
@@ -260,6 +278,9 @@ class FileSummary:
     pos_scores: int = 0  # rows that carry the key
     neg_scores: int = 0
     types: dict[str, int] = field(default_factory=dict)  # `type` value -> rows
+    # teacher-score column -> "int" when every score is a whole JSON number, "float" when any
+    # has a decimal point; datasets types the column per file from that
+    score_kinds: dict[str, str] = field(default_factory=dict)
     keys: dict[str, int] = field(default_factory=dict)  # top-level key -> rows
 
     @property
@@ -384,14 +405,25 @@ def _size(n: int) -> str:
     return f"{n / 1e3:.0f} kB" if n >= 10_000 else f"{n:,} bytes"
 
 
-def _diagnose(obj: dict, add, kd: bool) -> bool:
+_UNUSED_NEG = {
+    "neg_empty": "is an empty list",
+    "neg_item_type": "holds an item that is not a string",
+    "neg_item_empty": "holds an empty string",
+}
+
+
+def _diagnose(obj: dict, add, kd: bool, negs_used: bool = True) -> bool:
     """The careful look at a row the fast path rejected; returns True when it has an error.
 
-    `add(code, **values)` records a problem at this row.
+    `add(code, **values)` records a problem at this row. `negs_used` is False with
+    `train_group_size` 1, where FlagEmbedding never reads a row's `neg` items (it still
+    asserts that `neg` is a list).
     """
     errors = [0]
 
     def err(code: str, **values) -> None:
+        if not negs_used and code in _UNUSED_NEG:
+            code, values = "neg_unused", {"what": _UNUSED_NEG[code]}
         if MESSAGES[code][0] == ERROR:
             errors[0] += 1
         add(code, **values)
@@ -454,7 +486,7 @@ def _check_scores(obj: dict, err) -> bool:
             passages = obj.get(of)
             if isinstance(passages, list) and len(scores) != len(passages):
                 err(
-                    "scores_length",
+                    "scores_length" if len(scores) < len(passages) else "scores_extra",
                     name=name,
                     list=of,
                     scores=len(scores),
@@ -537,8 +569,9 @@ def _path_problems(found: datafiles.DataFiles) -> list[Problem]:
 
 
 class _Checker:
-    def __init__(self, kd: bool, max_examples: int, max_line_bytes: int):
+    def __init__(self, kd: bool, max_examples: int, max_line_bytes: int, negs_used: bool = True):
         self.kd = kd
+        self.negs_used = negs_used
         self.max_line_bytes = max_line_bytes
         self.collector = _Collector(max_examples)
         self.n_pos = array("I")
@@ -625,6 +658,8 @@ class _Checker:
             and all(type(p) is str and p.strip() for p in pos)
             and all(type(n) is str and n.strip() for n in neg)
         )
+        if self.kd:
+            _score_kinds(obj, summary.score_kinds)
         if ok and self.kd:
             ok = _scores_ok(obj, pos, neg)
         if ok and ("prompt" in obj or "type" in obj):
@@ -635,6 +670,7 @@ class _Checker:
                 obj,
                 lambda code, **values: self.collector.add(code, name, lineno, **values),
                 self.kd,
+                self.negs_used,
             )
         _count_optional(obj, summary)
         if has_error:
@@ -675,6 +711,17 @@ def _scores_ok(obj: dict, pos: list, neg: list) -> bool:
     )
 
 
+def _score_kinds(obj: dict, kinds: dict[str, str]) -> None:
+    for name in ("pos_scores", "neg_scores"):
+        scores = obj.get(name)
+        if type(scores) is not list or kinds.get(name) == "float":
+            continue
+        if any(type(x) is float for x in scores):
+            kinds[name] = "float"
+        elif any(type(x) is int for x in scores):
+            kinds[name] = "int"
+
+
 def _count_optional(obj: dict, summary: FileSummary) -> None:
     prompt = obj.get("prompt", _ABSENT)
     if type(prompt) is str:
@@ -702,8 +749,9 @@ def _file_problems(files: list[FileSummary], kd: bool) -> list[Problem]:
         if f.rows == 0 and f.lines - f.blank_lines == 0:
             out.append(
                 Problem(
-                    WARNING,
-                    "the file holds no rows; FlagEmbedding skips it.",
+                    ERROR,
+                    "the file holds no rows; datasets cannot load an empty JSON file, so "
+                    "FlagEmbedding stops with StopIteration while loading the data.",
                     "Fill it or remove it from `train_data`.",
                     field="train_data",
                     file=f.file,
@@ -748,6 +796,8 @@ def _file_problems(files: list[FileSummary], kd: bool) -> list[Problem]:
                     code="scores_absent",
                 )
             )
+    if kd:
+        out += _score_kind_problems(files)
     with_prompt = sum(f.prompt_strings for f in files)
     if with_prompt:
         for f in files:
@@ -770,21 +820,54 @@ def _file_problems(files: list[FileSummary], kd: bool) -> list[Problem]:
     return out
 
 
+def _score_kind_problems(files: list[FileSummary]) -> list[Problem]:
+    """Whole-number teacher scores in one file and decimals in another: datasets types the
+    column int64 in one and double in the other, and `concatenate_datasets` (FlagEmbedding
+    joins the files with it) stops with "features can't be aligned"."""
+    out = []
+    for name in ("pos_scores", "neg_scores"):
+        whole = [f.file for f in files if f.score_kinds.get(name) == "int"]
+        decimal = [f.file for f in files if f.score_kinds.get(name) == "float"]
+        if not whole or not decimal:
+            continue
+        for file in whole:
+            out.append(
+                Problem(
+                    ERROR,
+                    f"every `{name}` value in this file is a whole number, while "
+                    f"{Path(decimal[0]).name}{' and others' if len(decimal) > 1 else ''} "
+                    "holds decimals; datasets types the two columns differently and "
+                    "FlagEmbedding stops joining the files with \"The features can't be "
+                    'aligned".',
+                    "Write the scores of this file with a decimal point (1.0, not 1): "
+                    "regenerate them as floats, e.g. `json.dumps([float(x) for x in scores])`.",
+                    field=name,
+                    file=file,
+                    code="scores_dtype_mix",
+                )
+            )
+    return out
+
+
 def check_paths(
     paths: list[str | Path],
     *,
     knowledge_distillation: bool = False,
     max_examples_per_kind: int = 5,
     max_line_bytes: int = HUGE_LINE_BYTES,
+    train_group_size: int | None = None,
 ) -> CheckReport:
     """Check every row of the files FlagEmbedding would read for these paths, in one pass.
 
     Teacher scores are checked only when `knowledge_distillation` is on (FlagEmbedding drops
-    them otherwise). Nothing is printed or raised for bad data: it is all in the report.
+    them otherwise). With `train_group_size` 1 FlagEmbedding reads no negatives, so a bad
+    `neg` item is a warning (None: FlagEmbedding's default, 8). Nothing is printed or raised
+    for bad data: it is all in the report.
     """
     started = time.perf_counter()
     found = datafiles.expand(list(paths))
-    checker = _Checker(knowledge_distillation, max_examples_per_kind, max_line_bytes)
+    negs_used = train_group_size is None or train_group_size > 1
+    checker = _Checker(knowledge_distillation, max_examples_per_kind, max_line_bytes, negs_used)
     files = [checker.check_file(path) for path in found.files]
     path_problems = _path_problems(found) + _file_problems(files, knowledge_distillation)
     collector = checker.collector

@@ -65,7 +65,10 @@ def cmd_check(args) -> int:
     cfg = _config(args)
     kd = args.kd or bool(cfg is not None and cfg.get("knowledge_distillation"))
     report = check_paths(
-        _paths(args, cfg), knowledge_distillation=kd, max_examples_per_kind=args.examples
+        _paths(args, cfg),
+        knowledge_distillation=kd,
+        max_examples_per_kind=args.examples,
+        train_group_size=cfg.get("train_group_size") if cfg is not None else None,
     )
     extra: list[Problem] = []
     if cfg is not None:
@@ -107,7 +110,9 @@ def cmd_stats(args) -> int:
 
     cfg = _config(args) or StudioConfig()
     report = check_paths(
-        _paths(args, cfg), knowledge_distillation=bool(cfg.get("knowledge_distillation"))
+        _paths(args, cfg),
+        knowledge_distillation=bool(cfg.get("knowledge_distillation")),
+        train_group_size=cfg.get("train_group_size"),
     )
     result = stats(report, cfg, eval_queries=args.eval)
     if args.json:

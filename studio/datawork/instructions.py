@@ -381,15 +381,22 @@ def preview(
     paths: list[str | Path] | None = None,
     report: CheckReport | None = None,
     seed: int | None = None,
+    tokenizer=None,
 ) -> list[PreviewRow]:
     """The first `n` rows (or a seeded uniform sample of n) as the model will see them.
 
     Reads no more of a file than it needs (plus a fast prompt scan when no report is given).
+    Rerankers and the ICL embedder are shown through :mod:`studio.datawork.module_preview`
+    (their input needs the tokenizer: `tokenizer`, else the config model's).
     """
     paths = list(paths if paths is not None else config.args.get("train_data") or [])
     census = prompt_census(paths, report)
     rules = Rules.from_config(config, prompt_column=census.column)
     picked = rows_mod.head(paths, n) if seed is None else rows_mod.sample(paths, n, seed).rows
+    from studio.datawork import module_preview
+
+    if module_preview.applies(config):
+        return module_preview.preview_rows(config, picked, census.column, tokenizer)
     out = []
     for row in picked:
         out.append(_preview_row(row, rules, config))

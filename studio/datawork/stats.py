@@ -140,6 +140,7 @@ def stats(
         report = check_paths(
             list(report_or_paths),
             knowledge_distillation=bool(config.get("knowledge_distillation")),
+            train_group_size=config.get("train_group_size"),
         )
     if report.key_probe != hash("bge-studio"):
         raise ValueError(

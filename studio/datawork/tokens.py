@@ -157,6 +157,18 @@ def _model_limit(tokenizer) -> int | None:
     return int(limit) if isinstance(limit, int) and limit < 1_000_000 else None
 
 
+def _text_rules(config: StudioConfig, prompt_column: bool):
+    """The module's text rules: a reranker's instructions are the `*_for_rerank` ones, and its
+    rows' `prompt` is the LLM reranker's question, not an instruction."""
+    from studio.modules import get
+
+    if get(config.module).is_reranker:
+        from studio.datawork.module_preview import RerankRules
+
+        return RerankRules.from_config(config)
+    return Rules.from_config(config, prompt_column=prompt_column)
+
+
 def token_lengths(
     config: StudioConfig,
     sample_size: int = 2000,
@@ -177,10 +189,10 @@ def token_lengths(
     paths = list(paths if paths is not None else config.args.get("train_data") or [])
     tokenizer = tokenizer or load_tokenizer(config, base_dir)
     drawn = rows_mod.sample(paths, sample_size, seed)
-    rules = Rules.from_config(config, prompt_column=prompt_census(paths, report).column)
+    rules = _text_rules(config, prompt_census(paths, report).column)
     rng = random.Random(seed)
     queries, passages = [], []
-    needed = max(rules.train_group_size - 1, 0)
+    needed = max(int(config.get("train_group_size") or 1) - 1, 0)
     for row in drawn.rows:
         data = row.data
         pos = [p for p in data.get("pos") or [] if isinstance(p, str)]

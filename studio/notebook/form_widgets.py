@@ -5,11 +5,16 @@ are decided once in :mod:`studio.form` (for the web UI too); this module only pi
 ipywidget for each kind (Checkbox, Dropdown, IntText, FloatText, Text, Textarea) and keeps
 per-instance state: the widgets, the keys of the last loaded config (kept even at their
 default, as the web UI does) and who to tell when a value changes.
+
+The fine-tune module decides which fields exist: switching it (the module menu, or
+:meth:`FormWidgets.switch_module`) goes through :func:`studio.module_switch.switch_module`, as the
+web UI does, and rebuilds the field widgets inside the same page boxes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import html
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -103,33 +108,81 @@ class FormWidgets:
     """Every field of a config as a widget; reads back to a StudioConfig through studio.form."""
 
     def __init__(self, config: StudioConfig, lang: str = "en", schema: Schema | None = None):
-        self.schema = schema or load_schema()
+        import ipywidgets as w
+
+        from studio.modules import MODULES
+
         self.lang = lang
-        self.fields: dict[str, Any] = {}  # flag name -> widget, in page order
         self.launch: dict[str, Any] = {}  # studio.form.LAUNCH_KEYS -> widget
         self.studio: dict[str, Any] = {}  # the config's own `studio:` section -> widget
-        self.errors: dict[str, str] = {}  # flag name -> why its widget value cannot be used
-        self.explicit: tuple[str, ...] = tuple(config.args)
         self._listeners: list[Callable[[str], None]] = []
         self._held = 0
-        values = form.config_to_values(config, self.schema)
+        self._pages = None
+        self.last_switch = None  # the ModuleSwitch of the last module change
+        self.module = w.Dropdown(
+            options=[(f"{m.title} · {name}", name) for name, m in MODULES.items()],
+            value=config.module,
+            description=f"{_text('module', lang)} · module",
+            style={"description_width": _LABEL_WIDTH},
+            layout=w.Layout(width=_WIDTH),
+        )
+        self.module_message = w.HTML()
+        self._build_fields(config, schema or load_schema(config.module))
         launch = form.config_to_launch(config)
-        for f in form.model_data_fields(self.schema):
-            self.fields[f.name] = field_widget(f, values[f.name], lang)
-        basic, groups = form.training_fields(self.schema)
-        self._basic = [f.name for f in basic]
-        self._groups = {g: [f.name for f in fs] for g, fs in groups.items()}
-        for f in basic + [f for fs in groups.values() for f in fs]:
-            self.fields[f.name] = field_widget(f, values[f.name], lang)
         for key in form.LAUNCH_KEYS:
             self.launch[key] = _launch_widget(key, launch[key], lang)
         for key in STUDIO_KEYS:
             self.studio[key] = _studio_widget(key, config.studio.get(key))
-        for name, widget in self.fields.items():
-            widget.observe(self._field_handler(name), names="value")
         for key, widget in {**self.launch, **self.studio}.items():
             widget.observe(self._other_handler(key), names="value")
-        self._pages = None
+        self.module.observe(self._module_handler, names="value")
+
+    def _build_fields(self, config: StudioConfig, schema: Schema) -> None:
+        """The field widgets of the config's module, filled from it (page boxes refreshed)."""
+        self.schema = schema
+        self.fields: dict[str, Any] = {}  # flag name -> widget, in page order
+        self.errors: dict[str, str] = {}  # flag name -> why its widget value cannot be used
+        self.explicit: tuple[str, ...] = tuple(config.args)
+        values = form.config_to_values(config, schema)
+        for f in form.model_data_fields(schema):
+            self.fields[f.name] = field_widget(f, values[f.name], self.lang)
+        basic, groups = form.training_fields(schema)
+        self._basic = [f.name for f in basic]
+        self._groups = {g: [f.name for f in fs] for g, fs in groups.items()}
+        for f in basic + [f for fs in groups.values() for f in fs]:
+            self.fields[f.name] = field_widget(f, values[f.name], self.lang)
+        for name, widget in self.fields.items():
+            widget.observe(self._field_handler(name), names="value")
+        if self._pages is not None:
+            model, training = self._field_pages()
+            self._pages["model"].children = model.children
+            self._pages["training"].children = training.children
+
+    # -- the module
+    def switch_module(self, module: str):
+        """Show another fine-tune module's form, keeping the values that still apply.
+
+        Returns the :class:`studio.module_switch.ModuleSwitch` (kept and dropped flags); its
+        message is shown under the module menu.
+        """
+        from studio.module_switch import switch_module
+
+        current, _ = self.read()
+        result = switch_module(current, module)
+        with self.hold():
+            self._build_fields(result.config, load_schema(result.config.module))
+            self._set_module_menu(result.config.module)
+            self.last_switch = result
+            self.module_message.value = html.escape(result.message())
+        return result
+
+    def _module_handler(self, change) -> None:
+        if not self._held and change["new"] != self.schema.module:
+            self.switch_module(change["new"])
+
+    def _set_module_menu(self, module: str) -> None:
+        with self.hold():
+            self.module.value = module
 
     # -- reading
     def values(self) -> dict[str, Any]:
@@ -161,6 +214,11 @@ class FormWidgets:
     # -- writing
     def fill(self, config: StudioConfig) -> None:
         """Show a config: every widget set, one change event for the lot."""
+        if config.module != self.schema.module:
+            with self.hold():
+                self._build_fields(config, load_schema(config.module))
+                self._set_module_menu(config.module)
+                self.module_message.value = ""
         values = form.config_to_values(config, self.schema)
         launch = form.config_to_launch(config)
         with self.hold():
@@ -267,8 +325,25 @@ class FormWidgets:
         if self._pages is not None:
             return self._pages
         lang = self.lang
+        model, training = self._field_pages()
+        launch = w.VBox(
+            [
+                *self.launch.values(),
+                w.HTML("<b>Studio</b>"),
+                *self.studio.values(),
+                w.HTML(f"<b>{_text('hardware', lang)}</b>: {detect().describe()}"),
+            ]
+        )
+        self._pages = {"model": model, "training": training, "launch": launch}
+        return self._pages
+
+    def _field_pages(self):
+        """(Model & data box, Training box) for the current module's field widgets."""
+        import ipywidgets as w
+
+        lang = self.lang
         model = w.VBox(
-            [w.HTML(_text("bundled_hint", lang))]
+            [self.module, self.module_message, w.HTML(_text("bundled_hint", lang))]
             + [self.fields[f.name] for f in form.model_data_fields(self.schema)]
         )
         groups = w.Accordion(
@@ -283,16 +358,7 @@ class FormWidgets:
                 groups,
             ]
         )
-        launch = w.VBox(
-            [
-                *self.launch.values(),
-                w.HTML("<b>Studio</b>"),
-                *self.studio.values(),
-                w.HTML(f"<b>{_text('hardware', lang)}</b>: {detect().describe()}"),
-            ]
-        )
-        self._pages = {"model": model, "training": training, "launch": launch}
-        return self._pages
+        return model, training
 
     def group_titles(self) -> list[str]:
         return list(self._groups)

@@ -101,6 +101,12 @@ class Studio:
         self.form.set(**values)
         return self.form.read()[0]
 
+    def set_module(self, module: str):
+        """Switch the fine-tune module (``embedder.encoder_only.m3``, ``reranker.encoder_only.base``
+        ...): the form is rebuilt for it, values that still apply are kept. Returns what was
+        kept and dropped (``.kept``, ``.dropped``, ``.message()``), as the web UI shows it."""
+        return self.form.switch_module(module)
+
     def load(self, config: StudioConfig | str | Path) -> StudioConfig:
         """Show a config (or a YAML file) in the form."""
         cfg = self._initial(config)
@@ -157,6 +163,7 @@ class Studio:
         return check.check_paths(
             self._data(paths, cfg),
             knowledge_distillation=bool(cfg.args.get("knowledge_distillation")),
+            train_group_size=cfg.args.get("train_group_size"),
         )
 
     def data_stats(self, paths: Sequence[str | Path] | str | None = None):

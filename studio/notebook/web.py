@@ -3,7 +3,8 @@
 The same app `python launch.py` serves (:func:`studio.webui.app.build_app`), started with
 ``prevent_thread_lock`` so the cell returns and the kernel stays usable; the notebook shows
 it in an iframe (Gradio's ``inline``). It listens on localhost only: on a remote GPU server,
-forward the port (``ssh -L 7860:127.0.0.1:7860 server``) to open it in your browser.
+forward the port (``ssh -L 7860:127.0.0.1:7860 server``) to open it in your browser. A public
+link needs a login: ``launch_web(share=True, auth=("user", "pass"))``.
 """
 
 from __future__ import annotations
@@ -23,13 +24,33 @@ def launch_web(
     inline: bool = True,
     lang: str = "en",
     height: int = 900,
+    share: bool | None = None,
+    no_auth: bool = False,
     **launch_kwargs: Any,
 ):
     """Build the web studio over `config` (default: the quickstart) and serve it; return it.
 
     `port` None takes the first free port from 7860. Stop it with ``demo.close()``.
     Other keyword arguments go to Gradio's ``launch`` (e.g. ``auth=("user", "pass")``).
+    `share=True` needs `auth=` (or `no_auth=True`); `share` is always passed to Gradio
+    explicitly, so a Kaggle/Colab kernel or GRADIO_SHARE=true opens no public link by itself
+    (studio.webui.exposure).
     """
+    import sys
+
+    from studio.webui.exposure import decide
+
+    exposure = decide(
+        share,
+        logged_in=bool(launch_kwargs.get("auth")),
+        no_auth=no_auth,
+        host=launch_kwargs.get("server_name", "127.0.0.1"),
+        face="notebook",
+    )
+    for note in exposure.warnings:
+        print(f"warning: {note}", file=sys.stderr, flush=True)
+    if exposure.error:
+        raise ValueError(exposure.error)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import warnings
 
@@ -54,6 +75,7 @@ def launch_web(
         "css": CSS,
         "footer_links": ["gradio"],
         **launch_kwargs,
+        "share": exposure.share,
     }
     demo.launch(**options)
     return demo

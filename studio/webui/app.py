@@ -12,14 +12,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio import command, form, labels, preflight, runs
+from studio import command, form, labels, modules, preflight, runs
 from studio import config as config_mod
 from studio.config import StudioConfig
 from studio.hardware import detect
 from studio.i18n import t
 from studio.problems import ERROR, Problem
 from studio.runlog import tail_lines
-from studio.webui.registry import Registry, field_info, field_label, make_input
+from studio.webui.registry import Registry, field_info, make_input
 
 CSS = """
 .studio-invalid input, .studio-invalid textarea { border-color: #e5484d !important; }
@@ -41,8 +41,16 @@ class AppContext:
 
 
 def loaded_state(cfg: StudioConfig) -> dict:
-    """What a session remembers of the config it loaded beyond the widgets' values."""
-    return {"args": list(cfg.args), "studio": dict(cfg.studio)}
+    """What a session remembers of the config it loaded beyond the widgets' values: the keys it
+    set, its `studio:` section and its fine-tune module (whose fields the form shows)."""
+    return {"args": list(cfg.args), "studio": dict(cfg.studio), "module": cfg.module}
+
+
+def session_schema(loaded):
+    """The schema of the module the session's form shows."""
+    from studio.schema import load_schema
+
+    return load_schema((loaded or {}).get("module"))
 
 
 def problems_markdown(problems: list[Problem]) -> str:
@@ -99,11 +107,14 @@ class Handlers:
         the keys the loaded config set explicitly and its `studio:` section."""
         form_values, launch_values = self.reg.split(values)
         loaded = loaded or {}
+        schema = session_schema(loaded)
+        shown = form.module_field_names(schema.module)
         return form.values_to_config(
-            form_values,
+            {k: v for k, v in form_values.items() if k in shown},
             launch_values,
             studio=loaded.get("studio"),
             explicit=tuple(loaded.get("args") or ()),
+            schema=schema,
         )
 
     def refresh(self, *values):
@@ -123,11 +134,13 @@ class Handlers:
     def field_changed(self, name: str):
         import gradio as gr
 
-        f = self.reg_schema[name]
-
         def handler(*values):
+            schema = session_schema(values[-1])
+            if name not in schema:
+                return (gr.skip(), *self.refresh(*values))
+            f = schema[name]
             raw = values[list(self.reg.form).index(name)]
-            error = form.field_error(name, raw)
+            error = form.field_error(name, raw, schema)
             marker = gr.update(
                 info=field_info(f, error),
                 elem_classes=["studio-field"] + (["studio-invalid"] if error else []),
@@ -136,23 +149,54 @@ class Handlers:
 
         return handler
 
-    @property
-    def reg_schema(self):
-        from studio.schema import load_schema
-
-        return load_schema()
-
     # -- config -> form
-    def fill(self, cfg: StudioConfig) -> list:
-        values = form.config_to_values(cfg)
-        launch = form.config_to_launch(cfg)
-        return (
-            [values[n] for n in self.reg.form]
-            + [launch[k] for k in form.LAUNCH_KEYS]
-            + [loaded_state(cfg)]
-        )
+    def fill(self, cfg: StudioConfig, previous=None) -> list:
+        """Updates for `reg.fill_targets()`: the module's fields shown and set, the others
+        hidden, and an accordion only where the module has fields in it.
 
-    def load_config(self, path: str, upload) -> list:
+        Only fields the previous module (`previous`: the session state) showed are hidden:
+        Gradio 6 does not render a hidden input, and one told to hide again while hidden
+        stayed hidden when later told to show."""
+        import gradio as gr
+
+        schema = cfg.schema
+        was_shown = form.module_field_names(session_schema(previous).module)
+        values = form.config_to_values(cfg, schema)
+        launch = form.config_to_launch(cfg)
+        updates = []
+        for name in self.reg.form:
+            if name not in values:
+                updates.append(gr.update(visible=False) if name in was_shown else gr.skip())
+                continue
+            f = schema[name]
+            extra = {"choices": list(f.choices)} if form.widget_kind(f) == "dropdown" else {}
+            updates.append(gr.update(value=values[name], visible=True, info=field_info(f), **extra))
+        groups = [
+            gr.update(visible=any(f.name in values for f in fields))
+            for fields in self.group_fields.values()
+        ]
+        return [
+            *updates,
+            *[launch[k] for k in form.LAUNCH_KEYS],
+            loaded_state(cfg),
+            cfg.module,
+            *groups,
+        ]
+
+    def switch_module(self, module: str, *values):
+        """The module menu changed: keep the values that still apply, show what was dropped."""
+        import gradio as gr
+
+        from studio.module_switch import switch_module
+
+        *values, loaded = values
+        if module == (loaded or {}).get("module", modules.DEFAULT_MODULE):
+            return [*[gr.skip()] * len(self.reg.fill_targets()), gr.skip()]
+        cfg, _ = self.config_from(values, loaded)
+        result = switch_module(cfg, module)
+        return [*self.fill(result.config, loaded), result.message()]
+
+    def load_config(self, path: str, upload, loaded=None) -> list:
         import gradio as gr
 
         source = upload if upload else path
@@ -162,7 +206,7 @@ class Handlers:
             cfg = config_mod.load(source)
         except config_mod.ConfigError as exc:
             raise gr.Error(problems_markdown(exc.problems)) from None
-        return [*self.fill(cfg), f"Loaded {Path(source).name}."]
+        return [*self.fill(cfg, loaded), f"Loaded {Path(source).name}."]
 
     def save_config(self, path: str, overwrite: bool, *values):
         import gradio as gr
@@ -192,7 +236,7 @@ class Handlers:
         cfg_file.write_text(config_mod.dump(cfg), encoding="utf-8")
         return str(script), str(cfg_file)
 
-    def import_script(self, path: str, upload, base_dir: str):
+    def import_script(self, path: str, upload, base_dir: str, loaded=None):
         import gradio as gr
 
         from studio.script_import import import_script
@@ -208,7 +252,7 @@ class Handlers:
         base = Path(base_dir) if base_dir else (Path(path).parent if path else self.ctx.base_dir)
         result = import_script(text, base_dir=base, file=Path(path).name if path else src.name)
         rows = [[p.level, p.line or "", p.field or "", p.message, p.fix] for p in result.problems]
-        return [*self.fill(result.config), rows]
+        return [*self.fill(result.config, loaded), rows]
 
     # -- runs
     def start(self, *values):
@@ -329,7 +373,7 @@ class Handlers:
         )
         return "\n\n**Evaluation**\n\n" + head + "\n" + body
 
-    def load_run_config(self, name: str | None):
+    def load_run_config(self, name: str | None, loaded=None):
         import gradio as gr
 
         if not name:
@@ -337,7 +381,7 @@ class Handlers:
         cfg = runs.load_run_config(self.ctx.runs_dir / name)
         # A run's output_dir is its own folder: a new run from this config gets a new one.
         cfg = cfg.with_args(output_dir=None)
-        return self.fill(cfg)
+        return self.fill(cfg, loaded)
 
     def resume(self, name: str | None):
         import gradio as gr
@@ -382,8 +426,7 @@ class Handlers:
     def switch_language(self, lang: str):
         import gradio as gr
 
-        schema = self.reg_schema
-        updates = [gr.update(label=field_label(schema[n], lang)) for n in self.reg.form]
+        updates = [gr.update(label=labels.field_label(n, lang)) for n in self.reg.form]
         updates += [gr.update(label=t(k, lang)) for k in form.LAUNCH_KEYS]
         for comp, key in self.reg.texts:
             if isinstance(comp, gr.Button | gr.DownloadButton):
@@ -398,27 +441,48 @@ class Handlers:
 # --------------------------------------------------------------------------- layout
 
 
+def _input(reg: Registry, f, cfg: StudioConfig, values: dict, lang: str) -> None:
+    """One field's input; built for every module's fields, shown for the config's module."""
+    shown = f.name in values
+    f = cfg.schema[f.name] if shown else f
+    value = values[f.name] if shown else form.to_widget(f, None)
+    reg.form[f.name] = make_input(f, value, lang, visible=shown)
+
+
 def _model_data_tab(reg: Registry, cfg: StudioConfig, lang: str) -> None:
     import gradio as gr
 
-    values = form.config_to_values(cfg)
+    reg.module = gr.Dropdown(
+        [(f"{m.title} · {name}", name) for name, m in modules.MODULES.items()],
+        value=cfg.module,
+        label=t("module", lang),
+        info="FlagEmbedding.finetune.<module>: each has its own arguments.",
+        elem_id="studio-module",
+    )
+    reg.text(reg.module, "module")
+    reg.module_message = gr.Markdown(elem_id="studio-module-msg")
+    values = form.config_to_values(cfg, cfg.schema)
     gr.Markdown(t("bundled_hint", lang))
-    for f in form.model_data_fields():
-        reg.form[f.name] = make_input(f, values[f.name], lang)
+    model_data, _, _ = form.all_modules_layout()
+    for f in model_data:
+        _input(reg, f, cfg, values, lang)
 
 
-def _training_tab(reg: Registry, cfg: StudioConfig, lang: str) -> None:
+def _training_tab(reg: Registry, cfg: StudioConfig, lang: str) -> dict:
     import gradio as gr
 
-    values = form.config_to_values(cfg)
-    basic, groups = form.training_fields()
+    values = form.config_to_values(cfg, cfg.schema)
+    _, basic, groups = form.all_modules_layout()
     with gr.Group():
         for f in basic:
-            reg.form[f.name] = make_input(f, values[f.name], lang)
+            _input(reg, f, cfg, values, lang)
     for group, fields in groups.items():
-        with gr.Accordion(labels.group_label(group, lang), open=False):
+        shown = any(f.name in values for f in fields)
+        with gr.Accordion(labels.group_label(group, lang), open=False, visible=shown) as box:
             for f in fields:
-                reg.form[f.name] = make_input(f, values[f.name], lang)
+                _input(reg, f, cfg, values, lang)
+        reg.groups[group] = box
+    return groups
 
 
 def _launch_tab(reg: Registry, cfg: StudioConfig, lang: str) -> None:
@@ -497,7 +561,7 @@ def build_app(ctx: AppContext):
             with gr.Tab(t("tab.model", lang), id="model"):
                 _model_data_tab(reg, cfg, lang)
             with gr.Tab(t("tab.training", lang), id="training"):
-                _training_tab(reg, cfg, lang)
+                h.group_fields = _training_tab(reg, cfg, lang)
             with gr.Tab(t("tab.launch", lang), id="launch"):
                 _launch_tab(reg, cfg, lang)
             with gr.Tab(t("tab.data", lang), id="data"):
@@ -616,7 +680,7 @@ def build_app(ctx: AppContext):
 
         inputs = reg.inputs() + [explicit]
         refresh_out = [script, preflight_md, start_btn]
-        fill_out = reg.inputs() + [explicit]
+        fill_out = reg.fill_targets()
         # "always_last": keystrokes typed while an update runs must not be dropped (Gradio's
         # default for .input is "once"), or the command would show a stale value.
         for name, comp in reg.form.items():
@@ -632,15 +696,20 @@ def build_app(ctx: AppContext):
                 h.refresh, inputs, refresh_out, show_progress="hidden", trigger_mode="always_last"
             )
         demo.load(h.refresh, inputs, refresh_out)
+        reg.module.input(
+            h.switch_module, [reg.module, *inputs], [*fill_out, reg.module_message]
+        ).then(h.refresh, inputs, refresh_out)
 
-        load_btn.click(h.load_config, [cfg_path, cfg_upload], [*fill_out, cfg_msg]).then(
+        load_btn.click(h.load_config, [cfg_path, cfg_upload, explicit], [*fill_out, cfg_msg]).then(
             h.refresh, inputs, refresh_out
         )
         save_btn.click(h.save_config, [cfg_path, overwrite, *inputs], cfg_msg)
         dl_script.click(h.download, inputs, [dl_script, dl_config])
         dl_config.click(h.download, inputs, [dl_script, dl_config])
         import_btn.click(
-            h.import_script, [script_path, script_upload, script_base], [*fill_out, diagnostics]
+            h.import_script,
+            [script_path, script_upload, script_base, explicit],
+            [*fill_out, diagnostics],
         ).then(h.refresh, inputs, refresh_out)
 
         start_btn.click(h.start, inputs, [watcher, stored_run, status_md])
@@ -653,7 +722,7 @@ def build_app(ctx: AppContext):
         refresh_btn.click(h.runs_table, None, table_out)
         demo.load(h.runs_table, None, table_out)
         run_pick.change(h.open_run, run_pick, [run_config, run_plot, run_summary, run_log])
-        load_run_btn.click(h.load_run_config, run_pick, fill_out).then(
+        load_run_btn.click(h.load_run_config, [run_pick, explicit], fill_out).then(
             h.refresh, inputs, refresh_out
         )
         resume_btn.click(h.resume, run_pick, [watcher, stored_run, status_md]).then(

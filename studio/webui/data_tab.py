@@ -102,6 +102,7 @@ def build(ctx, reg, lang: str):
         report = check.check_paths(
             _paths(text, cfg, ctx.base_dir),
             knowledge_distillation=bool(cfg.args.get("knowledge_distillation")),
+            train_group_size=cfg.args.get("train_group_size"),
         )
         head = (
             f"**{report.rows:,} rows** in {len(report.files)} file(s): "

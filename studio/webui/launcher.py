@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from studio.webui.exposure import decide
+
 
 class LaunchError(SystemExit):
     def __init__(self, message: str):
@@ -20,8 +22,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--runs-dir", default="runs", help="folder of run folders (default: ./runs)")
     p.add_argument("--config", help="config to open (default: example_data/quickstart.yaml)")
-    p.add_argument("--share", action="store_true", help="also serve on a public share link")
-    p.add_argument("--auth", help="login as USER:PASS (prefer --auth-file or BGE_STUDIO_AUTH)")
+    p.add_argument(
+        "--share",
+        action="store_true",
+        default=None,  # absent: share only if GRADIO_SHARE=true and a login is set
+        help="also serve on a public share link (needs a login, or --no-auth)",
+    )
+    p.add_argument(
+        "--auth", help="login as USER:PASS (visible in `ps`: prefer --auth-file or BGE_STUDIO_AUTH)"
+    )
     p.add_argument("--auth-file", help="file with one USER:PASS per line")
     p.add_argument(
         "--no-auth",
@@ -121,17 +130,17 @@ def _launch_shared(demo, launch_kwargs: dict, args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     creds = parse_credentials(args)
-    if args.share and not creds and not args.no_auth:
-        raise LaunchError(
-            "--share makes the studio reachable from the internet, and the page "
-            "can start processes and read files. Give a login with --auth USER:PASS "
-            "or --auth-file FILE, or pass --no-auth to share without one."
-        )
-    if args.share and args.no_auth and not creds:
-        print(
-            "warning: sharing WITHOUT a login: anyone with the link can run jobs on this machine.",
-            file=sys.stderr,
-        )
+    exposure = decide(
+        args.share,  # None when --share is not given: GRADIO_SHARE/hosted notebooks decide
+        logged_in=bool(creds),
+        no_auth=args.no_auth,
+        host=args.host,
+        auth_on_command_line=bool(args.auth),
+    )
+    for note in exposure.warnings:
+        print(f"warning: {note}", file=sys.stderr, flush=True)
+    if exposure.error:
+        raise LaunchError(exposure.error)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import warnings
 
@@ -159,9 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         auth_message="BGE Studio: log in to continue.",
     )
     demo.queue(default_concurrency_limit=8)
-    if args.share:
+    if exposure.share:
         _launch_shared(demo, launch_kwargs, args)
         demo.block_thread()
     else:
-        demo.launch(**launch_kwargs)
+        demo.launch(share=False, **launch_kwargs)  # explicit: Gradio would decide by itself
     return 0

@@ -18,7 +18,10 @@ class Registry:
     form: dict[str, Any] = field(default_factory=dict)  # flag name -> component
     launch: dict[str, Any] = field(default_factory=dict)  # launch key -> component
     texts: list[tuple[Any, str]] = field(default_factory=list)  # (component, i18n key)
-    explicit: Any = None  # gr.State: the keys of the last loaded config
+    explicit: Any = None  # gr.State: the keys of the last loaded config, and its module
+    module: Any = None  # the fine-tune module menu
+    module_message: Any = None  # what a module switch kept and dropped
+    groups: dict[str, Any] = field(default_factory=dict)  # group name -> accordion
     config_from: Any = None  # (values, explicit) -> (StudioConfig, problems), for other tabs
 
     def form_components(self) -> list:
@@ -29,6 +32,11 @@ class Registry:
 
     def inputs(self) -> list:
         return self.form_components() + self.launch_components()
+
+    def fill_targets(self) -> list:
+        """What showing a config updates: every input, the session state, the module menu,
+        and the accordions (hidden when the module has none of their fields)."""
+        return [*self.inputs(), self.explicit, self.module, *self.groups.values()]
 
     def split(self, values: tuple | list) -> tuple[dict[str, Any], dict[str, Any]]:
         """Handler arguments back into (form values by flag, launch values by key)."""
@@ -57,7 +65,7 @@ def field_info(f: Field, error: str | None = None) -> str:
     return f"⚠ {error}" if error else help_text
 
 
-def make_input(f: Field, value: Any, lang: str):
+def make_input(f: Field, value: Any, lang: str, visible: bool = True):
     """The typed Gradio input for one schema field."""
     import gradio as gr
 
@@ -67,6 +75,7 @@ def make_input(f: Field, value: Any, lang: str):
         "info": field_info(f),
         "elem_id": f"form-{f.name}",
         "elem_classes": ["studio-field"],
+        "visible": visible,
     }
     if kind == "checkbox":
         return gr.Checkbox(value=bool(value), **common)

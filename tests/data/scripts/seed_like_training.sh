@@ -1,0 +1,32 @@
+torchrun --nproc_per_node 8 \
+	-m FlagEmbedding.finetune.embedder.encoder_only.base \
+	--model_name_or_path BAAI/bge-large-en-v1.5 \
+    --output_dir ./out_bge_large \
+    --train_data ./example_data/retrieval \
+    --overwrite_output_dir \
+    --trust_remote_code \
+    --num_train_epochs 2 \
+    --train_group_size 8 \
+    --per_device_train_batch_size 2 \
+    --learning_rate 1e-5 \
+    --query_max_len 512 \
+    --passage_max_len 512 \
+    --query_instruction_for_retrieval 'Find passages that answer this question: ' \
+    --query_instruction_format '{}{}' \
+    --query_instruction_for_retrieval 'Represent this passage for question retrieval: ' 
+    --query_instruction_format '{}{}' \
+    --knowledge_distillation False \
+    --fp16 \
+    --cache_dir ./cache/model \
+    --cache_path ./cache/data \
+    --dataloader_drop_last True \
+    --warmup_ratio 0.1 \
+    --gradient_checkpointing \
+    --deepspeed ../ds_stage0.json \
+    --logging_steps 1 \
+    --save_steps 1000 \
+    --negatives_cross_device \
+    --temperature 0.02 \
+    --sentence_pooling_method cls \
+    --normalize_embeddings True \
+    --kd_loss_type kl_div
