@@ -205,7 +205,7 @@ def _run(args) -> int:
         for w in warnings:
             print(f"warning: {w}", file=sys.stderr)
     print(f"settings: {_settings_line(report['settings'])}", file=sys.stderr)
-    if report.get("modes") and len(report["modes"]) > 1:
+    if report.get("modes"):
         print(f"module: {report['module']}", file=sys.stderr)
         if report.get("retriever"):
             print(f"first stage: {report['retriever']} (top {report['top_k']})", file=sys.stderr)
