@@ -90,7 +90,7 @@ def export_model(
     if (
         readme.exists()
         and not overwrite_readme
-        and CARD_MARKER not in readme.read_text(encoding="utf-8", errors="replace")
+        and not _replaceable(readme.read_text(encoding="utf-8", errors="replace"))
     ):
         readme = model_dir / ALT_CARD
         result.warnings.append(f"kept the existing README.md; the model card is in {ALT_CARD}")
@@ -98,6 +98,12 @@ def export_model(
     result.files.append(readme)
     result.card = readme
     return result
+
+
+def _replaceable(text: str) -> bool:
+    """Our own card, or the empty template peft's save_pretrained writes beside an adapter."""
+    peft_template = "library_name: peft" in text and "# Model Card for Model ID" in text
+    return CARD_MARKER in text or peft_template
 
 
 def _crossencoder_config(model_dir: Path, result: ExportResult) -> None:
