@@ -264,3 +264,27 @@ def test_mode_summary_lines():
     assert [r["mode"] for r in rows] == ["dense", "sparse"]
     assert rows[1]["delta"] == pytest.approx(-0.1)
     assert json.dumps(rows)
+
+
+def test_adapter_card_replaces_peft_template_but_keeps_a_users_readme(tmp_path):
+    from studio.config import StudioConfig
+    from studio.evaluation.export_modes import export_model
+
+    cfg = StudioConfig(
+        args={"model_name_or_path": "/models/base-llm", "query_instruction_for_retrieval": "Q"},
+        module=modes.DECODER_EMBEDDER,
+    )
+    for name, readme, card_name in (
+        ("peft", "---\nlibrary_name: peft\n---\n# Model Card for Model ID\n", "README.md"),
+        ("user", "# my notes\n", "README.bge-studio.md"),
+    ):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "adapter_config.json").write_text('{"base_model_name_or_path": "/models/x"}')
+        (folder / "README.md").write_text(readme)
+        result = export_model(folder, cfg, None)
+        assert result.card.name == card_name
+        card = result.card.read_text()
+        assert "FlagLLMModel(" in card and "/models/base-llm" in card and "PeftModel" in card
+        if name == "user":
+            assert (folder / "README.md").read_text() == readme
