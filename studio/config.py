@@ -40,6 +40,11 @@ STUDIO_KEYS = {
     "evaluate_at_end": bool,
     "eval_data": str,
     "name": str,
+    # Evaluation of the other modules (studio.evaluation.module_eval): a reranker's first-stage
+    # embedder and depth, BGE-M3's hybrid weights ("dense,sparse,colbert").
+    "retriever": str,
+    "rerank_top_k": int,
+    "m3_weights": str,
 }
 
 

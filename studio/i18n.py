@@ -112,6 +112,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "eval_models": ("Compare two models", "对比两个模型"),
     "eval_baseline": ("Baseline model", "基线模型"),
     "eval_model": ("Fine-tuned model folder", "微调后模型目录"),
+    "eval_retriever": (
+        "First stage for rerankers (an embedder; empty: the bundled model)",
+        "重排序模型的第一阶段检索器（嵌入模型；留空：内置模型）",
+    ),
     "eval_table": ("Metrics", "指标"),
     "eval_per_query": ("Largest wins and losses per query", "单查询的最大提升与下降"),
     "coming": ("Coming next: see the issue tracker.", "即将推出。"),

@@ -21,7 +21,7 @@ EMBEDDER_EXPORT_MODULES = ("embedder.encoder_only.base",)
 
 
 def post_train(run_dir: Path) -> int:
-    from studio.evaluation.export import export_sentence_transformers
+    from studio.evaluation.export_modes import export_model
     from studio.evaluation.run_eval import evaluate_run
     from studio.runs import load_run_config
 
@@ -36,6 +36,10 @@ def post_train(run_dir: Path) -> int:
             delta = report.get("delta", {}).get("ndcg_at_10")
             if delta is not None:
                 print(f"[studio] nDCG@10 change vs base: {delta:+.4f}", flush=True)
+            for mode, block in (report.get("modes") or {}).items():
+                change = block.get("delta", {}).get("ndcg_at_10")
+                if change is not None and len(report["modes"]) > 1:
+                    print(f"[studio]   {mode}: nDCG@10 change {change:+.4f}", flush=True)
         except Exception as exc:  # noqa: BLE001 - recorded, the training itself succeeded
             traceback.print_exc()
             errors["eval_error"] = f"{type(exc).__name__}: {exc}"
@@ -45,8 +49,8 @@ def post_train(run_dir: Path) -> int:
         print(f"[studio] {config.module}: output kept as FlagEmbedding saved it", flush=True)
         return 1 if errors else 0
     try:
-        result = export_sentence_transformers(output_dir, config, report)
-        print(f"[studio] sentence-transformers files written to {output_dir}", flush=True)
+        result = export_model(output_dir, config, report)
+        print(f"[studio] export and model card written to {output_dir}", flush=True)
         del result
     except Exception as exc:  # noqa: BLE001
         traceback.print_exc()

@@ -53,14 +53,15 @@ def _counts(name: str) -> bool:
     return name.endswith(".bin") and name.startswith(("pytorch_model", "model"))
 
 
-def model_files(model_dir: str | Path) -> list[Path]:
-    """The files of a model folder that decide its embeddings (not checkpoints, not cards)."""
+def model_files(model_dir: str | Path, extra: tuple[str, ...] = ()) -> list[Path]:
+    """The files of a model folder that decide its embeddings (not checkpoints, not cards);
+    ``extra`` names more that do for some models (M3's ``colbert_linear.pt``...)."""
     root = Path(model_dir)
-    return sorted(p for p in root.iterdir() if p.is_file() and _counts(p.name))
+    return sorted(p for p in root.iterdir() if p.is_file() and (_counts(p.name) or p.name in extra))
 
 
-def model_fingerprint(model_dir: str | Path) -> str:
-    files = model_files(model_dir)
+def model_fingerprint(model_dir: str | Path, extra: tuple[str, ...] = ()) -> str:
+    files = model_files(model_dir, extra)
     if not files:
         raise FileNotFoundError(f"{model_dir}: no model weights or config found")
     h = hashlib.sha256()
@@ -105,5 +106,26 @@ def save(key: str, array: np.ndarray, root: Path | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
     np.save(tmp, np.asarray(array, dtype=np.float32), allow_pickle=False)
+    tmp.replace(path)
+    return path
+
+
+def load_arrays(key: str, root: Path | None = None) -> dict[str, np.ndarray] | None:
+    """Several named arrays stored under one key (M3's dense, sparse and ColBERT outputs)."""
+    path = _path(key, root).with_suffix(".npz")
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError):
+        return None
+
+
+def save_arrays(key: str, arrays: dict[str, np.ndarray], root: Path | None = None) -> Path:
+    path = _path(key, root).with_suffix(".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
     tmp.replace(path)
     return path

@@ -50,6 +50,22 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--k", default="1,5,10,100", help="cutoffs, comma-separated (default 1,5,10,100)"
     )
+    p.add_argument(
+        "--retriever",
+        help="rerankers: the first-stage embedder whose top k the reranker reorders "
+        "(default: the bundled model; e.g. your fine-tuned embedder's model folder)",
+    )
+    p.add_argument(
+        "--rerank-depth",
+        type=int,
+        metavar="K",
+        help="rerankers: passages per query the first stage hands over (default 100)",
+    )
+    p.add_argument(
+        "--m3-weights",
+        metavar="D,S,C",
+        help="BGE-M3: hybrid weights for dense, sparse and ColBERT (default 0.4,0.2,0.4)",
+    )
     p.add_argument("--json", dest="json_out", help="write the results as JSON to this file")
     p.add_argument("--no-checkpoints", action="store_true", help="with --run: skip checkpoints")
     p.add_argument("--no-cache", action="store_true", help="re-encode even if cached")
@@ -118,12 +134,48 @@ def _run(args) -> int:
     data = load_eval_data(data_path, args.split)
     _report_data(data)
 
+    from studio.evaluation.m3 import parse_weights
+    from studio.evaluation.modes import BASE, module_of
+
+    weights = parse_weights(args.m3_weights) if args.m3_weights else None
+    retriever = None
+    if args.retriever:
+        retriever = config_mod.resolve_model(args.retriever, Path.cwd())
+    module = module_of(training_config)
     if args.run and not args.model and not overrides and args.config is None:
         report = evaluate_run(
             args.run,
             data,
             ks,
             include_checkpoints=not args.no_checkpoints,
+            use_cache=not args.no_cache,
+            retriever=retriever,
+            top_k=args.rerank_depth,
+            m3_weights=weights,
+        )
+        results = present.as_results(report)
+    elif module != BASE:
+        from studio.evaluation.module_eval import evaluate_for_module
+
+        if not args.model and not args.run:
+            raise ValueError("nothing to evaluate. Fix: pass --model PATH (or --run RUN_DIR)")
+        entries = []
+        baseline, model = args.baseline, args.model
+        if args.run:
+            run_list = run_models(args.run, include_checkpoints=False)
+            baseline = baseline or run_list[0]["path"]
+            model = model or run_list[-1]["path"]
+        if baseline:
+            entries.append({"label": "baseline", "path": baseline})
+        entries.append({"label": "model", "path": model})
+        report = evaluate_for_module(
+            entries,
+            data,
+            training_config,
+            ks,
+            retriever=retriever,
+            top_k=args.rerank_depth,
+            m3_weights=weights,
             use_cache=not args.no_cache,
         )
         results = present.as_results(report)
@@ -153,8 +205,15 @@ def _run(args) -> int:
         for w in warnings:
             print(f"warning: {w}", file=sys.stderr)
     print(f"settings: {_settings_line(report['settings'])}", file=sys.stderr)
-    table = present.comparison_table(results)
-    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    if report.get("modes"):
+        print(f"module: {report['module']}", file=sys.stderr)
+        if report.get("retriever"):
+            print(f"first stage: {report['retriever']} (top {report['top_k']})", file=sys.stderr)
+        table = present.modes_table(report)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    else:
+        table = present.comparison_table(results)
+        print(table.to_string(float_format=lambda v: f"{v:.4f}"))
     if args.per_query and len(results) >= 2:
         labels = list(results)
         frame = present.per_query_table(
@@ -189,6 +248,9 @@ def _report_data(data) -> None:
 
 
 def _settings_line(settings: dict) -> str:
+    if "pooling" not in settings:  # a reranker: pair lengths and instructions
+        shown = {k: v for k, v in settings.items() if k != "source" and v is not None}
+        return " ".join(f"{k}={v!r}" for k, v in shown.items()) + f" (from {settings['source']})"
     parts = [
         f"pooling={settings['pooling']}",
         f"normalize={settings['normalize']}",

@@ -59,6 +59,7 @@ class Encoder:
         normalize: bool,
         device: str | None = None,
         tokens_per_batch: int = TOKENS_PER_BATCH,
+        decoder_tokens: bool = False,
     ):
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -69,7 +70,12 @@ class Encoder:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if self.device == "cpu":
             torch.set_num_threads(available_cores())
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        if decoder_tokens:
+            # As FlagEmbedding's decoder-only runners tokenize: EOS appended, padded on the left.
+            self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), add_eos_token=True)
+            self.tokenizer.padding_side = "left"
+        else:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         self.model = AutoModel.from_pretrained(str(model_dir))
         self.model.to(device=self.device, dtype=torch.float32).eval()
         self.hidden_size = int(getattr(self.model.config, "hidden_size", 0) or 0)

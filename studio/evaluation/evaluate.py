@@ -190,7 +190,11 @@ class _LazyEncoder:
             from studio.evaluation.encoder import Encoder
 
             self._encoder = Encoder(
-                self.model_dir, self.settings.pooling, self.settings.normalize, self.device
+                self.model_dir,
+                self.settings.pooling,
+                self.settings.normalize,
+                self.device,
+                decoder_tokens=self.settings.decoder_tokens,
             )
         return self._encoder.encode(texts, max_len)
 
@@ -204,12 +208,14 @@ def _embed(
     cache_root: Path | None,
 ):
     settings = encoder.settings
+    extra = {"decoder_tokens": True} if settings.decoder_tokens else {}
     key = cache.embedding_key(
         model_fp,
         cache.texts_fingerprint(texts),
         pooling=settings.pooling,
         normalize=settings.normalize,
         max_len=max_len,
+        **extra,
     )
     if use_cache:
         found = cache.load(key, cache_root)
@@ -256,28 +262,57 @@ def evaluate_model(
     )
 
     ranking = top_k(query_emb, corpus_emb, max(max(ks), HITS_KEPT), id_order(data.corpus_ids))
-    ranked_ids = ranking.ids(data.corpus_ids)
+    return result_from_ranking(
+        ranking.ids(data.corpus_ids),
+        ranking.scores,
+        data,
+        ks,
+        label=label or model_dir.name,
+        model=str(model_dir),
+        step=step,
+        seconds=time.perf_counter() - started,
+        cached={"queries": query_hit, "corpus": corpus_hit},
+    )
+
+
+def result_from_ranking(
+    ranked_ids: Sequence[Sequence[str]],
+    ranked_scores,
+    data: EvalData,
+    ks: Sequence[int],
+    **fields: Any,
+) -> EvalResult:
+    """Score rankings (one list of document ids per query of ``data``, best first) into an
+    EvalResult; ``fields`` are its label, model, step, seconds and cached flags."""
+    ks = sorted(set(int(k) for k in ks))
     rankings = dict(zip(data.query_ids, ranked_ids, strict=True))
     mean, per_query = score_rankings(rankings, data.qrels, ks)
     top_hits = {
         qid: [
             (doc, float(score))
-            for doc, score in zip(ids[:HITS_KEPT], scores[:HITS_KEPT], strict=True)
+            for doc, score in zip(ids[:HITS_KEPT], scores[:HITS_KEPT], strict=False)
         ]
-        for qid, ids, scores in zip(data.query_ids, ranked_ids, ranking.scores, strict=True)
+        for qid, ids, scores in zip(data.query_ids, ranked_ids, ranked_scores, strict=True)
     }
     return EvalResult(
-        label=label or model_dir.name,
-        model=str(model_dir),
         metrics=mean,
         per_query=per_query,
         top_hits=top_hits,
         ks=ks,
         n_queries=len(per_query),
-        seconds=time.perf_counter() - started,
-        cached={"queries": query_hit, "corpus": corpus_hit},
-        step=step,
+        **fields,
     )
+
+
+def result_from_scores(
+    score_matrix, data: EvalData, ks: Sequence[int], **fields: Any
+) -> EvalResult:
+    """An EvalResult from a full query x corpus score matrix (exact search over it)."""
+    from studio.evaluation.search import id_order, top_k_scores
+
+    ks = sorted(set(int(k) for k in ks))
+    ranking = top_k_scores(score_matrix, max(max(ks), HITS_KEPT), id_order(data.corpus_ids))
+    return result_from_ranking(ranking.ids(data.corpus_ids), ranking.scores, data, ks, **fields)
 
 
 def evaluate_models(
@@ -334,10 +369,16 @@ def compare_models(
     config=None,
     ks: Sequence[int] = DEFAULT_KS,
     base_dir: str | Path = ".",
+    retriever: str | Path | None = None,
 ) -> dict[str, Any]:
     """A baseline and a fine-tuned model on held-out data, with one set of settings (the
-    config's pooling, instructions and lengths where given): the report both faces show."""
+    config's pooling, instructions and lengths where given): the report both faces show.
+
+    With a config naming another module than the base embedder, each is scored that module's
+    way (M3's four modes; a reranker over ``retriever``'s top k, the bundled model by default).
+    """
     from studio.config import resolve_model
+    from studio.evaluation.modes import BASE, module_of
 
     if not str(model or "").strip():
         raise ValueError("Give the fine-tuned model's folder (a run's model/ or a checkpoint).")
@@ -347,6 +388,13 @@ def compare_models(
     }
     if not isinstance(data, EvalData):
         data = load_eval_data(data)
+    if config is not None and module_of(config) != BASE:
+        from studio.evaluation.module_eval import evaluate_for_module
+
+        entries = [{"label": label, "path": path} for label, path in paths.items()]
+        if retriever:
+            retriever = resolve_model(str(retriever), Path(base_dir))
+        return evaluate_for_module(entries, data, config, ks, retriever=retriever)
     settings, warnings = resolve_settings([paths["fine-tuned"], paths["baseline"]], config=config)
     results = evaluate_models(paths, data, settings, ks)
     return comparison_report(results, data, settings, warnings, details=True)

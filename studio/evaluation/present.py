@@ -249,4 +249,73 @@ def results_view(report: dict, data_path: str | None):
             base, tuned, load_eval_data(path), n=8, labels=(base_label, tuned_label)
         )
     steps = metrics_over_steps(report) if len(models) > 2 else None
+    if report.get("modes") and len(report["modes"]) > 1:
+        # Every mode of the module (M3's four, a reranker's rerank + first stage), then charted
+        # on nDCG@10 per mode, so the faces show them without knowing the module.
+        table = modes_table(report)
+        chart = modes_chart(report)
+        return table, chart, per_query, steps
     return table.reset_index(), chart, per_query, steps
+
+
+def modes_chart(report: Mapping[str, Any], metric: str = "ndcg_at_10", title: str | None = None):
+    """Grouped bars: one group per mode, before and after, on one metric."""
+    import plotly.graph_objects as go
+
+    first, last = (report.get("compared") or [None, None])[:2]
+    modes = report.get("modes") or {}
+    fig = go.Figure()
+    for label in dict.fromkeys([first, last]):
+        values = [
+            ((block.get("models") or {}).get(label) or {}).get(metric) for block in modes.values()
+        ]
+        fig.add_bar(
+            name=label,
+            x=list(modes),
+            y=values,
+            text=[f"{v:.3f}" if v is not None else "" for v in values],
+            textposition="outside",
+        )
+    fig.update_layout(
+        barmode="group",
+        title=title or f"{pretty_metric(metric)} per mode ({report.get('module', '')})",
+        yaxis={"title": "score", "range": [0, 1.08]},
+        legend={"orientation": "h", "y": -0.15},
+        margin={"t": 50, "b": 40},
+    )
+    return fig
+
+
+def modes_table(report: Mapping[str, Any], metrics: Sequence[str] | None = None):
+    """For a module with several scores (M3's dense/sparse/colbert/hybrid, a reranker's
+    rerank and first_stage): one row per mode and metric, before, after and delta.
+
+    Empty for a report without ``modes`` (the base embedder's). ``metrics`` defaults to every
+    metric at every cutoff of the report.
+    """
+    import pandas as pd
+
+    modes = report.get("modes") or {}
+    first, last = (report.get("compared") or [None, None])[:2]
+    rows = []
+    for mode, block in modes.items():
+        res = as_results(block.get("models") or {})
+        if not res:
+            continue
+        base = res.get(first) or next(iter(res.values()))
+        tuned = res.get(last) or list(res.values())[-1]
+        names = list(metrics) if metrics else _ordered_metrics(tuned.metrics)
+        for name in names:
+            before, after = base.metrics.get(name), tuned.metrics.get(name)
+            if before is None or after is None:
+                continue
+            rows.append(
+                {
+                    "mode": mode,
+                    "metric": pretty_metric(name),
+                    base.label if base is not tuned else "value": before,
+                    tuned.label: after,
+                    "delta": after - before,
+                }
+            )
+    return pd.DataFrame(rows)

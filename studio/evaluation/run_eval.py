@@ -31,15 +31,18 @@ from studio.evaluation.evaluate import (
     resolve_settings,
 )
 from studio.evaluation.metrics import DEFAULT_KS
+from studio.evaluation.modes import BASE, module_of
+from studio.evaluation.module_eval import evaluate_for_module
 from studio.runfolder import RunFolder
 
-EVAL_FILE = "eval.json"
+EVAL_FILE = RunFolder.EVAL
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+_ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")  # LoRA (decoder modules)
 
 
 def _has_weights(folder: Path) -> bool:
-    return any((folder / name).is_file() for name in _WEIGHTS) or any(
+    return any((folder / name).is_file() for name in _WEIGHTS + _ADAPTER_WEIGHTS) or any(
         folder.glob("model-*.safetensors")
     )
 
@@ -113,10 +116,17 @@ def evaluate_run(
     use_cache: bool = True,
     cache_root: str | Path | None = None,
     write: bool = True,
+    *,
+    retriever: str | Path | None = None,
+    top_k: int | None = None,
+    m3_weights: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Evaluate base, checkpoints and final model of a run; write and return eval.json.
 
-    ``eval_data`` defaults to the config's ``studio.eval_data``. Per-query values and top hits
+    ``eval_data`` defaults to the config's ``studio.eval_data``. A run of another module than the
+    base embedder is scored its own way (:mod:`.module_eval`): M3's four modes, a reranker over
+    ``retriever``'s top ``top_k`` (defaults: ``studio.retriever``/``studio.rerank_top_k`` of the
+    config, else the bundled model and 100), a decoder embedder with its adapters merged. Per-query values and top hits
     are kept for base and final (the wins-and-losses table), metrics only for checkpoints.
     """
     from studio.runs import load_run_config
@@ -124,6 +134,7 @@ def evaluate_run(
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
+    module = module_of(config)
     source = eval_data if eval_data is not None else config.studio.get("eval_data")
     if source is None:
         raise ValueError(
@@ -132,6 +143,28 @@ def evaluate_run(
         )
     data = source if isinstance(source, EvalData) else load_eval_data(source)
     models = run_models(run_dir, include_checkpoints)
+    if module != BASE:
+        from studio.evaluation.m3 import parse_weights
+
+        report = evaluate_for_module(
+            models,
+            data,
+            config,
+            ks,
+            module=module,
+            retriever=retriever or config.studio.get("retriever"),
+            top_k=top_k or config.studio.get("rerank_top_k"),
+            m3_weights=m3_weights or parse_weights(config.studio.get("m3_weights")),
+            details=["base", "final"],
+            use_cache=use_cache,
+            cache_root=cache_root,
+            output_dir=models[-1]["path"],
+        )
+        report["run"] = str(run_dir.resolve())
+        report["compared"] = ["base", "final"]
+        if write:
+            write_json(run_dir / EVAL_FILE, report)
+        return report
     settings, warnings = resolve_settings([models[-1]["path"], models[0]["path"]], config=config)
     settings = settings.with_changes(source=f"run config {run_dir / 'config.yaml'}")
 

@@ -48,13 +48,34 @@ def top_k(query_emb: np.ndarray, corpus_emb: np.ndarray, k: int, id_rank: np.nda
     for start in range(0, n_queries, block):
         block_scores = query_emb[start : start + block] @ corpus_emb.T
         for row, s in enumerate(block_scores):
-            if k < n_docs:
-                kth = np.partition(s, n_docs - k)[n_docs - k]
-                candidates = np.flatnonzero(s >= kth)  # keeps every doc tied at the boundary
-            else:
-                candidates = np.arange(n_docs)
-            order = np.lexsort((-id_rank[candidates], -s[candidates]))[:k]
-            chosen = candidates[order]
+            chosen = _best(s, k, id_rank)
             indices[start + row] = chosen
             scores[start + row] = s[chosen]
     return Ranking(indices, scores)
+
+
+def top_k_scores(score_matrix: np.ndarray, k: int, id_rank: np.ndarray) -> Ranking:
+    """The same selection over scores computed elsewhere (sparse, ColBERT, hybrid: one row per
+    query, one column per corpus document)."""
+    score_matrix = np.asarray(score_matrix, dtype=np.float32)
+    n_queries, n_docs = score_matrix.shape
+    k = min(k, n_docs)
+    indices = np.empty((n_queries, k), dtype=np.int64)
+    scores = np.empty((n_queries, k), dtype=np.float32)
+    for row, s in enumerate(score_matrix):
+        chosen = _best(s, k, id_rank)
+        indices[row] = chosen
+        scores[row] = s[chosen]
+    return Ranking(indices, scores)
+
+
+def _best(s: np.ndarray, k: int, id_rank: np.ndarray) -> np.ndarray:
+    """Positions of the k highest scores, ties by id descending (trec_eval's order)."""
+    n_docs = len(s)
+    if k < n_docs:
+        kth = np.partition(s, n_docs - k)[n_docs - k]
+        candidates = np.flatnonzero(s >= kth)  # keeps every doc tied at the boundary
+    else:
+        candidates = np.arange(n_docs)
+    order = np.lexsort((-id_rank[candidates], -s[candidates]))[:k]
+    return candidates[order]

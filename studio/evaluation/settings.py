@@ -44,6 +44,9 @@ class EncodeSettings:
     query_instruction_format: str = "{}{}"
     passage_instruction: str | None = None
     passage_instruction_format: str = "{}{}"
+    # Decoder (LLM) modules tokenize with the EOS token appended and pad on the left
+    # (FlagEmbedding's decoder runners load the tokenizer with add_eos_token=True).
+    decoder_tokens: bool = False
     source: str = "defaults"  # where the settings came from, for reports
 
     def __post_init__(self) -> None:
@@ -90,6 +93,8 @@ def _unescape(fmt: str) -> str:
 
 def settings_from_config(config) -> EncodeSettings:
     """The settings a FlagEmbedding fine-tune with this StudioConfig trains with."""
+    from studio.evaluation.modes import is_decoder, module_of
+
     pooling = config.get("sentence_pooling_method") or FE_DEFAULTS["pooling"]
     pooling = getattr(pooling, "value", pooling)
     normalize = config.get("normalize_embeddings")
@@ -102,6 +107,7 @@ def settings_from_config(config) -> EncodeSettings:
         query_instruction_format=config.get("query_instruction_format") or "{}{}",
         passage_instruction=config.get("passage_instruction_for_retrieval"),
         passage_instruction_format=config.get("passage_instruction_format") or "{}{}",
+        decoder_tokens=is_decoder(module_of(config)),
         source="training config",
     )
 

@@ -36,6 +36,7 @@ class EvalPanel:
             value="bundled:all-MiniLM-L6-v2", description=t("eval_baseline", lang), **label
         )
         self.model = w.Text(description=t("eval_model", lang), **label)
+        self.retriever = w.Text(value="", description=t("eval_retriever", lang), **label)
         self.models_button = w.Button(description=t("eval_models", lang))
         for button in (self.run_button, self.models_button):
             button.layout = w.Layout(width="auto")
@@ -50,6 +51,7 @@ class EvalPanel:
                 w.HTML(html.escape(t("eval_intro", lang))),
                 self.data,
                 w.HBox([self.ks, self.checkpoints]),
+                self.retriever,
                 w.HTML(f"<b>{t('eval_run', lang)}</b>"),
                 w.HBox([self.run_pick, self.refresh_button, self.run_button]),
                 w.HTML(f"<b>{t('eval_models', lang)}</b>"),
@@ -84,6 +86,7 @@ class EvalPanel:
             eval_data=self.data.value or None,
             ks=self.ks.value,
             include_checkpoints=self.checkpoints.value,
+            retriever=self.retriever.value.strip() or None,
         )
         self.show(report)
         return report
@@ -94,6 +97,7 @@ class EvalPanel:
             self.model.value,
             eval_data=self.data.value or None,
             ks=self.ks.value,
+            retriever=self.retriever.value.strip() or None,
         )
         self.show(report)
         return report

@@ -389,11 +389,14 @@ class Studio:
         eval_data: str | Path | None = None,
         ks: str | Sequence[int] = (1, 5, 10, 100),
         include_checkpoints: bool = False,
+        retriever: str | Path | None = None,
     ) -> dict[str, Any]:
         """Before/after: a run's base and final model (and checkpoints) -> its eval.json.
 
         Default run: the watched one, else the newest that succeeded. Default data: the
-        run config's ``studio.eval_data``, else the form's, else example_data/eval.
+        run config's ``studio.eval_data``, else the form's, else example_data/eval. The
+        module's own scores come too (M3's dense/sparse/colbert/hybrid; a reranker's rerank
+        over ``retriever``'s top k, the bundled model by default, and that first stage alone).
         """
         from studio.evaluation.metrics import parse_ks
         from studio.evaluation.run_eval import evaluate_run
@@ -402,7 +405,17 @@ class Studio:
         data = None
         if eval_data is not None or not runs.load_run_config(run_dir).studio.get("eval_data"):
             data = self._eval_path(eval_data)
-        return evaluate_run(run_dir, data, ks=parse_ks(ks), include_checkpoints=include_checkpoints)
+        if retriever:
+            from studio.config import resolve_model
+
+            retriever = resolve_model(str(retriever), self.base_dir)
+        return evaluate_run(
+            run_dir,
+            data,
+            ks=parse_ks(ks),
+            include_checkpoints=include_checkpoints,
+            retriever=retriever or None,
+        )
 
     def _finished_run(self, run: str | Path | None) -> Path:
         if run is not None:
@@ -420,13 +433,21 @@ class Studio:
         model: str | Path,
         eval_data: str | Path | None = None,
         ks: str | Sequence[int] = (1, 5, 10, 100),
+        retriever: str | Path | None = None,
     ) -> dict[str, Any]:
-        """Any two models on held-out data, encoded with the form's pooling and instructions."""
+        """Any two models on held-out data, encoded with the form's pooling and instructions
+        (scored the form's module's way; ``retriever`` is a reranker's first stage)."""
         from studio.evaluation.evaluate import compare_models
         from studio.evaluation.metrics import parse_ks
 
         return compare_models(
-            baseline, model, self._eval_path(eval_data), self.config(), parse_ks(ks), self.base_dir
+            baseline,
+            model,
+            self._eval_path(eval_data),
+            self.config(),
+            parse_ks(ks),
+            self.base_dir,
+            retriever=retriever or None,
         )
 
     def eval_view(self, report: dict[str, Any]) -> dict[str, Any]:
@@ -434,8 +455,10 @@ class Studio:
         from studio.evaluation.present import results_view
 
         table, chart, per_query, steps = results_view(report, None)
-        delta = (report.get("delta") or {}).get("ndcg_at_10")
-        summary = f"<b>nDCG@10 change: {delta:+.4f}</b>" if delta is not None else ""
+        from studio.evaluation.module_eval import summary_line
+
+        line = summary_line(report)
+        summary = f"<b>{html.escape(line)}</b>" if line else ""
         notes = "".join(f"<li>{html.escape(w)}</li>" for w in report.get("warnings", []))
         return {
             "summary": summary + (f"<ul>{notes}</ul>" if notes else ""),

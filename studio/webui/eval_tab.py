@@ -31,6 +31,7 @@ def build(ctx, reg, lang: str):
             label=t("eval_data", lang), value="example_data/eval", elem_id="eval-data"
         )
         ks = gr.Textbox(label="k", value="1,5,10,100", elem_id="eval-k")
+    retriever = gr.Textbox(label=t("eval_retriever", lang), value="", elem_id="eval-retriever")
     with gr.Tab(t("eval_run", lang)):
         with gr.Row():
             run_pick = gr.Dropdown(choices=[], label=t("run", lang), elem_id="eval-run")
@@ -69,19 +70,37 @@ def build(ctx, reg, lang: str):
         names = [r.name for r in runs.list_runs(ctx.runs_dir) if r.state == RunState.SUCCEEDED]
         return gr.update(choices=names, value=names[0] if names else None)
 
-    def evaluate_run(name, data_text, k_text, progress=gr.Progress()):  # noqa: B008 - Gradio
+    def retriever_path(text: str) -> str | None:
+        from studio.config import resolve_model
+
+        return resolve_model(text.strip(), ctx.base_dir) if text and text.strip() else None
+
+    def evaluate_run(name, data_text, k_text, first_stage, progress=gr.Progress()):  # noqa: B008
         from studio.evaluation.run_eval import evaluate_run as run_eval
 
         if not name:
             raise gr.Error("Pick a finished run.")
         progress(0.1, desc="encoding (cached models are instant)")
         try:
-            report = run_eval(ctx.runs_dir / name, data_path(data_text), ks=k_values(k_text))
+            report = run_eval(
+                ctx.runs_dir / name,
+                data_path(data_text),
+                ks=k_values(k_text),
+                retriever=retriever_path(first_stage),
+            )
         except (ValueError, FileNotFoundError) as exc:
             raise gr.Error(str(exc)) from None
         return _show(report, str(data_path(data_text)))
 
-    def evaluate_models(base, tuned, data_text, k_text, *values, progress=gr.Progress()):  # noqa: B008
+    def evaluate_models(
+        base,
+        tuned,
+        data_text,
+        k_text,
+        first_stage,
+        *values,
+        progress=gr.Progress(),  # noqa: B008 - Gradio's progress tracker
+    ):
         from studio.evaluation.evaluate import compare_models
 
         *values, explicit = values
@@ -91,7 +110,9 @@ def build(ctx, reg, lang: str):
         data = data_path(data_text)
         progress(0.1, desc="encoding (cached models are instant)")
         try:
-            report = compare_models(base, tuned, data, cfg, k_values(k_text), ctx.base_dir)
+            report = compare_models(
+                base, tuned, data, cfg, k_values(k_text), ctx.base_dir, retriever=first_stage
+            )
         except (ValueError, FileNotFoundError, OSError) as exc:
             raise gr.Error(str(exc)) from None
         return _show(report, str(data))
@@ -100,8 +121,9 @@ def build(ctx, reg, lang: str):
         from studio.evaluation.present import results_view
 
         frame, bars, wins, steps = results_view(report, data_text)
-        delta = report.get("delta", {}).get("ndcg_at_10")
-        head = f"**nDCG@10 change: {delta:+.4f}**" if delta is not None else ""
+        from studio.evaluation.module_eval import summary_line
+
+        head = f"**{summary_line(report)}**" if report.get("delta") else ""
         notes = "\n".join(f"- {w}" for w in report.get("warnings", []))
         return (
             head + ("\n\n" + notes if notes else ""),
@@ -113,8 +135,10 @@ def build(ctx, reg, lang: str):
 
     outputs = [summary, table, chart, steps_plot, per_query]
     refresh.click(list_runs, None, run_pick)
-    run_btn.click(evaluate_run, [run_pick, data_dir, ks], outputs)
+    run_btn.click(evaluate_run, [run_pick, data_dir, ks, retriever], outputs)
     models_btn.click(
-        evaluate_models, [baseline, model, data_dir, ks, *reg.inputs(), reg.explicit], outputs
+        evaluate_models,
+        [baseline, model, data_dir, ks, retriever, *reg.inputs(), reg.explicit],
+        outputs,
     )
     return run_pick, list_runs

@@ -1,0 +1,280 @@
+"""Making every module's fine-tuned model load where its users load it, with a model card.
+
+The base embedder's export (:mod:`.export`) writes sentence-transformers files; the other modules
+are loaded elsewhere, so each gets what its loader needs and a card that shows that loader:
+
+``embedder.encoder_only.m3``     ``BGEM3FlagModel(folder)`` reads FlagEmbedding's own files
+                                 (``colbert_linear.pt``, ``sparse_linear.pt``, saved by the run);
+                                 the dense head also gets sentence-transformers files (CLS pooling)
+``reranker.encoder_only.base``   ``FlagReranker(folder)``; and sentence-transformers'
+                                 ``CrossEncoder(folder)``, told by ``config.json`` to return the raw
+                                 logit (identity activation) so its scores equal FlagReranker's
+``reranker.decoder_only.*``      ``FlagLLMReranker`` / ``LayerWiseFlagLLMReranker``: the merged
+                                 folder (``merged_model/`` with ``save_merged_lora_model``) or the
+                                 base plus ``peft_path=`` the adapter, the base named in the card
+``embedder.decoder_only.*``      ``FlagLLMModel`` / ``FlagICLModel``; a full or merged model also
+                                 gets sentence-transformers files (last-token pooling)
+
+:func:`export_model` is what the post-training step calls for every run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from studio.evaluation.export import (
+    ALT_CARD,
+    CARD_MARKER,
+    ExportResult,
+    _base_model_id,
+    _metrics_markdown,
+    _version,
+    export_sentence_transformers,
+)
+from studio.evaluation.modes import (
+    BASE,
+    DECODER_RERANKER,
+    ICL,
+    LAYERWISE,
+    M3,
+    RERANKER,
+    arg,
+    kind_of,
+    module_of,
+)
+
+MERGED = "merged_model"  # where FlagEmbedding's save_merged_lora_model writes
+IDENTITY = "torch.nn.modules.linear.Identity"
+
+
+def export_model(
+    model_dir: str | Path, config, metrics: Any = None, overwrite_readme: bool = False
+) -> ExportResult:
+    """Write what the module's loader needs and the model card into ``model_dir``."""
+    from studio import config as config_mod
+    from studio.evaluation.loading import is_adapter
+
+    if isinstance(config, str | Path):
+        config = config_mod.load(config)
+    module = module_of(config)
+    model_dir = Path(model_dir)
+    if module == BASE:
+        return export_sentence_transformers(model_dir, config, metrics, overwrite_readme)
+    kind_of(module)  # a clear error for an unknown module
+    adapter = is_adapter(model_dir)
+    merged = model_dir / MERGED if (model_dir / MERGED / "config.json").is_file() else None
+    if not adapter and not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{model_dir}: neither a model (config.json) nor a LoRA adapter")
+    result = ExportResult(model_dir=model_dir)
+    full = None if adapter else model_dir
+    st_folder = full or merged
+    if module == RERANKER:
+        _crossencoder_config(model_dir, result)
+    elif module in (M3, "embedder.decoder_only.base", ICL) and st_folder is not None:
+        st = export_sentence_transformers(st_folder, config, metrics, overwrite_readme=True)
+        result.files += [f for f in st.files if f.name != "README.md" and f != st.card]
+        result.warnings += [w for w in st.warnings if "model card" not in w]
+        if st.card is not None and st_folder != model_dir:
+            st.card.unlink(missing_ok=True)
+    if adapter and merged is None:
+        result.warnings.append(
+            "saved as a LoRA adapter (no merged_model/): load it with its base model named in "
+            "the card, or set save_merged_lora_model: true to get a merged copy."
+        )
+    text = module_card(model_dir, config, module, adapter, merged, metrics, result.warnings)
+    readme = model_dir / "README.md"
+    if (
+        readme.exists()
+        and not overwrite_readme
+        and not _replaceable(readme.read_text(encoding="utf-8", errors="replace"))
+    ):
+        readme = model_dir / ALT_CARD
+        result.warnings.append(f"kept the existing README.md; the model card is in {ALT_CARD}")
+    readme.write_text(text, encoding="utf-8")
+    result.files.append(readme)
+    result.card = readme
+    return result
+
+
+def _replaceable(text: str) -> bool:
+    """Our own card, or the empty template peft's save_pretrained writes beside an adapter."""
+    peft_template = "library_name: peft" in text and "# Model Card for Model ID" in text
+    return CARD_MARKER in text or peft_template
+
+
+def _crossencoder_config(model_dir: Path, result: ExportResult) -> None:
+    """Tell sentence-transformers' CrossEncoder to return the raw logit, as FlagReranker does."""
+    path = model_dir / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    st = dict(config.get("sentence_transformers") or {})
+    st["activation_fn"] = IDENTITY
+    st.setdefault("version", _version("sentence-transformers"))
+    config["sentence_transformers"] = st
+    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    result.files.append(path)
+
+
+def _usage(
+    module: str, name: str, base: str, adapter: bool, merged: Path | None, config
+) -> list[str]:
+    """Python lines that load this model where users load it."""
+    if merged is not None:
+        name = f"{name}/{MERGED}"
+    peft = f', peft_path="{name}"' if adapter and merged is None else ""
+    target = f'"{base}"' if adapter and merged is None else f'"{name}"'
+    query_instr = arg(config, "query_instruction_for_retrieval", module)
+    query_fmt = arg(config, "query_instruction_format", module) or "{}{}"
+    if module == M3:
+        return [
+            "from FlagEmbedding import BGEM3FlagModel",
+            "",
+            f'model = BGEM3FlagModel("{name}", use_fp16=False)',
+            'out = model.encode(["how do I split a path?"], return_dense=True, '
+            "return_sparse=True, return_colbert_vecs=True)",
+            'scores = model.compute_score([("how do I split a path?", '
+            '"os.path.split(p): Split a pathname.")], weights_for_different_modes=[0.4, 0.2, 0.4])',
+        ]
+    if module == RERANKER:
+        return [
+            "from FlagEmbedding import FlagReranker",
+            "",
+            f'reranker = FlagReranker("{name}", use_fp16=False)',
+            'scores = reranker.compute_score([["how do I split a path?", '
+            '"os.path.split(p): Split a pathname."]])',
+            "",
+            "# or with sentence-transformers (raw logits, the same scores):",
+            "from sentence_transformers import CrossEncoder",
+            "",
+            f'model = CrossEncoder("{name}")',
+            'scores = model.predict([("how do I split a path?", '
+            '"os.path.split(p): Split a pathname.")])',
+        ]
+    if module in (DECODER_RERANKER, LAYERWISE):
+        cls = "LayerWiseFlagLLMReranker" if module == LAYERWISE else "FlagLLMReranker"
+        extra = ", trust_remote_code=True" if module == LAYERWISE else ""
+        cutoff = ", cutoff_layers=[-1]" if module == LAYERWISE else ""
+        fix = (
+            [
+                "# FlagEmbedding 1.4.2's MiniCPM code needs the cache off under transformers>=4.57",
+                "reranker.model.config.use_cache = False",
+            ]
+            if module == LAYERWISE
+            else []
+        )
+        return [
+            f"from FlagEmbedding import {cls}",
+            "",
+            f"reranker = {cls}({target}{peft}, use_fp16=False{extra})",
+            *fix,
+            'scores = reranker.compute_score([["how do I split a path?", '
+            f'"os.path.split(p): Split a pathname."]]{cutoff})',
+        ]
+    cls = "FlagICLModel" if module == ICL else "FlagLLMModel"
+    lines = [f"from FlagEmbedding import {cls}", ""]
+    if adapter and merged is None:
+        lines = [
+            "from peft import PeftModel",
+            "from transformers import AutoModel",
+            "",
+            f'model = PeftModel.from_pretrained(AutoModel.from_pretrained("{base}"), "{name}")',
+            f'model.merge_and_unload().save_pretrained("{name}-merged")  # then load that:',
+            *lines,
+        ]
+        name = f"{name}-merged"
+    instr = f", query_instruction_for_retrieval={query_instr!r}" if query_instr else ""
+    fmt = f", query_instruction_format={query_fmt!r}" if query_instr else ""
+    return lines + [
+        f'model = {cls}("{name}"{instr}{fmt}, use_fp16=False)',
+        'q = model.encode_queries(["how do I split a path?"])',
+        'p = model.encode_corpus(["os.path.split(p): Split a pathname."])',
+        "scores = q @ p.T",
+    ]
+
+
+def module_card(
+    model_dir: Path,
+    config,
+    module: str,
+    adapter: bool,
+    merged: Path | None,
+    metrics: Any = None,
+    notes: list[str] | None = None,
+) -> str:
+    """The model card of a fine-tune of ``module``: how to load it, its metrics, its config."""
+    base_id = _base_model_id(config)
+    base = base_id or str(config.args.get("model_name_or_path") or "BASE_MODEL")
+    kind = kind_of(module)
+    front: dict[str, Any] = {
+        "library_name": "peft" if adapter and merged is None else "transformers",
+        "pipeline_tag": "text-classification" if kind == "reranker" else "feature-extraction",
+        "tags": ["bge-studio", "flagembedding", module.split(".")[0], module],
+    }
+    if base_id:
+        front["base_model"] = base_id
+    what = {"reranker": "A reranker", "m3": "A BGE-M3 model", "embedder": "An embedding model"}
+    form = "a LoRA adapter" if adapter and merged is None else "a full model"
+    lines = [
+        "---",
+        yaml.safe_dump(front, sort_keys=False).strip(),
+        "---",
+        CARD_MARKER,
+        "",
+        f"# {model_dir.name}",
+        "",
+        f"{what[kind]} fine-tuned with [FlagEmbedding](https://github.com/FlagOpen/FlagEmbedding) "
+        f"{_version('FlagEmbedding')} (`FlagEmbedding.finetune.{module}`) in BGE Studio, "
+        f"saved as {form}, from `{base}`."
+        + (f" The merged model is in `{MERGED}/`." if merged is not None else ""),
+        "",
+        "## Use",
+        "",
+        "```python",
+        *_usage(module, model_dir.name, base, adapter, merged, config),
+        "```",
+        "",
+    ]
+    if metrics is not None:
+        lines += _metrics_section(metrics)
+    if notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    args = {k: v for k, v in config.args.items() if k not in ("token", "hub_token")}
+    lines += [
+        "## Training config",
+        "",
+        "```yaml",
+        yaml.safe_dump({"module": module, **args}, sort_keys=False, allow_unicode=True).strip(),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _metrics_section(metrics: Any) -> list[str]:
+    modes = metrics.get("modes") if isinstance(metrics, dict) else None
+    data = metrics.get("data", {}) if isinstance(metrics, dict) else {}
+    where = (
+        f" on `{Path(data['path']).name}` ({data.get('n_queries')} queries, "
+        f"{data.get('n_corpus')} passages, exact search)"
+        if data.get("path")
+        else ""
+    )
+    out = ["## Evaluation", "", f"Held-out retrieval{where}; metrics as pytrec_eval computes them."]
+    if isinstance(metrics, dict) and metrics.get("retriever"):
+        out += [
+            "",
+            f"The reranker reorders the top {metrics.get('top_k')} of the first stage "
+            f"`{Path(str(metrics['retriever'])).name}`.",
+        ]
+    out.append("")
+    if not modes:
+        table = _metrics_markdown(metrics)
+        return out + [table, ""] if table else []
+    for name, block in modes.items():
+        table = _metrics_markdown(block)
+        if table:
+            out += [f"### {name}", "", table, ""]
+    return out

@@ -1,0 +1,116 @@
+"""Which evaluation a fine-tune module gets, and the few facts about it the evaluation needs.
+
+FlagEmbedding 1.4.2 fine-tunes seven kinds of model (``FlagEmbedding.finetune.<module>``); each
+is scored the way it is used:
+
+``embedder``  ``embedder.encoder_only.base``, ``embedder.decoder_only.base`` and ``.icl``: one
+              dense vector per text, exact inner-product search (decoder modules: last-token
+              pooling, the tokenizer's EOS appended as in training, LoRA adapters merged first)
+``m3``        ``embedder.encoder_only.m3``: dense, sparse (lexical weights), ColBERT
+              (multi-vector) and their weighted hybrid, each searched exhaustively
+``reranker``  ``reranker.encoder_only.base``, ``reranker.decoder_only.base`` and ``.layerwise``:
+              a first-stage embedder retrieves the top k, the reranker reorders them
+
+The module comes from the config (its top-level ``module:`` key); a config without one is the
+base embedder, as before the key existed. Values a config leaves out are FlagEmbedding's defaults
+for that module, which differ between modules (``use_lora`` is on by default for the decoder ones),
+so they are read here with the module's default rather than from the base embedder's schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BASE = "embedder.encoder_only.base"
+M3 = "embedder.encoder_only.m3"
+DECODER_EMBEDDER = "embedder.decoder_only.base"
+ICL = "embedder.decoder_only.icl"
+RERANKER = "reranker.encoder_only.base"
+DECODER_RERANKER = "reranker.decoder_only.base"
+LAYERWISE = "reranker.decoder_only.layerwise"
+
+MODULES = (BASE, M3, DECODER_EMBEDDER, ICL, RERANKER, DECODER_RERANKER, LAYERWISE)
+DECODER = (DECODER_EMBEDDER, ICL, DECODER_RERANKER, LAYERWISE)
+KINDS = {
+    BASE: "embedder",
+    DECODER_EMBEDDER: "embedder",
+    ICL: "embedder",
+    M3: "m3",
+    RERANKER: "reranker",
+    DECODER_RERANKER: "reranker",
+    LAYERWISE: "reranker",
+}
+# The score names each kind writes into eval.json (``modes``), the first one is the headline.
+MODE_NAMES = {
+    "embedder": ("dense",),
+    "m3": ("dense", "sparse", "colbert", "hybrid"),
+    "reranker": ("rerank", "first_stage"),
+}
+# M3's hybrid weights for dense, sparse, ColBERT: the BGE-M3 model card's example.
+M3_WEIGHTS = (0.4, 0.2, 0.4)
+# Passages the first stage hands the reranker per query.
+RERANK_TOP_K = 100
+# Where each module's inference class lives, as users load a fine-tuned model.
+LOADERS = {
+    BASE: "FlagEmbedding.FlagModel / sentence_transformers.SentenceTransformer",
+    M3: "FlagEmbedding.BGEM3FlagModel",
+    DECODER_EMBEDDER: "FlagEmbedding.FlagLLMModel",
+    ICL: "FlagEmbedding.FlagICLModel",
+    RERANKER: "FlagEmbedding.FlagReranker / sentence_transformers.CrossEncoder",
+    DECODER_RERANKER: "FlagEmbedding.FlagLLMReranker",
+    LAYERWISE: "FlagEmbedding.LayerWiseFlagLLMReranker",
+}
+# FlagEmbedding 1.4.2 defaults that differ by module (the rest are the same everywhere).
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    DECODER_EMBEDDER: {"use_lora": True},
+    ICL: {"use_lora": True},
+    DECODER_RERANKER: {"use_lora": True},
+    LAYERWISE: {"use_lora": True, "model_type": "from_raw_model"},
+    RERANKER: {"max_len": 512},
+}
+_COMMON_DEFAULTS: dict[str, Any] = {
+    "max_len": 512,
+    "query_max_len": 32,
+    "passage_max_len": 128,
+    "colbert_dim": -1,
+    "sentence_pooling_method": "cls",
+    "normalize_embeddings": True,
+    "trust_remote_code": False,
+    "save_merged_lora_model": False,
+    "use_lora": False,
+}
+
+
+def module_of(config) -> str:
+    """The FlagEmbedding module a StudioConfig trains (the base embedder when it names none)."""
+    if config is None:
+        return BASE
+    module = getattr(config, "module", None)
+    if module is None and hasattr(config, "args"):
+        module = config.args.get("module")
+    module = str(module or BASE)
+    return module.removeprefix("FlagEmbedding.finetune.")
+
+
+def kind_of(module: str) -> str:
+    """``embedder``, ``m3`` or ``reranker``; ValueError naming the known modules otherwise."""
+    try:
+        return KINDS[module]
+    except KeyError:
+        raise ValueError(
+            f"module {module!r} is not one the studio evaluates. Fix: one of {', '.join(MODULES)}."
+        ) from None
+
+
+def arg(config, name: str, module: str | None = None) -> Any:
+    """A flag's value as FlagEmbedding sees it for this module: the config's, else its default."""
+    if config is not None and name in config.args:
+        return config.args[name]
+    module = module or module_of(config)
+    if name in _DEFAULTS.get(module, {}):
+        return _DEFAULTS[module][name]
+    return _COMMON_DEFAULTS.get(name)
+
+
+def is_decoder(module: str) -> bool:
+    return module in DECODER

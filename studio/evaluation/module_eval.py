@@ -1,0 +1,225 @@
+"""Evaluating the models of one fine-tune in the way its module is used: the one entry point.
+
+``evaluate_for_module(models, data, config)`` takes the models of a comparison (base, checkpoints,
+final, or any baseline and model) and returns one report, whatever the module:
+
+* ``modes``: for each score name of the module (:data:`studio.evaluation.modes.MODE_NAMES`:
+  ``dense``; M3's ``dense``, ``sparse``, ``colbert``, ``hybrid``; a reranker's ``rerank`` and
+  ``first_stage``) the models' metrics and the delta between the first and the last model,
+* ``models`` / ``delta`` / ``compared``: the headline mode's, so every face that shows a plain
+  embedder's report (tables, charts, metrics over steps, the model card) shows this one too.
+
+LoRA adapters (decoder modules) are merged into their base first (:mod:`.loading`); the base
+embedder keeps its own path (:func:`studio.evaluation.run_eval.evaluate_run`), unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from studio.evaluation.data import EvalData
+from studio.evaluation.evaluate import EvalResult, evaluate_model, resolve_model_path
+from studio.evaluation.metrics import DEFAULT_KS
+from studio.evaluation.modes import (
+    M3_WEIGHTS,
+    MODE_NAMES,
+    RERANK_TOP_K,
+    arg,
+    kind_of,
+    module_of,
+)
+from studio.evaluation.settings import settings_from_config
+
+DEFAULT_RETRIEVER = "bundled:all-MiniLM-L6-v2"
+
+
+def _delta(first: EvalResult, last: EvalResult) -> dict[str, float]:
+    return {n: last.metrics[n] - first.metrics[n] for n in last.metrics if n in first.metrics}
+
+
+def _plain(entry: dict[str, Any], module: str, config, base: str | None, output_dir) -> Path:
+    from studio.evaluation.loading import plain_model
+
+    return plain_model(
+        entry["path"],
+        module,
+        base=base,
+        output_dir=output_dir,
+        trust_remote_code=bool(arg(config, "trust_remote_code", module)),
+    )
+
+
+def evaluate_for_module(
+    models: Sequence[dict[str, Any]],
+    data: EvalData,
+    config,
+    ks: Sequence[int] = DEFAULT_KS,
+    *,
+    module: str | None = None,
+    retriever: str | Path | None = None,
+    top_k: int | None = None,
+    m3_weights: Sequence[float] | None = None,
+    details: Sequence[str] | None = None,
+    use_cache: bool = True,
+    cache_root: str | Path | None = None,
+    output_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """One report for ``models`` (``[{label, path, step}]``, baseline first, compared last).
+
+    ``details`` names the labels whose per-query values and top hits are kept (default: the
+    first and the last). ``retriever``/``top_k`` are the reranker's first stage (default: the
+    bundled model, top 100); ``m3_weights`` M3's hybrid weights (default 0.4, 0.2, 0.4).
+    """
+    module = module or module_of(config)
+    kind = kind_of(module)
+    ks = sorted({int(k) for k in ks})
+    labels = [m["label"] for m in models]
+    details = set(details or {labels[0], labels[-1]})
+    base_model = str(models[0]["path"])
+    warnings: list[str] = []
+    per_mode: dict[str, dict[str, EvalResult]] = {name: {} for name in MODE_NAMES[kind]}
+    extra: dict[str, Any] = {}
+    started = time.perf_counter()
+
+    if kind == "embedder":
+        settings = settings_from_config(config)
+        for entry in models:
+            path = _plain(entry, module, config, base_model, output_dir)
+            per_mode["dense"][entry["label"]] = evaluate_model(
+                path,
+                data,
+                settings,
+                ks,
+                label=entry["label"],
+                step=entry.get("step"),
+                use_cache=use_cache,
+                cache_root=cache_root,
+            )
+        settings_dict = settings.to_dict()
+    elif kind == "m3":
+        from studio.evaluation.m3 import evaluate_m3_model, has_heads
+
+        settings = settings_from_config(config)
+        weights = tuple(m3_weights or M3_WEIGHTS)
+        for entry in models:
+            path = resolve_model_path(entry["path"])
+            if not has_heads(path):
+                warnings.append(
+                    f"{entry['label']} has no sparse/ColBERT heads (colbert_linear.pt, "
+                    "sparse_linear.pt): FlagEmbedding initializes them randomly, seeded with the "
+                    "training seed, as the fine-tune started; its sparse/colbert/hybrid scores "
+                    "are those untrained heads'."
+                )
+            results = evaluate_m3_model(
+                path,
+                data,
+                settings,
+                ks,
+                label=entry["label"],
+                step=entry.get("step"),
+                weights=weights,
+                colbert_dim=int(arg(config, "colbert_dim", module) or -1),
+                seed=int(arg(config, "seed", module) or 42),
+                use_cache=use_cache,
+                cache_root=cache_root,
+            )
+            for name, result in results.items():
+                per_mode[name][entry["label"]] = result
+        settings_dict = settings.to_dict()
+        extra["m3_weights"] = {"dense": weights[0], "sparse": weights[1], "colbert": weights[2]}
+    else:
+        from studio.evaluation.rerank import evaluate_reranker, first_stage, rerank_settings
+
+        depth = int(top_k or RERANK_TOP_K)
+        stage = first_stage(
+            retriever or DEFAULT_RETRIEVER,
+            data,
+            depth,
+            ks,
+            use_cache=use_cache,
+            cache_root=cache_root,
+        )
+        settings = rerank_settings(config, module)
+        for entry in models:
+            path = _plain(entry, module, config, base_model, output_dir)
+            per_mode["rerank"][entry["label"]] = evaluate_reranker(
+                path,
+                data,
+                stage,
+                settings,
+                ks,
+                label=entry["label"],
+                step=entry.get("step"),
+                use_cache=use_cache,
+                cache_root=cache_root,
+            )
+            per_mode["first_stage"][entry["label"]] = EvalResult(
+                **{**stage.result.__dict__, "label": entry["label"], "step": entry.get("step")}
+            )
+        from dataclasses import asdict
+
+        settings_dict = asdict(settings)
+        extra["retriever"] = stage.retriever
+        extra["top_k"] = depth
+        if max(ks) > depth:
+            warnings.append(
+                f"the reranker sees the first stage's top {depth}: metrics at k > {depth} "
+                f"count only those passages."
+            )
+
+    primary = MODE_NAMES[kind][0]
+    modes_out: dict[str, Any] = {}
+    for name, results in per_mode.items():
+        first, last = results[labels[0]], results[labels[-1]]
+        modes_out[name] = {
+            "models": {label: r.to_dict(details=label in details) for label, r in results.items()},
+            "delta": _delta(first, last),
+        }
+    report: dict[str, Any] = {
+        "version": 1,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "module": module,
+        "kind": kind,
+        "primary": primary,
+        "data": data.summary(),
+        "k": ks,
+        "settings": {**settings_dict, "source": f"training config ({module})"},
+        "warnings": warnings,
+        **extra,
+        "modes": modes_out,
+        "models": modes_out[primary]["models"],
+        "delta": modes_out[primary]["delta"],
+        "compared": [labels[0], labels[-1]],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return report
+
+
+def mode_summary(report: dict[str, Any], metric: str = "ndcg_at_10") -> list[dict[str, Any]]:
+    """One row per mode: before, after and the change of one metric (CLI lines, cards, notes)."""
+    rows = []
+    first, last = report.get("compared") or [None, None]
+    for name, mode in (report.get("modes") or {}).items():
+        models = mode.get("models") or {}
+        if first not in models or last not in models:
+            continue
+        before, after = models[first].get(metric), models[last].get(metric)
+        if before is None or after is None:
+            continue
+        rows.append({"mode": name, "before": before, "after": after, "delta": after - before})
+    return rows
+
+
+def summary_line(report: dict[str, Any], metric: str = "ndcg_at_10") -> str:
+    """``nDCG@10 change: +0.0123`` (one line per mode for a module with several), for every face."""
+    rows = mode_summary(report, metric) if len(report.get("modes") or {}) > 1 else []
+    if rows:
+        parts = [
+            f"{r['mode']} {r['before']:.4f} -> {r['after']:.4f} ({r['delta']:+.4f})" for r in rows
+        ]
+        return "nDCG@10: " + "; ".join(parts)
+    delta = (report.get("delta") or {}).get(metric)
+    return f"nDCG@10 change: {delta:+.4f}" if delta is not None else ""

@@ -1,0 +1,258 @@
+"""Reranker evaluation: a first stage retrieves the top k, the reranker reorders them.
+
+A reranker scores (query, passage) pairs; it cannot search a corpus. So its held-out quality is
+measured as it is used: an embedder (the first stage; the bundled model unless the user names
+another, e.g. their own fine-tuned embedder) retrieves the top ``k`` passages per query with exact
+search, the reranker scores those pairs, and the reordered lists are scored with the same metrics.
+The report puts three numbers side by side: the first stage alone, the reranker before
+fine-tuning (the base model) and after. Metrics at cutoffs beyond ``k`` can only see the
+``k`` reranked passages (recall@100 with k=50 equals the first stage's recall@50).
+
+Scores come from FlagEmbedding's own inference classes, the ones users load a fine-tuned reranker
+with, in fp32: ``FlagReranker`` (encoder-only), ``FlagLLMReranker`` (decoder-only, the logit of
+"Yes"), ``LayerWiseFlagLLMReranker`` (the last layer's score), with the training config's
+``max_len``, ``query_max_len`` and rerank instructions. Pair scores are cached by model files,
+pairs and settings, so a re-run or another cutoff costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from studio.evaluation import cache
+from studio.evaluation.data import EvalData
+from studio.evaluation.metrics import DEFAULT_KS
+from studio.evaluation.modes import DECODER_RERANKER, LAYERWISE, RERANKER, arg
+
+
+@dataclass(frozen=True)
+class RerankSettings:
+    """How pairs are built and scored, from the training config (FlagEmbedding's flag names)."""
+
+    module: str = RERANKER
+    max_len: int = 512
+    query_max_len: int | None = None
+    query_instruction: str | None = None
+    query_instruction_format: str = "{}{}"
+    passage_instruction: str | None = None
+    passage_instruction_format: str = "{}{}"
+    trust_remote_code: bool = False
+    batch_size: int = 32
+
+    def key(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "batch_size"}
+
+
+def rerank_settings(config, module: str) -> RerankSettings:
+    def get(name):
+        return arg(config, name, module)
+
+    decoder = module in (DECODER_RERANKER, LAYERWISE)
+    return RerankSettings(
+        module=module,
+        max_len=int(get("max_len") or 512),
+        query_max_len=int(get("query_max_len")) if get("query_max_len") else None,
+        query_instruction=get("query_instruction_for_rerank") or ("A: " if decoder else None),
+        query_instruction_format=get("query_instruction_format") or "{}{}",
+        passage_instruction=get("passage_instruction_for_rerank") or ("B: " if decoder else None),
+        passage_instruction_format=get("passage_instruction_format") or "{}{}",
+        trust_remote_code=bool(get("trust_remote_code")) or module == LAYERWISE,
+    )
+
+
+@dataclass
+class FirstStage:
+    """The first stage's top-k per query (ids, scores) and its own metrics."""
+
+    retriever: str
+    k: int
+    ids: list[list[str]]
+    result: object  # EvalResult of the first stage alone
+
+
+def first_stage(
+    retriever: str | Path,
+    data: EvalData,
+    k: int,
+    ks: Sequence[int] = DEFAULT_KS,
+    *,
+    use_cache: bool = True,
+    cache_root: str | Path | None = None,
+) -> FirstStage:
+    """Retrieve the top ``k`` with an embedder (its own sentence-transformers settings)."""
+    from studio.evaluation.evaluate import (
+        _embed,
+        _LazyEncoder,
+        resolve_model_path,
+        resolve_settings,
+        result_from_ranking,
+    )
+    from studio.evaluation.search import id_order, top_k
+
+    started = time.perf_counter()
+    path = resolve_model_path(retriever)
+    settings, _ = resolve_settings([path])
+    encoder = _LazyEncoder(path, settings, None)
+    fp = cache.model_fingerprint(path)
+    root = Path(cache_root) if cache_root else None
+    passages = [settings.passage_text(t) for t in data.corpus_texts]
+    queries = [settings.query_text(t) for t in data.query_texts]
+    p_emb, p_hit = _embed(encoder, fp, passages, settings.passage_max_len, use_cache, root)
+    q_emb, q_hit = _embed(encoder, fp, queries, settings.query_max_len, use_cache, root)
+    ranking = top_k(q_emb, p_emb, max(k, max(ks)), id_order(data.corpus_ids))
+    ids = ranking.ids(data.corpus_ids)
+    result = result_from_ranking(
+        ids,
+        ranking.scores,
+        data,
+        ks,
+        label="first_stage",
+        model=str(path),
+        seconds=time.perf_counter() - started,
+        cached={"queries": q_hit, "corpus": p_hit},
+    )
+    return FirstStage(retriever=str(path), k=int(k), ids=[row[:k] for row in ids], result=result)
+
+
+class Scorer:
+    """One of FlagEmbedding's rerankers, loaded on the first cache miss, scoring in fp32."""
+
+    def __init__(self, model_dir: Path, settings: RerankSettings, device: str | None = None):
+        self.model_dir, self.settings, self.device = model_dir, settings, device
+        self._model = None
+
+    def _load(self):
+        import torch
+
+        s = self.settings
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        common = {
+            "use_fp16": False,
+            "devices": device,
+            "query_instruction_for_rerank": s.query_instruction,
+            "query_instruction_format": s.query_instruction_format,
+            "passage_instruction_for_rerank": s.passage_instruction,
+            "passage_instruction_format": s.passage_instruction_format,
+            "query_max_length": s.query_max_len,
+            "max_length": s.max_len,
+            "batch_size": s.batch_size,
+            "trust_remote_code": s.trust_remote_code,
+        }
+        if s.module == RERANKER:
+            from FlagEmbedding import FlagReranker
+
+            return FlagReranker(str(self.model_dir), **common)
+        if s.module == DECODER_RERANKER:
+            from FlagEmbedding import FlagLLMReranker
+
+            return _with_pad_token(FlagLLMReranker(str(self.model_dir), use_bf16=False, **common))
+        if s.module == LAYERWISE:
+            from FlagEmbedding import LayerWiseFlagLLMReranker
+
+            model = LayerWiseFlagLLMReranker(str(self.model_dir), use_bf16=False, **common)
+            layers = int(model.model.config.num_hidden_layers)
+            model.cutoff_layers = [layers]  # the last layer's score, as the model card ranks
+            # FlagEmbedding 1.4.2's MiniCPM code calls DynamicCache.get_usable_length, gone in
+            # transformers 4.57: scoring needs no cache, and without one that path is not taken.
+            model.model.config.use_cache = False
+            return _with_pad_token(model)
+        raise ValueError(f"{s.module} is not a reranker module")
+
+    def score(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        if self._model is None:
+            self._model = self._load()
+        if self.settings.module == LAYERWISE:
+            # On a CPU FlagEmbedding turns fp16 off itself; keep it off elsewhere too (fp32).
+            self._model.use_fp16 = False
+        scores = self._model.compute_score(pairs, normalize=False)
+        scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+        if len(scores) != len(pairs):
+            raise RuntimeError(f"{self.model_dir}: {len(scores)} scores for {len(pairs)} pairs")
+        return scores
+
+
+def _with_pad_token(model):
+    """A base LLM often has no pad token; FlagEmbedding's decoder reranker runner trains with
+    ``unk`` (else ``eos``) as pad, so score with the same instead of failing to pad a batch."""
+    tok = model.tokenizer
+    if tok.pad_token is None:
+        tok.pad_token = tok.unk_token if tok.unk_token is not None else tok.eos_token
+    return model
+
+
+def _pairs_key(model_fp: str, pairs: list[tuple[str, str]], settings: RerankSettings) -> str:
+    h = hashlib.sha256()
+    for query, passage in pairs:
+        for text in (query, passage):
+            data = text.encode("utf-8")
+            h.update(len(data).to_bytes(8, "little"))
+            h.update(data)
+    payload = json.dumps(
+        {"v": "rerank-1", "model": model_fp, "pairs": h.hexdigest(), **settings.key()},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def evaluate_reranker(
+    model: str | Path,
+    data: EvalData,
+    stage: FirstStage,
+    settings: RerankSettings,
+    ks: Sequence[int] = DEFAULT_KS,
+    label: str | None = None,
+    *,
+    step: int | None = None,
+    use_cache: bool = True,
+    cache_root: str | Path | None = None,
+    device: str | None = None,
+):
+    """The reranker's EvalResult on the first stage's top k (reordered by its scores)."""
+    from studio.evaluation.evaluate import resolve_model_path, result_from_ranking
+    from studio.evaluation.search import id_order
+
+    started = time.perf_counter()
+    model_dir = resolve_model_path(model)
+    doc_index = {d: i for i, d in enumerate(data.corpus_ids)}
+    pairs = [
+        (query, data.corpus_texts[doc_index[doc]])
+        for query, docs in zip(data.query_texts, stage.ids, strict=True)
+        for doc in docs
+    ]
+    fp = cache.model_fingerprint(model_dir)
+    key = _pairs_key(fp, pairs, settings)
+    root = Path(cache_root) if cache_root else None
+    scores = cache.load(key, root) if use_cache else None
+    hit = scores is not None and len(scores) == len(pairs)
+    if not hit:
+        scores = Scorer(model_dir, settings, device).score(pairs)
+        if use_cache:
+            cache.save(key, scores, root)
+    rank = id_order(data.corpus_ids)
+    ids, ranked_scores, start = [], [], 0
+    for docs in stage.ids:
+        s = np.asarray(scores[start : start + len(docs)], dtype=np.float32)
+        start += len(docs)
+        order = np.lexsort((-rank[[doc_index[d] for d in docs]], -s)) if docs else []
+        ids.append([docs[i] for i in order])
+        ranked_scores.append(s[order] if docs else s)
+    return result_from_ranking(
+        ids,
+        ranked_scores,
+        data,
+        ks,
+        label=label or model_dir.name,
+        model=str(model_dir),
+        step=step,
+        seconds=time.perf_counter() - started,
+        cached={"pairs": bool(hit)},
+    )
