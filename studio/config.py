@@ -34,6 +34,8 @@ STUDIO_KEYS = {
     "evaluate_at_end": bool,
     "eval_data": str,
     "name": str,
+    "ignore_nan": bool,  # studio.loss_health: true lets a NaN/inf loss go on (default: stop)
+    "stuck_loss_steps": int,  # a loss stuck this many logged steps warns (0: off; default 20)
 }
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from studio import command, deepspeed_config, preflight
+from studio import command, deepspeed_config, loss_health, preflight
 from studio import config as config_mod
 from studio.config import StudioConfig
 from studio.problems import Problem, errors
@@ -186,6 +186,7 @@ def _launch(
     argv += extra_args
     child_env = dict(os.environ if env is None else env)
     child_env["STUDIO_METRICS_FILE"] = str((run_dir / "metrics.jsonl").resolve())
+    child_env.update(loss_health.env_for(config.studio))
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     (run_dir / STOP_MARKER).unlink(missing_ok=True)
     previous = read_json(run_dir / "status.json")
