@@ -35,10 +35,10 @@ LOW, HIGH = 0.75, 1.25
 CONFIGS = {
     "b2-g2-q32-p64": (2, 2, 32, 64, False),
     "b4-g4-q32-p128": (4, 4, 32, 128, False),
-    "b8-g4-q64-p256": (8, 4, 64, 256, False),
-    "b8-g4-q64-p256-ckpt": (8, 4, 64, 256, True),
-    "b4-g8-q32-p192": (4, 8, 32, 192, False),
-    "b16-g2-q128-p128": (16, 2, 128, 128, False),
+    "b4-g4-q32-p128-ckpt": (4, 4, 32, 128, True),
+    "b8-g2-q128-p64": (8, 2, 128, 64, False),
+    "b2-g8-q32-p192": (2, 8, 32, 192, False),
+    "b8-g2-q64-p128-ckpt": (8, 2, 64, 128, True),
 }
 
 
@@ -83,7 +83,9 @@ def measure(cfg: config.StudioConfig, work: Path) -> dict:
     env = dict(os.environ, STUDIO_MEMORY_PROBE=str(probe), PYTHONPATH=str(ROOT))
     argv = command.launch_argv(resolved, sys.executable, None, master_port=runs._free_port())
     with open(work / "train.log", "wb") as log:
-        code = subprocess.run(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+        code = subprocess.run(
+            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        ).returncode
     if code != 0 or not probe.is_file():
         tail = (work / "train.log").read_text(errors="replace")[-2000:]
         raise RuntimeError(f"run failed ({code}):\n{tail}")
@@ -101,7 +103,7 @@ def compare(cfg: config.StudioConfig, record: dict) -> tuple[float, float, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--only", action="append", choices=sorted(CONFIGS))
     parser.add_argument("--json", help="also write the table as JSON here")
     args = parser.parse_args()

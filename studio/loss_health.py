@@ -84,17 +84,14 @@ def likely_causes(args: Any, bf16_available: bool | None = None) -> list[str]:
             causes.append("fp16 overflow: train with bf16 instead (this GPU supports it)")
         else:
             causes.append(
-                "fp16 overflow: no bf16 here; lower learning_rate or train in fp32 "
-                "(turn fp16 off)"
+                "fp16 overflow: no bf16 here; lower learning_rate or train in fp32 (turn fp16 off)"
             )
     if isinstance(lr, int | float) and lr > USUAL_MAX_LR:
         causes.append(
             f"learning_rate {lr:g} is far above fine-tuning's 1e-5..5e-5: lower it (e.g. 2e-5)"
         )
     if isinstance(temperature, int | float) and 0 < temperature < SMALL_TEMPERATURE:
-        causes.append(
-            f"temperature {temperature:g} divides every score: raise it to 0.02 or more"
-        )
+        causes.append(f"temperature {temperature:g} divides every score: raise it to 0.02 or more")
     if not causes:
         causes.append(
             "learning rate too high for this data or warmup too short: lower learning_rate, "

@@ -46,12 +46,12 @@ GIB = 1024**3
 MIB = 1024**2
 
 # Calibrated against bench/bench_memory_estimate.py (bundled MiniLM, CPU, fp32, torch AdamW).
-ACT_HIDDEN = 16.0  # hidden-size vectors kept per token per layer (fp32 on CPU)
-ACT_FFN = 2.0  # FFN-width vectors kept per token per layer
-ACT_ATTN = 2.5  # attention-score rows (length L) kept per token per head per layer
-ACT_EMBED = 4.0  # hidden-size vectors per token for embeddings and pooling
-OVERHEAD_PER_PARAM = 2.0  # bytes per parameter: optimizer temporaries, allocator slack
-OVERHEAD_FIXED = 48 * MIB  # kernels' workspaces and caches that come with the first step
+ACT_HIDDEN = 17.6  # hidden-size vectors kept per token per layer (fp32 on CPU)
+ACT_FFN = 2.2  # FFN-width vectors kept per token per layer
+ACT_ATTN = 2.75  # attention-score rows (length L) kept per token per head per layer
+ACT_EMBED = 4.4  # hidden-size vectors per token for embeddings and pooling
+OVERHEAD_PER_PARAM = 4.0  # bytes per parameter: optimizer temporaries, allocator slack
+OVERHEAD_FIXED = 60 * MIB  # kernels' workspaces and caches that come with the first step
 CHECKPOINT_LAYER_INPUTS = 1.0  # hidden-size vectors per token per layer with checkpointing
 
 
@@ -389,6 +389,37 @@ def _candidates(s: Setup, gpu: bool, bf16_ok: bool) -> list[tuple[str, dict, Set
     return out
 
 
+def _changes_that_fit(
+    shape: ModelShape, setup: Setup, total: int, gpu: bool, bf16_ok: bool
+) -> list[Change]:
+    """Every single change that fits, cheapest first; if none does, the cheapest combination.
+
+    The combination applies the changes in order (each halving again where it can) until the
+    estimate fits, so the user gets one config that works rather than a list that does not.
+    """
+    fitting = []
+    for label, settings, changed in _candidates(setup, gpu, bf16_ok):
+        peak = estimate_for(shape, changed).peak_bytes
+        if peak <= total:
+            fitting.append(Change(label, settings, peak, True))
+    if fitting:
+        return fitting
+    current, settings = setup, {}
+    for _ in range(12):
+        options = _candidates(current, gpu, bf16_ok)
+        if not options:
+            break
+        _, change, current = options[0]
+        settings.update(change)
+        peak = estimate_for(shape, current).peak_bytes
+        if peak <= total:
+            label = " + ".join(
+                f"{k.replace('deepspeed.', 'DeepSpeed ')} {v}" for k, v in settings.items()
+            )
+            return [Change(label, settings, peak, True)]
+    return []
+
+
 def _bf16_supported() -> bool:
     from studio.hardware import detect
 
@@ -412,17 +443,10 @@ def estimate(
     if not result.fits:
         gpu = name.startswith("GPU")
         bf16_ok = gpu and _bf16_supported()
-        single = []
-        for label, settings, changed in _candidates(setup, gpu, bf16_ok):
-            peak = estimate_for(shape, changed).peak_bytes
-            single.append(Change(label, settings, peak, peak <= total))
-        fitting = [c for c in single if c.fits]
-        result.changes = fitting or sorted(single, key=lambda c: c.peak_bytes)[:3]
-        if not fitting:
-            result.notes.append("No single change fits; combine the ones listed.")
+        result.changes = _changes_that_fit(shape, setup, total, gpu, bf16_ok)
+        if not result.changes:
+            result.notes.append("Even every listed change together does not fit this device.")
     if setup.cross_device and setup.world == 1:
         result.notes.append("negatives_cross_device has no effect with one process.")
-    result.notes.append(
-        "Activations assume every text padded to its max length (the worst batch)."
-    )
+    result.notes.append("Activations assume every text padded to its max length (the worst batch).")
     return result

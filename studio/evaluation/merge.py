@@ -274,7 +274,9 @@ def tradeoff_chart(report: MergeReport | dict, metric: str | None = None):
     x = [m["weight"] for m in mixes]
     fig = go.Figure()
     fig.add_trace(
-        go.Scatter(x=x, y=[m["metrics"].get(metric) for m in mixes], name="held-out", mode="lines+markers")
+        go.Scatter(
+            x=x, y=[m["metrics"].get(metric) for m in mixes], name="held-out", mode="lines+markers"
+        )
     )
     if any(m.get("general") for m in mixes):
         fig.add_trace(
