@@ -44,7 +44,16 @@ CONFIGS = {
 
 def long_data(path: Path, rows: int = 64) -> Path:
     """Rows whose every text exceeds 512 tokens, so each is truncated to its max length."""
-    words = "retrieval embedding passage query negative model training memory".split()
+    words = [
+        "retrieval",
+        "embedding",
+        "passage",
+        "query",
+        "negative",
+        "model",
+        "training",
+        "memory",
+    ]
     text = " ".join(words[i % len(words)] for i in range(600))
     with path.open("w", encoding="utf-8") as handle:
         for i in range(rows):
