@@ -128,6 +128,10 @@ def cmd_train(args) -> int:
     print(f"{status.get('state')}: {run_dir}", file=sys.stderr)
     if status.get("error"):
         print(f"error: {status['error']}", file=sys.stderr)
+    from studio.loss_health import warning_lines
+
+    for warning in warning_lines(run_dir):
+        print(f"warning: {warning}", file=sys.stderr)
     print(run_dir)
     return 0 if status.get("state") == "succeeded" else 1
 

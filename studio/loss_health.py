@@ -204,3 +204,17 @@ def read_findings(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
         except ValueError:
             continue
     return out
+
+
+def warning_lines(run_dir: str | os.PathLike[str] | None) -> list[str]:
+    """The run's loss-health warnings as one line each, for every face's status view.
+
+    Errors are left out: the one that stopped the run is already the status's ``error``.
+    """
+    if run_dir is None:
+        return []
+    return [
+        f"Loss health: {f.get('message', '')}"
+        for f in read_findings(run_dir)
+        if f.get("level") == "warning"
+    ]

@@ -148,3 +148,28 @@ def test_a_device_far_too_small_gets_a_combination():
 def test_a_model_without_config_json_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         memory.estimate(cfg(model_name_or_path=str(tmp_path)), ROOT, device=BIG)
+
+
+def test_every_face_shows_the_same_estimate(tmp_path):
+    """Web Launch/Train tabs and the notebook render the one core estimate."""
+    from studio.notebook import Studio
+    from studio.webui.app import AppContext, build_app
+    from studio.webui.memory_panel import memory_markdown
+
+    small = memory.estimate(cfg(), ROOT, device=("small GPU", 700 * memory.MIB))
+    text = memory_markdown(small)
+    assert "does not fit" in text and "gradient_checkpointing" in text
+    assert "| activations |" in text
+
+    demo = build_app(AppContext(tmp_path / "runs", ROOT, "en", cfg()))
+    ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
+    assert {"launch-memory", "train-memory", "score-btn", "merge-btn", "merge-chart"} <= ids
+
+    studio = Studio(cfg(), runs_dir=tmp_path / "runs", base_dir=ROOT)
+    studio.set(per_device_train_batch_size=4)
+    low = studio.estimate_memory(device=BIG).peak_bytes
+    studio.set(per_device_train_batch_size=16)
+    assert studio.estimate_memory(device=BIG).peak_bytes > low
+    studio.memory_box.update()
+    assert "Peak per device" in studio.memory_box.output.value
+    assert studio.memory_box.widget in studio.command_panel().children

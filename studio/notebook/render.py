@@ -10,6 +10,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from studio import loss_health
 from studio.problems import Problem
 
 _ICONS = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}
@@ -76,6 +77,8 @@ def status_html(run_dir: Path | None, status: dict | None, note: str = "") -> st
         text += f" (exit code {status['exit_code']})"
     if status.get("error"):
         text += f"<br><b>Error:</b> <code>{html.escape(str(status['error']))}</code>"
+    for warning in loss_health.warning_lines(run_dir):
+        text += f"<br>⚠️ {html.escape(warning)}"
     if note:
         text += f"<br>{html.escape(note)}"
     return f"<div>{text}</div>"

@@ -12,13 +12,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio import command, form, labels, preflight, runs
+from studio import command, form, labels, loss_health, preflight, runs
 from studio import config as config_mod
 from studio.config import StudioConfig
 from studio.hardware import detect
 from studio.i18n import t
 from studio.problems import ERROR, Problem
 from studio.runlog import tail_lines
+from studio.webui import memory_panel
 from studio.webui.registry import Registry, field_info, field_label, make_input
 
 CSS = """
@@ -83,6 +84,8 @@ def status_markdown(run_dir: Path | None, status: dict | None) -> str:
         text += f" (exit code {status['exit_code']})"
     if status.get("error"):
         text += f"\n\n**Error:** `{status['error']}`"
+    for warning in loss_health.warning_lines(run_dir):
+        text += f"\n\n⚠️ {warning}"
     return text
 
 
@@ -500,6 +503,7 @@ def build_app(ctx: AppContext):
                 _training_tab(reg, cfg, lang)
             with gr.Tab(t("tab.launch", lang), id="launch"):
                 _launch_tab(reg, cfg, lang)
+                memory_panel.build(ctx, reg, lang, "launch-memory")
             with gr.Tab(t("tab.data", lang), id="data"):
                 _optional_tab("studio.webui.data_tab", ctx, reg, lang)
             with gr.Tab(t("tab.command", lang), id="command"):
@@ -569,6 +573,8 @@ def build_app(ctx: AppContext):
                         gr.Button(t("stop", lang), variant="stop", elem_id="studio-stop"), "stop"
                     )
                 status_md = gr.Markdown(elem_id="studio-status")
+                with gr.Accordion(t("memory", lang), open=False):
+                    memory_panel.build(ctx, reg, lang, "train-memory")
                 progress = gr.HTML(elem_id="studio-progress-box")
                 plot = gr.Plot(elem_id="studio-train-plot")
                 log_tail = reg.text(
