@@ -24,7 +24,7 @@ fine-tunes of the bundled MiniLM and compares; see the README for the table):
   about ``ACT_HIDDEN`` hidden-size vectors, ``ACT_FFN`` FFN-width vectors and, per head,
   ``ACT_ATTN`` attention-score rows of the sequence length (the attention probabilities, their
   dropout mask and the softmax's gradient at the start of backward). Gradient checkpointing keeps
-  only each layer's input plus one layer's full activations. Cross-device negatives add the
+  only each layer's input, plus about two layers' activations while one is recomputed. Cross-device negatives add the
   gathered embeddings and the full score matrix.
 * **overhead**: a fixed working set that appears with the first step (allocator caches, kernels'
   workspaces, the optimizer's temporaries: ``OVERHEAD_PER_PARAM`` bytes per parameter).
@@ -53,6 +53,7 @@ ACT_EMBED = 4.4  # hidden-size vectors per token for embeddings and pooling
 OVERHEAD_PER_PARAM = 4.0  # bytes per parameter: optimizer temporaries, allocator slack
 OVERHEAD_FIXED = 60 * MIB  # kernels' workspaces and caches that come with the first step
 CHECKPOINT_LAYER_INPUTS = 1.0  # hidden-size vectors per token per layer with checkpointing
+CHECKPOINT_LIVE_LAYERS = 2.0  # layers' worth of activations alive while one is recomputed
 
 
 @dataclass(frozen=True)
@@ -279,17 +280,23 @@ def _states(shape: ModelShape, s: Setup) -> tuple[dict[str, float], float]:
     return {"weights": weights, "gradients": grads, "optimizer": optim}, cpu
 
 
-def _activations(shape: ModelShape, s: Setup) -> float:
-    """Bytes kept for backward by one step's forward over all queries and passages."""
+def _activations(shape: ModelShape, s: Setup, gpu: bool = False) -> float:
+    """Bytes kept for backward by one step's forward over all queries and passages.
+
+    On a GPU, transformers' SDPA attention runs a fused kernel that keeps no score matrix, so
+    the per-head term is dropped there (not yet calibrated by the bench on a GPU).
+    """
     width = 2 if s.precision in ("fp16", "bf16") else 4
     h, f, a, n = shape.hidden, shape.intermediate, shape.heads, shape.layers
+    attn = 0.0 if gpu else ACT_ATTN
 
     def encoder(sequences: int, length: int) -> float:
         tokens = sequences * length
-        layer = tokens * (ACT_HIDDEN * h + ACT_FFN * f + ACT_ATTN * a * length) * width
+        layer = tokens * (ACT_HIDDEN * h + ACT_FFN * f + attn * a * length) * width
         embed = tokens * ACT_EMBED * h * width
-        if s.checkpointing:
-            return embed + n * tokens * CHECKPOINT_LAYER_INPUTS * h * width + layer
+        if s.checkpointing:  # layer inputs, plus a recomputed layer and its gradients
+            inputs = n * tokens * CHECKPOINT_LAYER_INPUTS * h * width
+            return embed + inputs + CHECKPOINT_LIVE_LAYERS * layer
         return embed + n * layer
 
     total = encoder(s.batch, s.query_len) + encoder(s.batch * s.group, s.passage_len)
@@ -306,10 +313,12 @@ def estimate_for(
 ) -> Estimate:
     """The estimate for an already-read model and setup (no files, no torch)."""
     states, cpu = _states(shape, setup)
-    overhead = shape.params * OVERHEAD_PER_PARAM + OVERHEAD_FIXED
+    gpu = device.startswith("GPU")
+    # the fixed part is host-side (libraries, allocator caches): not in the GPU's allocations
+    overhead = shape.params * OVERHEAD_PER_PARAM + (0 if gpu else OVERHEAD_FIXED)
     parts = {
         **{k: int(v) for k, v in states.items()},
-        "activations": int(_activations(shape, setup)),
+        "activations": int(_activations(shape, setup, gpu)),
         "overhead": int(overhead),
     }
     peak = sum(parts.values())
@@ -390,16 +399,17 @@ def _candidates(s: Setup, gpu: bool, bf16_ok: bool) -> list[tuple[str, dict, Set
 
 
 def _changes_that_fit(
-    shape: ModelShape, setup: Setup, total: int, gpu: bool, bf16_ok: bool
+    shape: ModelShape, setup: Setup, total: int, device: str, bf16_ok: bool
 ) -> list[Change]:
     """Every single change that fits, cheapest first; if none does, the cheapest combination.
 
     The combination applies the changes in order (each halving again where it can) until the
     estimate fits, so the user gets one config that works rather than a list that does not.
     """
+    gpu = device.startswith("GPU")
     fitting = []
     for label, settings, changed in _candidates(setup, gpu, bf16_ok):
-        peak = estimate_for(shape, changed).peak_bytes
+        peak = estimate_for(shape, changed, device).peak_bytes
         if peak <= total:
             fitting.append(Change(label, settings, peak, True))
     if fitting:
@@ -411,7 +421,7 @@ def _changes_that_fit(
             break
         _, change, current = options[0]
         settings.update(change)
-        peak = estimate_for(shape, current).peak_bytes
+        peak = estimate_for(shape, current, device).peak_bytes
         if peak <= total:
             label = " + ".join(
                 f"{k.replace('deepspeed.', 'DeepSpeed ')} {v}" for k, v in settings.items()
@@ -443,9 +453,14 @@ def estimate(
     if not result.fits:
         gpu = name.startswith("GPU")
         bf16_ok = gpu and _bf16_supported()
-        result.changes = _changes_that_fit(shape, setup, total, gpu, bf16_ok)
+        result.changes = _changes_that_fit(shape, setup, total, name, bf16_ok)
         if not result.changes:
             result.notes.append("Even every listed change together does not fit this device.")
+    if name.startswith("GPU"):
+        result.notes.append(
+            "The activation model was calibrated on CPU runs; on a GPU it assumes fused SDPA "
+            "attention. Check it with bench/bench_memory_estimate.py on this GPU."
+        )
     if setup.cross_device and setup.world == 1:
         result.notes.append("negatives_cross_device has no effect with one process.")
     result.notes.append("Activations assume every text padded to its max length (the worst batch).")
