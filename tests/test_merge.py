@@ -70,6 +70,7 @@ def weights_of(folder: Path) -> dict:
 
 def test_merge_three_weights_gives_three_evaluated_mixes(tmp_path):
     data = small_eval(tmp_path / "eval")
+    general = small_eval(tmp_path / "general", n_queries=5, n_docs=60)
     tuned = perturbed_copy(tmp_path / "tuned")
     out_json = tmp_path / "merge.json"
     result = subprocess.run(
@@ -87,7 +88,7 @@ def test_merge_three_weights_gives_three_evaluated_mixes(tmp_path):
             "--data",
             str(data),
             "--general",
-            str(data),
+            str(general),
             "--out",
             str(tmp_path / "mixes"),
             "--json",
@@ -108,7 +109,7 @@ def test_merge_three_weights_gives_three_evaluated_mixes(tmp_path):
     assert [m["weight"] for m in report["mixes"]] == [0.0, 0.5, 1.0]
     for mix in report["mixes"]:
         assert 0.0 <= mix["metrics"]["ndcg_at_10"] <= 1.0
-        assert mix["general"]["ndcg_at_10"] == mix["metrics"]["ndcg_at_10"]  # same set twice
+        assert 0.0 <= mix["general"]["ndcg_at_10"] <= 1.0
     scores = [m["metrics"]["ndcg_at_10"] for m in report["mixes"]]
     assert scores[0] != scores[2], "the perturbed model should score differently from the base"
     assert "w=0.50" in result.stdout and "Best held-out" in result.stdout
