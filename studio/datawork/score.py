@@ -234,7 +234,8 @@ def score_file(
     ):
         raise ValueError(f"refusing to write over the input {path}; give another output file")
     done = _resume_point(out_path)
-    total = sum(1 for raw in path.open("rb") if raw.strip())
+    with path.open("rb") as counting:
+        total = sum(1 for raw in counting if raw.strip())
     report = progress or (lambda stage, n, of: None)
     result = ScoreResult(out_path, scorer.kind, 0, done, 0, 0.0)
     batch: list[tuple[int, Any, bytes]] = []
