@@ -149,6 +149,10 @@ def cmd_train(args) -> int:
     print(file=sys.stderr)
     print(f"{status.get('state')}: {run_dir}", file=sys.stderr)
     _print_reason(status)
+    from studio.loss_health import warning_lines
+
+    for warning in warning_lines(run_dir):
+        print(f"warning: {warning}", file=sys.stderr)
     print(run_dir)
     return 0 if state_of(status) is RunState.SUCCEEDED else 1
 
@@ -227,6 +231,27 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_estimate(args) -> int:
+    import json
+
+    from studio import memory
+
+    cfg = _load_config(args.config)
+    device = None
+    if args.device_gib:
+        device = (f"{args.device_gib:g} GiB device", int(args.device_gib * memory.GIB))
+    try:
+        result = memory.estimate(cfg, args.base_dir, device=device)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print("\n".join(result.lines()))
+    return 0 if result.fits is not False else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m studio",
@@ -288,6 +313,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_resume)
 
+    p = sub.add_parser(
+        "estimate", help="peak memory per device of a config, and what to change if it won't fit"
+    )
+    p.add_argument("config")
+    p.add_argument("--base-dir", default=".", help="folder relative paths are read from")
+    p.add_argument("--json", action="store_true", help="JSON with peak_bytes and the parts")
+    p.add_argument("--device-gib", type=float, help="ask about a device of this size instead")
+    p.set_defaults(func=cmd_estimate)
+
     p = sub.add_parser("schema", help="list every FlagEmbedding argument the studio knows")
     p.add_argument("--lang", default="en", choices=["en", "zh"])
     from studio.modules import DEFAULT_MODULE, MODULES
@@ -309,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     from studio.cluster.cli import register as register_cluster
 
     register_cluster(sub)
+    from studio.evaluation.merge_cli import register as register_merge
+
+    register_merge(sub)
     return parser
 
 

@@ -45,6 +45,8 @@ STUDIO_KEYS = {
     "retriever": str,
     "rerank_top_k": int,
     "m3_weights": str,
+    "ignore_nan": bool,  # studio.loss_health: true lets a NaN/inf loss go on (default: stop)
+    "stuck_loss_steps": int,  # a loss stuck this many logged steps warns (0: off; default 20)
 }
 
 

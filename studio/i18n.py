@@ -145,6 +145,20 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     "cluster_export": ("Export", "导出"),
     "cluster_submit": ("Submit to Slurm", "提交到 Slurm"),
+    # issue 14: memory estimate, teacher scores, merging
+    "memory": ("Memory estimate (per device)", "显存/内存估算（每个设备）"),
+    "memory_btn": ("Estimate memory", "估算内存"),
+    "data_score": ("Teacher scores for distillation", "为蒸馏添加教师分数"),
+    "data_score_out": ("Scored file (re-run resumes it)", "输出文件（重新运行可续写）"),
+    "data_score_model": (
+        "Scoring model: a reranker, or an embedder (empty: the form's model)",
+        "打分模型：重排模型或向量模型（留空则使用表单中的模型）",
+    ),
+    "merge": ("Merge with the base (LM-Cocktail)", "与基座模型融合（LM-Cocktail）"),
+    "merge_weights": ("Fine-tuned weights, e.g. 0,0.5,1", "微调模型权重，如 0,0.5,1"),
+    "merge_general": ("General eval folder (optional)", "通用评估目录（可选）"),
+    "merge_out": ("Folder for the mixes", "融合模型输出目录"),
+    "merge_export": ("Export the best mix to", "导出最佳融合模型到"),
 }
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from studio import command, deepspeed_config, preflight, procs, reasons
+from studio import command, deepspeed_config, loss_health, preflight, procs, reasons
 from studio import config as config_mod
 from studio.config import StudioConfig
 from studio.problems import Problem, errors
@@ -206,6 +206,7 @@ def _launch(
     child_env = dict(os.environ if env is None else env)
     child_env["STUDIO_METRICS_FILE"] = str(folder.metrics.resolve())
     child_env.update(run_folder_env(folder))
+    child_env.update(loss_health.env_for(config.studio))
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     with folder.locked():
         _reap()

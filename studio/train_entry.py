@@ -67,6 +67,8 @@ from transformers import HfArgumentParser, TrainerCallback
 
 from studio import modules
 from studio.checkpoints import last_complete_checkpoint
+from studio.loss_health import LossHealth, health_from_env
+from studio.memory_probe import probe_from_env
 from studio.secrets import protect_run
 
 logger = logging.getLogger(__name__)
@@ -85,8 +87,9 @@ class MetricsCallback(TrainerCallback):
     never sees half a buffer, and a crash loses at most the line being written.
     """
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], health: LossHealth | None = None):
         self.path = Path(path)
+        self.health = health  # NaN/inf stops the run, a stuck loss warns (studio.loss_health)
         self._begin_time: float | None = None
         self._begin_step = 0
         self._broken = False
@@ -113,6 +116,8 @@ class MetricsCallback(TrainerCallback):
             self._write(state, self._step_record(state, logs))
         else:
             self._write(state, {"event": "summary", "step": state.global_step, **logs})
+        if self.health is not None:
+            self.health.check(args, state.global_step, logs, write=state.is_world_process_zero)
 
     def on_train_end(self, args, state, control, **kwargs):
         """Close the stream so a reader can tell a finished run from a stalled one."""
@@ -171,7 +176,7 @@ def _json_default(value: Any) -> Any:
 def metrics_callback_from_env(environ=os.environ) -> MetricsCallback | None:
     """The run manager names the file through the environment, so argv stays FlagEmbedding's."""
     path = environ.get(METRICS_ENV)
-    return MetricsCallback(path) if path else None
+    return MetricsCallback(path, health_from_env(Path(path), environ)) if path else None
 
 
 def with_default_report_to(argv: list[str]) -> list[str]:
@@ -402,8 +407,14 @@ def build_runner(argv: list[str]):
     if resume is not None:
         check_resumable(resume, uses_deepspeed=runner.trainer.is_deepspeed_enabled)
     callback = metrics_callback_from_env()
+    stops_on_nan = callback is not None and callback.health and callback.health.stop_on_nan
+    if stops_on_nan and not has_flag(argv, "--logging_nan_inf_filter"):
+        runner.trainer.args.logging_nan_inf_filter = False  # it logs a NaN step as a number
     if callback is not None:
         runner.trainer.add_callback(callback)
+    probe = probe_from_env()  # the memory estimate's bench only
+    if probe is not None:
+        runner.trainer.add_callback(probe)
     if resume is not None:
         patch_checkpoint_loader(runner.trainer)
     return runner

@@ -1,7 +1,7 @@
 """`python -m studio data ...`: the command-line face of the data workbench.
 
 `register(subparsers)` adds the `data` command with `check`, `stats`, `preview`, `lengths`,
-`split` and `mine` beneath it; `studio.cli` calls it. Each handler parses, calls one core
+`split`, `mine` and `score` beneath it; `studio.cli` calls it. Each handler parses, calls one core
 function, prints what came back and returns the exit code (`data check` returns 1 on errors).
 Only this module prints. Heavy imports happen inside the handlers, so `--help` answers at once.
 """
@@ -248,6 +248,30 @@ def cmd_mine(args) -> int:
     return 0
 
 
+def cmd_score(args) -> int:
+    from studio.datawork.score import kd_settings_text, make_scorer, score_file
+
+    cfg = _config(args)
+    model = args.model or (cfg.get("model_name_or_path") if cfg is not None else None)
+    if not model:
+        print("error: give --model (a reranker or an embedder) or --config", file=sys.stderr)
+        return 2
+    try:
+        scorer = make_scorer(model, cfg, args.base_dir, temperature=args.temperature)
+        result = score_file(
+            args.path, args.out, scorer, rows_per_batch=args.batch_rows, progress=_progress
+        )
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for key, value in result.summary().items():
+        print(f"{key:16} {value}")
+    _print_problems(result.problems)
+    print("\nTo distil from these scores, set in your config:")
+    print(kd_settings_text(result.out_path), end="")
+    return 0
+
+
 def register(subparsers) -> argparse.ArgumentParser:
     """Add `data` and its subcommands to a `subparsers` object of the studio's CLI."""
     data = subparsers.add_parser(
@@ -321,4 +345,20 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_mine)
+
+    p = sub.add_parser("score", help="add teacher scores (pos_scores/neg_scores) for distillation")
+    p.add_argument("path", help="a JSON Lines training file (never overwritten)")
+    p.add_argument("--out", required=True, help="the scored file; re-run to resume it")
+    p.add_argument(
+        "--model", help="a cross-encoder reranker, or an embedder (default: the config's model)"
+    )
+    p.add_argument("--config", help="the training config (pooling, instructions, temperature)")
+    p.add_argument(
+        "--base-dir", default=".", help="folder the config's relative paths are read from"
+    )
+    p.add_argument(
+        "--temperature", type=float, help="embedder scores are similarity / this (default 0.02)"
+    )
+    p.add_argument("--batch-rows", type=int, default=32, help="rows scored and written at once")
+    p.set_defaults(func=cmd_score)
     return data

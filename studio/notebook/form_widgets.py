@@ -201,6 +201,8 @@ class FormWidgets:
                 out[key] = True
             elif STUDIO_KEYS[key] is str and str(value).strip():
                 out[key] = str(value).strip()
+            elif STUDIO_KEYS[key] is int and str(value).strip().lstrip("-").isdigit():
+                out[key] = int(str(value).strip())
         return out
 
     def read(self) -> tuple[StudioConfig, list[Problem]]:

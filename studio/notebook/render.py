@@ -10,6 +10,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from studio import loss_health
 from studio.problems import Problem
 from studio.runfolder import RunState
 
@@ -86,6 +87,8 @@ def status_html(run_dir: Path | None, status: dict | None, note: str = "") -> st
         text += f"<br><b>Error:</b> <code>{html.escape(str(status['error']))}</code>"
     if status.get("log_tail"):
         text += "<br>Last lines of this attempt's log:" + pre(str(status["log_tail"]), "12em")
+    for warning in loss_health.warning_lines(run_dir):
+        text += f"<br>⚠️ {html.escape(warning)}"
     if note:
         text += f"<br>{html.escape(note)}"
     return f"<div>{text}</div>"

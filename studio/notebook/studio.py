@@ -46,6 +46,7 @@ class Studio:
 
         from studio.notebook.data_panel import DataPanel
         from studio.notebook.eval_panel import EvalPanel
+        from studio.notebook.extra_panels import MemoryBox, MergeBox, ScoreBox
         from studio.notebook.form_widgets import FormWidgets
         from studio.notebook.runs_panel import RunsPanel
         from studio.notebook.session import RunSession
@@ -62,6 +63,11 @@ class Studio:
         self.data_tab = DataPanel(self, lang)
         self.runs_tab = RunsPanel(self, lang)
         self.eval_tab = EvalPanel(self, lang)
+        self.memory_box = MemoryBox(self, lang)
+        self.score_box = ScoreBox(self, lang)
+        self.merge_box = MergeBox(self, self.eval_tab, lang)
+        self.data_tab.widget.children += (self.score_box.widget,)
+        self.eval_tab.widget.children += (self.merge_box.widget,)
         self._command_panel = None
         self._tabs = None
         self.form.on_change(self._form_changed)
@@ -195,6 +201,58 @@ class Studio:
         cfg = self._resolved()
         return tokens.token_lengths(
             cfg, sample_size, seed, paths=self._data(paths, cfg), base_dir=self.base_dir
+        )
+
+    # ------------------------------------------------------------------ fit, teach, merge
+    def estimate_memory(self, device: tuple[str, int] | None = None):
+        """Peak memory per device of the form's config (studio.memory.Estimate)."""
+        from studio import memory
+
+        return memory.estimate(self.config(), self.base_dir, device=device)
+
+    def score_data(
+        self,
+        path: str | Path | None = None,
+        out: str | Path = "train.scored.jsonl",
+        model: str | None = None,
+        temperature: float | None = None,
+    ):
+        """Add teacher scores to a training file (default: the form's first train_data);
+        re-running resumes. Returns a ScoreResult (``kd_settings()`` says what to set)."""
+        from studio.datawork import score
+
+        cfg = self._resolved()
+        data = self._data(path, cfg)
+        if len(data) != 1:
+            raise ValueError("Scoring works on one file: pass its path.")
+        scorer = score.make_scorer(
+            model or cfg.get("model_name_or_path") or "", cfg, self.base_dir, temperature
+        )
+        return score.score_file(data[0], self.base_dir / out, scorer)
+
+    def merge(
+        self,
+        model: str | Path,
+        base: str | Path = "bundled:all-MiniLM-L6-v2",
+        weights: str | Sequence[float] = "0,0.5,1",
+        eval_data: str | Path | None = None,
+        general_data: str | Path | None = None,
+        out: str | Path = "merges",
+        ks: str | Sequence[int] = (1, 5, 10, 100),
+    ):
+        """LM-Cocktail mixes of ``model`` and ``base``, each evaluated (a MergeReport)."""
+        from studio.evaluation import merge
+        from studio.evaluation.metrics import parse_ks
+
+        return merge.sweep(
+            base,
+            model,
+            merge.parse_weights(weights if isinstance(weights, str) else list(weights)),
+            self._eval_path(eval_data),
+            self.base_dir / out,
+            general_data=self._eval_path(general_data) if general_data else None,
+            config=self.config(),
+            ks=parse_ks(ks),
         )
 
     # ------------------------------------------------------------------ the watched run
@@ -523,6 +581,7 @@ class Studio:
                 self.command,
                 w.HTML(f"<b>{t('preflight', lang)}</b>"),
                 self.preflight,
+                self.memory_box.widget,
                 w.HBox([path, overwrite]),
                 w.HBox([save, load]),
                 w.HBox([script, import_button]),

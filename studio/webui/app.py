@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio import command, form, labels, modules, preflight, runs
+from studio import command, form, labels, loss_health, modules, preflight, runs
 from studio import config as config_mod
 from studio.config import StudioConfig
 from studio.hardware import detect
@@ -20,6 +20,7 @@ from studio.i18n import t
 from studio.problems import ERROR, Problem
 from studio.runfolder import RunFolder, RunState
 from studio.runlog import tail_lines
+from studio.webui import memory_panel
 from studio.webui.registry import Registry, field_info, make_input
 
 CSS = """
@@ -117,6 +118,8 @@ def status_markdown(run_dir: Path | None, status: dict | None) -> str:
         text += f"\n\n**Error:** `{status['error']}`"
     if status.get("log_tail"):
         text += "\n\nLast lines of this attempt's log:\n\n```\n" + status["log_tail"] + "\n```"
+    for warning in loss_health.warning_lines(run_dir):
+        text += f"\n\n⚠️ {warning}"
     return text
 
 
@@ -604,6 +607,7 @@ def build_app(ctx: AppContext):
                 h.group_fields = _training_tab(reg, cfg, lang)
             with gr.Tab(t("tab.launch", lang), id="launch"):
                 _launch_tab(reg, cfg, lang)
+                memory_panel.build(ctx, reg, lang, "launch-memory")
             with gr.Tab(t("tab.data", lang), id="data"):
                 _optional_tab("studio.webui.data_tab", ctx, reg, lang)
             with gr.Tab(t("tab.command", lang), id="command"):
@@ -679,6 +683,8 @@ def build_app(ctx: AppContext):
                         "clear_locks",
                     )
                 status_md = gr.Markdown(elem_id="studio-status")
+                with gr.Accordion(t("memory", lang), open=False):
+                    memory_panel.build(ctx, reg, lang, "train-memory")
                 progress = gr.HTML(elem_id="studio-progress-box")
                 plot = gr.Plot(elem_id="studio-train-plot")
                 log_tail = reg.text(

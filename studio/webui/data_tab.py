@@ -93,6 +93,15 @@ def build(ctx, reg, lang: str):
         mine_btn = gr.Button(t("data_mine", lang))
         mine_md = gr.Markdown()
 
+    with gr.Accordion(t("data_score", lang), open=False):
+        with gr.Row():
+            score_out = gr.Textbox(
+                label=t("data_score_out", lang), value="train.scored.jsonl", elem_id="score-out"
+            )
+            score_model = gr.Textbox(label=t("data_score_model", lang), elem_id="score-model")
+        score_btn = gr.Button(t("data_score", lang), elem_id="score-btn")
+        score_md = gr.Markdown(elem_id="score-result")
+
     form_inputs = [*reg.inputs(), reg.explicit]
 
     def do_check(text, *values):
@@ -189,6 +198,31 @@ def build(ctx, reg, lang: str):
             raise gr.Error(str(exc)) from None
         return "\n".join(f"- **{k}**: {v}" for k, v in result.summary().items())
 
+    def do_score(text, out, model, *values, progress=gr.Progress()):  # noqa: B008 - Gradio
+        from studio.datawork import score
+
+        cfg = current(values)
+        data = _paths(text, cfg, ctx.base_dir)
+        if len(data) != 1:
+            raise gr.Error("Scoring works on one file: give its path above.")
+        try:
+            scorer = score.make_scorer(
+                model or cfg.get("model_name_or_path") or "", cfg, ctx.base_dir
+            )
+            result = score.score_file(
+                data[0],
+                ctx.base_dir / out,
+                scorer,
+                progress=lambda stage, done, total: progress((done, total), desc=stage),
+            )
+        except (FileNotFoundError, ValueError, OSError) as exc:
+            raise gr.Error(str(exc)) from None
+        lines = [f"- **{k}**: {v}" for k, v in result.summary().items()]
+        lines += [f"- {p}" for p in result.problems[:20]]
+        kd = score.kd_settings_text(result.out_path)
+        return "\n".join(lines) + f"\n\nTo distil from these scores, set:\n```yaml\n{kd}```"
+
+    score_btn.click(do_score, [paths, score_out, score_model, *form_inputs], score_md)
     check_btn.click(do_check, [paths, *form_inputs], [report_md, kinds, problems])
     stats_btn.click(do_stats, [paths, *form_inputs], [stats_md, files_df, stats_plot])
     preview_btn.click(do_preview, [paths, *form_inputs], [preview_df, report_md])

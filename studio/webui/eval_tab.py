@@ -46,6 +46,28 @@ def build(ctx, reg, lang: str):
             )
             model = gr.Textbox(label=t("eval_model", lang), elem_id="eval-model")
         models_btn = gr.Button(t("eval_models", lang), elem_id="eval-models-btn")
+    with gr.Tab(t("merge", lang)):
+        with gr.Row():
+            merge_base = gr.Textbox(
+                label=t("eval_baseline", lang),
+                value="bundled:all-MiniLM-L6-v2",
+                elem_id="merge-base",
+            )
+            merge_model = gr.Textbox(label=t("eval_model", lang), elem_id="merge-model")
+        with gr.Row():
+            merge_weights = gr.Textbox(
+                label=t("merge_weights", lang), value="0,0.5,1", elem_id="merge-weights"
+            )
+            merge_general = gr.Textbox(label=t("merge_general", lang), elem_id="merge-general")
+            merge_out = gr.Textbox(label=t("merge_out", lang), value="merges", elem_id="merge-out")
+        merge_btn = gr.Button(t("merge", lang), elem_id="merge-btn")
+        merge_md = gr.Markdown(elem_id="merge-summary")
+        merge_table = gr.Dataframe(interactive=False, elem_id="merge-table")
+        merge_chart = gr.Plot(elem_id="merge-chart")
+        with gr.Row():
+            merge_dest = gr.Textbox(label=t("merge_export", lang), elem_id="merge-export-to")
+            merge_export_btn = gr.Button(t("merge_export", lang), scale=0)
+        merge_state = gr.State(None)
     summary = gr.Markdown(elem_id="eval-summary")
     table = gr.Dataframe(interactive=False, label=t("eval_table", lang), elem_id="eval-table")
     chart = gr.Plot(elem_id="eval-chart")
@@ -132,6 +154,61 @@ def build(ctx, reg, lang: str):
             steps if steps is not None else None,
             wins,
         )
+
+    def merge_models(base, tuned, weights, general, out, data_text, k_text, *values, **kw):
+        progress = kw.get("progress") or (lambda *a, **k: None)
+        import pandas as pd
+
+        from studio.evaluation import merge
+
+        *values, explicit = values
+        cfg, _ = reg.config_from(values, explicit)
+        if not tuned:
+            raise gr.Error("Give the fine-tuned model's folder (a run's model/ or a checkpoint).")
+        progress(0.1, desc="merging and evaluating each mix")
+        try:
+            report = merge.sweep(
+                base,
+                tuned,
+                merge.parse_weights(weights),
+                data_path(data_text),
+                ctx.base_dir / (out or "merges"),
+                general_data=data_path(general) if general else None,
+                config=cfg,
+                ks=k_values(k_text),
+            )
+        except (ValueError, FileNotFoundError, FileExistsError, OSError) as exc:
+            raise gr.Error(str(exc)) from None
+        head = "\n".join(f"- {line}" for line in report.lines()[:1] + report.lines()[-1:])
+        return head, pd.DataFrame(report.table()), merge.tradeoff_chart(report), report
+
+    def export_merge(report, dest):
+        from studio.evaluation import merge
+
+        if report is None or not dest:
+            raise gr.Error("Merge first, then give a new folder to export the best mix to.")
+        try:
+            path = merge.export_mix(report, ctx.base_dir / dest)
+        except (FileExistsError, ValueError) as exc:
+            raise gr.Error(str(exc)) from None
+        return f"Exported the best mix (w={report.best().weight:.2f}) to `{path}`."
+
+    merge_btn.click(
+        merge_models,
+        [
+            merge_base,
+            merge_model,
+            merge_weights,
+            merge_general,
+            merge_out,
+            data_dir,
+            ks,
+            *reg.inputs(),
+            reg.explicit,
+        ],
+        [merge_md, merge_table, merge_chart, merge_state],
+    )
+    merge_export_btn.click(export_merge, [merge_state, merge_dest], merge_md)
 
     outputs = [summary, table, chart, steps_plot, per_query]
     refresh.click(list_runs, None, run_pick)

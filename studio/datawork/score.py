@@ -1,0 +1,298 @@
+"""Teacher scores for knowledge distillation: add ``pos_scores``/``neg_scores`` to training rows.
+
+FlagEmbedding distils when ``knowledge_distillation`` is on and every row carries one score per
+positive and negative; its own ``scripts/add_reranker_score.py`` reads the whole file into
+memory, scores it in one go with a reranker and writes the result, so a crash at 90% loses it
+all. Here the file is streamed in batches of rows, each batch is written (and flushed) as soon as
+it is scored, and re-running the same command continues after the last complete line of the
+output (a half-written last line is cut off first). The input is never written to.
+
+The scoring model is
+
+* a **cross-encoder reranker** (a ``config.json`` whose architecture is
+  ``...ForSequenceClassification``): the logit of (query, passage), as ``add_reranker_score.py``;
+* otherwise an **embedder**: the similarity of the query's and the passage's embeddings from the
+  studio's one encoder (:class:`studio.evaluation.encoder.Encoder`, with the config's pooling,
+  instructions and lengths, else the model's sentence-transformers settings), divided by ``temperature``. FlagEmbedding turns teacher scores into targets
+  with ``softmax(scores)`` and no temperature, so raw cosines in [-1, 1] would give an almost
+  uniform (useless) target; dividing by the training temperature (default 0.02) gives the
+  target the student's own loss would produce.
+
+Output line ``i`` is input row ``i`` (blank lines are dropped; a line that is not a usable row is
+copied as is and reported), so resuming needs only the count of lines already written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.config import StudioConfig, resolve_model
+from studio.datawork.rows import BOM
+from studio.problems import WARNING, Problem
+
+Progress = Callable[[str, int, int], None]
+ROWS_PER_BATCH = 32
+DEFAULT_TEMPERATURE = 0.02
+
+
+@dataclass
+class ScoreResult:
+    out_path: Path
+    scorer: str  # "reranker" or "embedder"
+    rows_written: int  # rows scored by this call
+    rows_resumed: int  # rows already in the output when it started
+    lines_copied: int  # lines that could not be scored, copied unchanged
+    seconds: float
+    problems: list[Problem] = field(default_factory=list)
+
+    def kd_settings(self) -> dict[str, Any]:
+        """The config values that train on the scored file with distillation."""
+        return kd_settings(self.out_path)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "out_path": str(self.out_path),
+            "scorer": self.scorer,
+            "rows_written": self.rows_written,
+            "rows_resumed": self.rows_resumed,
+            "lines_copied": self.lines_copied,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def kd_settings(out_path: str | Path) -> dict[str, Any]:
+    """``knowledge_distillation`` + ``kd_loss_type`` (FlagEmbedding's flags) and the new data."""
+    return {
+        "train_data": [str(out_path)],
+        "knowledge_distillation": True,
+        "kd_loss_type": "kl_div",  # m3_kd_loss for the m3 mode's unified fine-tune
+    }
+
+
+def kd_settings_text(out_path: str | Path) -> str:
+    """The settings as the YAML lines to put in a config, for faces to show."""
+    values = kd_settings(out_path)
+    return (
+        f"train_data: [{values['train_data'][0]}]\n"
+        "knowledge_distillation: true\n"
+        "kd_loss_type: kl_div   # m3_kd_loss when fine-tuning BGE-M3 (m3 mode)\n"
+    )
+
+
+def is_reranker(model_dir: str | Path) -> bool:
+    """A cross-encoder: its config.json names a sequence-classification architecture."""
+    try:
+        cfg = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return any(a.endswith("ForSequenceClassification") for a in cfg.get("architectures") or [])
+
+
+class RerankerScorer:
+    """(query, passage) logits of a cross-encoder, as FlagEmbedding's reranker computes them."""
+
+    kind = "reranker"
+
+    def __init__(self, model_dir: str | Path, max_length: int = 512, device: str | None = None):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        self.model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+        self.model.to(self.device).eval()
+        self.max_length = max_length
+
+    def score(self, pairs: list[tuple[str, str]]) -> list[float]:
+        import torch
+
+        out: list[float] = []
+        with torch.inference_mode():
+            for start in range(0, len(pairs), 64):
+                chunk = pairs[start : start + 64]
+                batch = self.tokenizer(
+                    [q for q, _ in chunk],
+                    [p for _, p in chunk],
+                    truncation=True,
+                    max_length=self.max_length,
+                    padding=True,
+                    return_tensors="pt",
+                ).to(self.device)
+                logits = self.model(**batch).logits
+                out += logits[:, 0].float().cpu().tolist()
+        return out
+
+
+class EmbedderScorer:
+    """Embedding similarity / temperature, with the config's pooling and instructions."""
+
+    kind = "embedder"
+
+    def __init__(
+        self,
+        model: str | Path,
+        config: StudioConfig | None = None,
+        temperature: float | None = None,
+        base_dir: str | Path = ".",
+    ):
+        from studio.evaluation.encoder import Encoder
+        from studio.evaluation.settings import (
+            EncodeSettings,
+            settings_for_model,
+            settings_from_config,
+        )
+
+        if config is not None:
+            settings = settings_from_config(config)
+        else:
+            try:
+                settings = settings_for_model(resolve_model(str(model), Path(base_dir)))
+            except (OSError, ValueError):
+                settings = EncodeSettings()
+        self.settings = settings
+        self.temperature = float(
+            temperature
+            or (config.get("temperature") if config is not None else None)
+            or DEFAULT_TEMPERATURE
+        )
+        folder = resolve_model(str(model), Path(base_dir))
+        self.encoder = Encoder(folder, settings.pooling, settings.normalize)
+
+    def score(self, pairs: list[tuple[str, str]]) -> list[float]:
+        import numpy as np
+
+        queries = list(dict.fromkeys(q for q, _ in pairs))
+        passages = list(dict.fromkeys(p for _, p in pairs))
+        q_emb = self.encoder.encode(
+            [self.settings.query_text(q) for q in queries], self.settings.query_max_len
+        )
+        p_emb = self.encoder.encode(
+            [self.settings.passage_text(p) for p in passages], self.settings.passage_max_len
+        )
+        q_index = {q: i for i, q in enumerate(queries)}
+        p_index = {p: i for i, p in enumerate(passages)}
+        sims = [float(np.dot(q_emb[q_index[q]], p_emb[p_index[p]])) for q, p in pairs]
+        return [s / self.temperature for s in sims]
+
+
+def make_scorer(
+    model: str | Path,
+    config: StudioConfig | None = None,
+    base_dir: str | Path = ".",
+    temperature: float | None = None,
+):
+    """A reranker scorer when ``model`` is a cross-encoder, else an embedder scorer."""
+    folder = resolve_model(str(model), Path(base_dir))
+    if is_reranker(folder):
+        return RerankerScorer(folder)
+    return EmbedderScorer(folder, config, temperature, base_dir)
+
+
+def _resume_point(out_path: Path) -> int:
+    """Complete lines already in ``out_path``; a partial last line is cut off."""
+    if not out_path.exists():
+        return 0
+    data = out_path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        with open(out_path, "r+b") as handle:
+            handle.truncate(end)
+    return data[:end].count(b"\n")
+
+
+def _usable(obj: Any) -> bool:
+    return (
+        isinstance(obj, dict)
+        and isinstance(obj.get("query"), str)
+        and isinstance(obj.get("pos"), list)
+        and all(isinstance(p, str) for p in obj["pos"])
+        and isinstance(obj.get("neg", []), list)
+        and all(isinstance(n, str) for n in obj.get("neg", []))
+    )
+
+
+def score_file(
+    path: str | Path,
+    out_path: str | Path,
+    scorer,
+    rows_per_batch: int = ROWS_PER_BATCH,
+    progress: Progress | None = None,
+) -> ScoreResult:
+    """Stream ``path`` into ``out_path`` with teacher scores; resume where ``out_path`` ends."""
+    started = time.perf_counter()
+    path, out_path = Path(path), Path(out_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is not a file")
+    if out_path.resolve() == path.resolve() or (
+        out_path.exists() and os.path.samefile(out_path, path)
+    ):
+        raise ValueError(f"refusing to write over the input {path}; give another output file")
+    done = _resume_point(out_path)
+    with path.open("rb") as counting:
+        total = sum(1 for raw in counting if raw.strip())
+    report = progress or (lambda stage, n, of: None)
+    result = ScoreResult(out_path, scorer.kind, 0, done, 0, 0.0)
+    batch: list[tuple[int, Any, bytes]] = []
+
+    def flush(handle) -> None:
+        pairs = [
+            (obj["query"], text)
+            for _, obj, _ in batch
+            if obj is not None
+            for text in [*obj["pos"], *obj.get("neg", [])]
+        ]
+        scores = iter(scorer.score(pairs)) if pairs else iter(())
+        lines = []
+        for _, obj, raw in batch:
+            if obj is None:
+                lines.append(raw.rstrip(b"\r\n").decode("utf-8", "replace"))
+                continue
+            row = dict(obj)
+            row["pos_scores"] = [round(next(scores), 6) for _ in obj["pos"]]
+            row["neg_scores"] = [round(next(scores), 6) for _ in obj.get("neg", [])]
+            lines.append(json.dumps(row, ensure_ascii=False))
+            result.rows_written += 1
+        handle.write("".join(line + "\n" for line in lines))
+        handle.flush()
+        batch.clear()
+
+    index = 0
+    with open(path, "rb") as source, open(out_path, "a", encoding="utf-8") as handle:
+        for lineno, raw in enumerate(source, 1):
+            if not raw.strip():
+                continue
+            index += 1
+            if index <= done:
+                continue
+            try:
+                obj = json.loads(raw[3:] if raw.startswith(BOM) else raw)
+            except ValueError:
+                obj = None
+            if not _usable(obj):
+                result.lines_copied += 1
+                result.problems.append(
+                    Problem(
+                        WARNING,
+                        "not a row with `query`, `pos` and `neg` text lists; copied unscored.",
+                        "Fix the line (see `python -m studio data check`) and score again.",
+                        file=str(path),
+                        line=lineno,
+                        code="score_unusable_row",
+                    )
+                )
+                obj = None
+            batch.append((lineno, obj, raw))
+            if len(batch) >= rows_per_batch:
+                flush(handle)
+                report("scoring", index, total)
+        if batch:
+            flush(handle)
+        report("scoring", total, total)
+    result.seconds = time.perf_counter() - started
+    return result

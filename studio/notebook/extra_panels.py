@@ -1,0 +1,150 @@
+"""Notebook boxes for "will it fit, did it help": memory estimate, teacher scores, merging.
+
+Layout only: each button calls one :class:`studio.notebook.Studio` method (``estimate_memory``,
+``score_data``, ``merge``), which calls the same core function as the CLI and the web page, and
+the result is rendered with the core's own text (``Estimate.lines()``, ``MergeReport.lines()``).
+"""
+
+from __future__ import annotations
+
+import html
+
+from studio.notebook import render
+from studio.notebook.actions import wire
+
+
+class MemoryBox:
+    """The memory estimate of the form's config (shown beside the pre-flight checks)."""
+
+    def __init__(self, studio, lang: str = "en"):
+        import ipywidgets as w
+
+        from studio.i18n import t
+
+        self.studio = studio
+        self.button = w.Button(description=t("memory_btn", lang))
+        self.output = w.HTML()
+        self.message = w.HTML()
+        self.widget = w.VBox(
+            [w.HTML(f"<b>{t('memory', lang)}</b>"), self.button, self.output, self.message]
+        )
+        wire(self.button, self.update, self.message)
+
+    def update(self):
+        est = self.studio.estimate_memory()
+        self.output.value = render.pre("\n".join(est.lines()))
+        return est
+
+
+class ScoreBox:
+    """Teacher scores for a training file, then the KD settings to use them."""
+
+    def __init__(self, studio, lang: str = "en"):
+        import ipywidgets as w
+
+        from studio.i18n import t
+
+        self.studio = studio
+        wide = {"style": {"description_width": "initial"}, "layout": w.Layout(width="98%")}
+        self.path = w.Text(description="Training file (empty: the form's)", **wide)
+        self.out = w.Text(value="train.scored.jsonl", description=t("data_score_out", lang), **wide)
+        self.model = w.Text(description=t("data_score_model", lang), **wide)
+        self.button = w.Button(description=t("data_score", lang), layout=w.Layout(width="auto"))
+        self.output = w.HTML()
+        self.message = w.HTML()
+        self.widget = w.VBox(
+            [
+                w.HTML(f"<b>{t('data_score', lang)}</b>"),
+                self.path,
+                self.out,
+                self.model,
+                self.button,
+                self.output,
+                self.message,
+            ]
+        )
+        wire(self.button, self.score, self.message)
+
+    def score(self):
+        from studio.datawork.score import kd_settings_text
+
+        result = self.studio.score_data(
+            self.path.value or None, self.out.value, model=self.model.value or None
+        )
+        lines = [f"{k}: {v}" for k, v in result.summary().items()]
+        lines += [str(p) for p in result.problems[:20]]
+        lines += ["", "To distil from these scores, set:", kd_settings_text(result.out_path)]
+        self.output.value = render.pre("\n".join(lines))
+        return result
+
+
+class MergeBox:
+    """LM-Cocktail mixes of a fine-tuned model and its base, each evaluated, with the chart."""
+
+    def __init__(self, studio, eval_panel, lang: str = "en"):
+        import ipywidgets as w
+
+        from studio.i18n import t
+
+        self.studio = studio
+        self.eval_panel = eval_panel
+        self.report = None
+        wide = {"style": {"description_width": "initial"}, "layout": w.Layout(width="98%")}
+        self.base = w.Text(
+            value="bundled:all-MiniLM-L6-v2", description=t("eval_baseline", lang), **wide
+        )
+        self.model = w.Text(description=t("eval_model", lang), **wide)
+        self.weights = w.Text(value="0,0.5,1", description=t("merge_weights", lang), **wide)
+        self.general = w.Text(description=t("merge_general", lang), **wide)
+        self.out = w.Text(value="merges", description=t("merge_out", lang), **wide)
+        self.button = w.Button(description=t("merge", lang), layout=w.Layout(width="auto"))
+        self.export_to = w.Text(description=t("merge_export", lang), **wide)
+        self.export_button = w.Button(
+            description=t("merge_export", lang), layout=w.Layout(width="auto")
+        )
+        self.output = w.HTML()
+        self.chart = w.Box(layout=w.Layout(width="98%"))
+        self.message = w.HTML()
+        self.widget = w.VBox(
+            [
+                w.HTML(f"<b>{html.escape(t('merge', lang))}</b>"),
+                self.base,
+                self.model,
+                self.weights,
+                self.general,
+                self.out,
+                self.button,
+                self.output,
+                self.chart,
+                self.export_to,
+                self.export_button,
+                self.message,
+            ]
+        )
+        wire(self.button, self.merge, self.message)
+        wire(self.export_button, self.export, self.message)
+
+    def merge(self):
+        from studio.evaluation.merge import tradeoff_chart
+
+        self.report = self.studio.merge(
+            self.model.value,
+            base=self.base.value,
+            weights=self.weights.value,
+            eval_data=self.eval_panel.data.value or None,
+            general_data=self.general.value or None,
+            out=self.out.value or "merges",
+            ks=self.eval_panel.ks.value,
+        )
+        self.output.value = render.pre("\n".join(self.report.lines()))
+        self.chart.children = (render.figure_widget(tradeoff_chart(self.report)),)
+        return self.report
+
+    def export(self):
+        from studio.evaluation.merge import export_mix
+
+        if self.report is None:
+            raise ValueError("Merge first, then export the best mix.")
+        path = export_mix(self.report, self.studio.base_dir / self.export_to.value)
+        self.message.value = f"Exported to {html.escape(str(path))}."
+        return path

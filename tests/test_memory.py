@@ -1,0 +1,178 @@
+"""The memory estimate: what a user would see change when they change the config.
+
+How close it is to real runs is bench/bench_memory_estimate.py's job (real fine-tunes); here
+the estimate's behaviour: it grows with the batch, checkpointing and ZeRO shrink it, a device too
+small gets changes that fit, and the CLI's JSON carries the peak and its parts.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from studio import config as config_mod
+from studio import memory
+from studio.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+BIG = ("CPU RAM", 1 << 40)
+
+
+def cfg(**args) -> StudioConfig:
+    base = {
+        "model_name_or_path": "bundled:all-MiniLM-L6-v2",
+        "per_device_train_batch_size": 8,
+        "train_group_size": 4,
+        "query_max_len": 32,
+        "passage_max_len": 128,
+    }
+    return StudioConfig({**base, **args}, TorchrunSettings(), None)
+
+
+def test_cli_estimate_grows_with_the_batch(tmp_path):
+    peaks = []
+    for batch in (2, 8, 32):
+        path = tmp_path / f"b{batch}.yaml"
+        config_mod.save(cfg(per_device_train_batch_size=batch), path)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "studio",
+                "estimate",
+                str(path),
+                "--json",
+                "--device-gib",
+                "1000",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        data = json.loads(out.stdout)
+        assert data["peak_bytes"] == sum(data["parts"].values())
+        assert set(data["parts"]) == {
+            "weights",
+            "gradients",
+            "optimizer",
+            "activations",
+            "overhead",
+        }
+        peaks.append((data["peak_bytes"], data["parts"]))
+    assert peaks[0][0] < peaks[1][0] < peaks[2][0]
+    # only activations depend on the batch
+    assert peaks[0][1]["weights"] == peaks[2][1]["weights"]
+    assert peaks[2][1]["activations"] > 3 * peaks[1][1]["activations"]
+
+
+def test_parameters_come_from_the_weights_header():
+    shape = memory.model_shape("bundled:all-MiniLM-L6-v2")
+    assert shape.params == 22_713_728 and shape.source == "model.safetensors header"
+    assert (shape.hidden, shape.layers, shape.heads, shape.intermediate) == (384, 6, 12, 1536)
+    est = memory.estimate(cfg(), ROOT, device=BIG)
+    assert est.parts["weights"] == 4 * shape.params  # fp32
+    assert est.parts["optimizer"] == 8 * shape.params  # two Adam moments
+
+
+def test_lengths_group_and_checkpointing_move_activations():
+    def act(**args):
+        return memory.estimate(cfg(**args), ROOT, device=BIG).parts["activations"]
+
+    assert act(passage_max_len=256) > act(passage_max_len=128)
+    assert act(train_group_size=8) > act(train_group_size=4)
+    assert act(query_max_len=128) > act(query_max_len=32)
+    assert act(gradient_checkpointing=True) < act() / 2
+    on_gpu = memory.estimate(cfg(), ROOT, device=("GPU test", 1 << 40))
+    assert on_gpu.parts["activations"] < act()  # fused SDPA keeps no attention scores
+    assert any("calibrated on CPU" in note for note in on_gpu.notes)
+
+
+def test_zero_stages_and_offload_shard_states_over_processes():
+    def est(stage, world=4, **ds):
+        c = StudioConfig(
+            cfg().args,
+            TorchrunSettings(nproc_per_node=world),
+            DeepSpeedSettings(stage=stage, **ds),
+        )
+        return memory.estimate(c, ROOT, device=BIG)
+
+    z0, z1, z2, z3 = (est(s) for s in range(4))
+    assert z1.parts["optimizer"] == z0.parts["optimizer"] // 4
+    assert z2.parts["gradients"] == z0.parts["gradients"] // 4
+    assert z3.parts["weights"] == z0.parts["weights"] // 4
+    assert z0.peak_bytes > z1.peak_bytes > z2.peak_bytes > z3.peak_bytes
+    off = est(2, offload_optimizer=True)
+    assert off.parts["optimizer"] == 0 and off.cpu_bytes == z2.parts["optimizer"]
+    fp16 = StudioConfig(
+        {**cfg().args, "fp16": True}, TorchrunSettings(), DeepSpeedSettings(stage=0)
+    )
+    half = memory.estimate(fp16, ROOT, device=BIG)
+    full = memory.estimate(cfg(), ROOT, device=BIG)
+    assert half.parts["activations"] < 0.6 * full.parts["activations"]
+    assert half.parts["weights"] == full.parts["weights"] // 2  # fp16 working weights
+    assert half.parts["optimizer"] == full.parts["optimizer"] * 3 // 2  # + fp32 master copy
+
+
+def test_cross_device_negatives_cost_more_with_more_processes():
+    one = memory.estimate(cfg(negatives_cross_device=True), ROOT, device=BIG)
+    many = StudioConfig(
+        cfg(negatives_cross_device=True).args, TorchrunSettings(nproc_per_node=8), None
+    )
+    assert memory.estimate(many, ROOT, device=BIG).parts["activations"] > one.parts["activations"]
+    assert any("no effect with one process" in n for n in one.notes)
+
+
+def test_a_device_too_small_gets_changes_that_fit():
+    big = cfg(per_device_train_batch_size=32, passage_max_len=256)
+    need = memory.estimate(big, ROOT, device=BIG).peak_bytes
+    small = memory.estimate(big, ROOT, device=("small GPU", int(need * 0.6)))
+    assert small.fits is False and small.headroom_bytes < 0
+    assert small.changes, small.lines()
+    assert all(c.fits and c.peak_bytes <= small.device_bytes for c in small.changes)
+    assert small.changes[0].settings == {"gradient_checkpointing": True}  # cheapest first
+    text = "\n".join(small.lines())
+    assert "does NOT fit" in text and "gradient_checkpointing" in text
+    assert memory.estimate(big, ROOT, device=BIG).changes == []
+
+
+def test_a_device_far_too_small_gets_a_combination():
+    tiny = memory.estimate(cfg(), ROOT, device=("tiny GPU", 700 * memory.MIB))
+    assert tiny.fits is False and tiny.changes
+    last = tiny.changes[-1]
+    assert last.fits and "+" in last.label and len(last.settings) >= 2
+
+
+def test_a_model_without_config_json_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        memory.estimate(cfg(model_name_or_path=str(tmp_path)), ROOT, device=BIG)
+
+
+def test_every_face_shows_the_same_estimate(tmp_path):
+    """Web Launch/Train tabs and the notebook render the one core estimate."""
+    from studio.notebook import Studio
+    from studio.webui.app import AppContext, build_app
+    from studio.webui.memory_panel import memory_markdown
+
+    small = memory.estimate(cfg(), ROOT, device=("small GPU", 700 * memory.MIB))
+    text = memory_markdown(small)
+    assert "does not fit" in text and "gradient_checkpointing" in text
+    assert "| activations |" in text
+
+    demo = build_app(AppContext(tmp_path / "runs", ROOT, "en", cfg()))
+    ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
+    assert {"launch-memory", "train-memory", "score-btn", "merge-btn", "merge-chart"} <= ids
+
+    studio = Studio(cfg(), runs_dir=tmp_path / "runs", base_dir=ROOT)
+    studio.set(per_device_train_batch_size=4)
+    low = studio.estimate_memory(device=BIG).peak_bytes
+    studio.set(per_device_train_batch_size=16)
+    assert studio.estimate_memory(device=BIG).peak_bytes > low
+    studio.memory_box.update()
+    assert "Peak per device" in studio.memory_box.output.value
+    assert studio.memory_box.widget in studio.command_panel().children
