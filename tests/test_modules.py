@@ -191,7 +191,7 @@ def test_each_modules_command_parses_with_its_own_parser(name, tmp_path):
         if key in args:
             assert values[key] == args[key]
     launch = command.launch_argv(cfg, "/venv/bin/python", None)
-    at = launch.index("studio.train_entry")
+    at = launch.index(command.STUDIO_ENTRY_MODULE)
     assert launch[at + 1 : at + 3] == [modules.ENTRY_FLAG, name]
 
 
