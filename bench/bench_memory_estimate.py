@@ -11,7 +11,7 @@ passage reaches its max length (the estimate's worst case). The worker measures 
 
 Exits 1 if any ratio is outside 0.75-1.25.
 
-    python bench/bench_memory_estimate.py [--steps 3] [--only NAME] [--json OUT]
+    python bench/bench_memory_estimate.py [--steps 3] [--only NAME] [--json OUT] [--model DIR]
 """
 
 from __future__ import annotations
@@ -62,10 +62,12 @@ def long_data(path: Path, rows: int = 64) -> Path:
     return path
 
 
-def bench_config(name: str, data: Path, out: Path, steps: int) -> config.StudioConfig:
+def bench_config(
+    name: str, data: Path, out: Path, steps: int, model: str = config.BUNDLED_MODEL
+) -> config.StudioConfig:
     batch, group, qlen, plen, ckpt = CONFIGS[name]
     args = {
-        "model_name_or_path": config.BUNDLED_MODEL,
+        "model_name_or_path": model,
         "train_data": [str(data)],
         "sentence_pooling_method": "mean",
         "per_device_train_batch_size": batch,
@@ -89,7 +91,8 @@ def measure(cfg: config.StudioConfig, work: Path) -> dict:
     """Run ``cfg`` for real and return the probe's record (bytes)."""
     resolved = config.resolve_paths(cfg, ROOT)
     probe = work / "probe.json"
-    env = dict(os.environ, STUDIO_MEMORY_PROBE=str(probe), PYTHONPATH=str(ROOT))
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, STUDIO_MEMORY_PROBE=str(probe), PYTHONPATH=path)
     argv = command.launch_argv(resolved, sys.executable, None, master_port=runs._free_port())
     with open(work / "train.log", "wb") as log:
         code = subprocess.run(
@@ -115,6 +118,12 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--only", action="append", choices=sorted(CONFIGS))
     parser.add_argument("--json", help="also write the table as JSON here")
+    parser.add_argument(
+        "--model",
+        default=config.BUNDLED_MODEL,
+        help="model folder (default: the bundled MiniLM; on a GPU machine without it, a "
+        "MiniLM built from its config: memory does not depend on the weights' values)",
+    )
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-mem-") as tmp:
@@ -122,7 +131,7 @@ def main() -> int:
         for name in args.only or CONFIGS:
             work = Path(tmp) / name
             work.mkdir()
-            cfg = bench_config(name, data, work / "out", args.steps)
+            cfg = bench_config(name, data, work / "out", args.steps, args.model)
             record = measure(cfg, work)
             est, got, what = compare(cfg, record)
             ratio = est / got
