@@ -20,7 +20,6 @@ line, the key and the fix; an unknown key names the closest valid one.
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -30,7 +29,7 @@ from typing import Any
 import yaml
 
 from studio import modules
-from studio.problems import ERROR, Problem, has_errors
+from studio.problems import ERROR, Problem, has_errors, unknown_name
 from studio.schema import Field, Schema, load_schema
 
 BUNDLED_PREFIX = "bundled:"
@@ -244,32 +243,24 @@ def _describe(f: Field) -> str:
     return f"list of {kind} values" if f.multiple else kind
 
 
-def closest_name(key: str, names: list[str]) -> str | None:
-    match = difflib.get_close_matches(key.lstrip("-").replace("-", "_"), names, n=1, cutoff=0.6)
-    return match[0] if match else None
-
-
 def unknown_key_problem(key: str, schema: Schema, **where: Any) -> Problem:
     """An unknown flag, naming the module whose dataclasses lack it, and where it lives."""
     names = list(schema.fields) + ["module", "torchrun", "deepspeed", "studio"]
-    guess = closest_name(key, names)
     owners = (
         [name for name in modules.MODULES if name != schema.module and key in load_schema(name)]
         if key.isidentifier()
         else []
     )
-    if guess:
-        fix = f"Did you mean `{guess}`?"
-    elif owners:
-        fix = f"Remove it, or set `module: {owners[0]}`, which has it."
+    if owners:
+        otherwise = f"Remove it, or set `module: {owners[0]}`, which has it."
     else:
-        fix = f"Remove it; see `python -m studio schema --module {schema.module}`."
+        otherwise = f"Remove it; see `python -m studio schema --module {schema.module}`."
     where_module = modules.get(schema.module).python_module
-    return Problem(
-        ERROR,
+    return unknown_name(
+        key,
+        names,
         f"unknown key `{key}`: {where_module} has no such argument.",
-        fix,
-        code="unknown_key",
+        otherwise=otherwise,
         **where,
     )
 
@@ -281,17 +272,15 @@ def parse_module(raw: Any, file: str | None = None, line: int | None = None):
     try:
         return modules.get(str(raw)).name, []
     except ValueError:
-        guess = closest_name(str(raw), list(modules.MODULES))
-        fix = f"Did you mean `{guess}`?" if guess else f"Use one of {', '.join(modules.MODULES)}."
         return modules.DEFAULT_MODULE, [
-            Problem(
-                ERROR,
+            unknown_name(
+                str(raw),
+                list(modules.MODULES),
                 f"unknown fine-tune module `{raw}`: FlagEmbedding.finetune has no such module.",
-                fix,
+                code="unknown_module",
                 field="module",
                 file=file,
                 line=line,
-                code="unknown_module",
             )
         ]
 
@@ -335,14 +324,15 @@ def _parse_torchrun(raw: Any, file, line) -> tuple[TorchrunSettings, list[Proble
     names = [f.name for f in fields(TorchrunSettings)]
     for key, value in raw.items():
         if key not in names:
-            guess = closest_name(str(key), names)
             problems.append(
-                _section_problem(
-                    f"torchrun.{key}",
+                unknown_name(
+                    str(key),
+                    names,
                     f"unknown key `torchrun.{key}`.",
-                    f"Did you mean `{guess}`?" if guess else f"Use one of {', '.join(names)}.",
-                    file,
-                    line,
+                    code="bad_section",
+                    field=f"torchrun.{key}",
+                    file=file,
+                    line=line,
                 )
             )
             continue
@@ -390,14 +380,15 @@ def _parse_deepspeed(raw: Any, file, line) -> tuple[DeepSpeedSettings | None, li
     names = [f.name for f in fields(DeepSpeedSettings)]
     for key, value in raw.items():
         if key not in names:
-            guess = closest_name(str(key), names)
             problems.append(
-                _section_problem(
-                    f"deepspeed.{key}",
+                unknown_name(
+                    str(key),
+                    names,
                     f"unknown key `deepspeed.{key}`.",
-                    f"Did you mean `{guess}`?" if guess else f"Use one of {', '.join(names)}.",
-                    file,
-                    line,
+                    code="bad_section",
+                    field=f"deepspeed.{key}",
+                    file=file,
+                    line=line,
                 )
             )
         elif key == "stage" and value not in (0, 1, 2, 3):
@@ -456,16 +447,15 @@ def from_dict(
         studio_raw = {}
     for key in studio_raw:
         if key not in STUDIO_KEYS:
-            guess = closest_name(str(key), list(STUDIO_KEYS))
             p3.append(
-                _section_problem(
-                    f"studio.{key}",
+                unknown_name(
+                    str(key),
+                    list(STUDIO_KEYS),
                     f"unknown key `studio.{key}`.",
-                    f"Did you mean `{guess}`?"
-                    if guess
-                    else f"Use one of {', '.join(STUDIO_KEYS)}.",
-                    file,
-                    lines.get("studio"),
+                    code="bad_section",
+                    field=f"studio.{key}",
+                    file=file,
+                    line=lines.get("studio"),
                 )
             )
     args, p4 = check_args(data, schema=load_schema(module), file=file, lines=lines)

@@ -26,11 +26,10 @@ from studio.config import (
     StudioConfig,
     TorchrunSettings,
     check_args,
-    closest_name,
     looks_like_path,
 )
 from studio.hardware import Hardware
-from studio.problems import ERROR, INFO, WARNING, Problem
+from studio.problems import ERROR, INFO, WARNING, Problem, unknown_name
 from studio.schema import ENTRY_MODULE, Schema, load_schema
 from studio.shell_words import read_commands
 
@@ -318,17 +317,18 @@ def import_script(
     for name, values, line in flags:
         key = _canonical(name, schema)
         if key not in schema and not (key.startswith("no_") and key[3:] in schema):
-            guess = closest_name(key, list(schema.fields))
             problems.append(
-                Problem(
-                    ERROR,
+                unknown_name(
+                    key,
+                    list(schema.fields),
                     f"unknown flag `--{name}`: FlagEmbedding would stop "
                     "with `error: unrecognized arguments`.",
-                    f"Did you mean `--{guess}`?" if guess else "Remove it.",
+                    otherwise="Remove it.",
+                    spell=lambda flag: f"`--{flag}`",
+                    code="unknown_flag",
                     field=name,
                     file=file,
                     line=line,
-                    code="unknown_flag",
                 )
             )
             continue

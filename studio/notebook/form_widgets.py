@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from studio import form, labels
-from studio.config import STUDIO_KEYS, StudioConfig, closest_name
-from studio.problems import Problem
+from studio.config import STUDIO_KEYS, StudioConfig
+from studio.problems import Problem, closest_name
 from studio.schema import Field, Schema, load_schema
 
 _WIDTH = "98%"
