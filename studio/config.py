@@ -302,6 +302,18 @@ TORCHRUN_RANGES: dict[str, tuple[int, int | None]] = {
 }
 
 
+def _unknown_section_key(section: str, key: Any, names: list[str], file, line) -> Problem:
+    return unknown_name(
+        str(key),
+        names,
+        f"unknown key `{section}.{key}`.",
+        code="bad_section",
+        field=f"{section}.{key}",
+        file=file,
+        line=line,
+    )
+
+
 def _in_range(key: str, value: int) -> bool:
     low, high = TORCHRUN_RANGES.get(key, (0, None))
     return value >= low and (high is None or value <= high)
@@ -324,17 +336,7 @@ def _parse_torchrun(raw: Any, file, line) -> tuple[TorchrunSettings, list[Proble
     names = [f.name for f in fields(TorchrunSettings)]
     for key, value in raw.items():
         if key not in names:
-            problems.append(
-                unknown_name(
-                    str(key),
-                    names,
-                    f"unknown key `torchrun.{key}`.",
-                    code="bad_section",
-                    field=f"torchrun.{key}",
-                    file=file,
-                    line=line,
-                )
-            )
+            problems.append(_unknown_section_key("torchrun", key, names, file, line))
             continue
         if key == "master_addr":
             setattr(settings, key, str(value))
@@ -380,17 +382,7 @@ def _parse_deepspeed(raw: Any, file, line) -> tuple[DeepSpeedSettings | None, li
     names = [f.name for f in fields(DeepSpeedSettings)]
     for key, value in raw.items():
         if key not in names:
-            problems.append(
-                unknown_name(
-                    str(key),
-                    names,
-                    f"unknown key `deepspeed.{key}`.",
-                    code="bad_section",
-                    field=f"deepspeed.{key}",
-                    file=file,
-                    line=line,
-                )
-            )
+            problems.append(_unknown_section_key("deepspeed", key, names, file, line))
         elif key == "stage" and value not in (0, 1, 2, 3):
             problems.append(
                 _section_problem(
@@ -448,15 +440,7 @@ def from_dict(
     for key in studio_raw:
         if key not in STUDIO_KEYS:
             p3.append(
-                unknown_name(
-                    str(key),
-                    list(STUDIO_KEYS),
-                    f"unknown key `studio.{key}`.",
-                    code="bad_section",
-                    field=f"studio.{key}",
-                    file=file,
-                    line=lines.get("studio"),
-                )
+                _unknown_section_key("studio", key, list(STUDIO_KEYS), file, lines.get("studio"))
             )
     args, p4 = check_args(data, schema=load_schema(module), file=file, lines=lines)
     config = StudioConfig(args, torchrun, deepspeed, dict(studio_raw), module)
