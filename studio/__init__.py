@@ -1,8 +1,27 @@
 """BGE Studio: configure, check, launch, watch and evaluate FlagEmbedding fine-tunes.
 
-The package is a UI-free core (config, schema, command, preflight, runs, data, evaluation)
-with thin faces over it: the CLI (`python -m studio`), the Gradio web UI (`launch.py`) and
-the notebook widgets. Importing it is cheap; heavy libraries load when a function needs them.
+Importing it is cheap; heavy libraries (torch, transformers, FlagEmbedding) load when a function
+needs them. The package is layered; a layer imports only from the layers above it:
+
+1. Facts and contracts (no UI, no processes)
+   ``modules`` (FlagEmbedding's seven fine-tune modules), ``schema`` (every flag, from their
+   dataclasses), ``labels`` and ``i18n`` (groups, basic set, words), ``problems`` (the one
+   Problem type and "unknown name, did you mean"), ``runfolder`` (a run's files, states,
+   phases and its locked status record).
+2. The core: configs, checks and commands
+   ``config``, ``module_switch``, ``form`` (config <-> widget values), ``command``,
+   ``deepspeed_config``, ``script_import`` + ``shell_words``, ``preflight`` +
+   ``preflight_modules``, ``hardware``, ``memory``, ``datafiles``, ``datawork/`` (check,
+   stats, preview, token lengths, split, mining, teacher scores), ``evaluation/`` (data,
+   encoders, exact search, pytrec_eval metrics, per-module modes, merge, export).
+3. Runs: processes and files on disk
+   ``runs`` (start, refresh, stop, resume, list), ``supervisor`` (owns one run), ``worker`` +
+   ``train_entry`` (what torchrun starts), ``procs`` (containment), ``buildlocks``,
+   ``reasons``, ``loss_health``, ``secrets``, ``checkpoints``, ``runlog``, ``watch``,
+   ``charts``, ``post_train``, ``cluster/`` (node scripts, Slurm, SkyPilot).
+4. Faces: render results, never re-implement them
+   ``cli`` (``python -m studio``), ``webui/`` (Gradio, ``launch.py``), ``notebook/``
+   (ipywidgets ``Studio``).
 """
 
 __version__ = "0.1.0"
