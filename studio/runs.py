@@ -367,6 +367,9 @@ def refresh(run_dir: str | Path) -> dict:
     pid now used by another process) becomes "failed" with a reason, or "stopped" after a Stop.
     A run with a live process reads as running, whatever the file says, with `live_pids`.
     """
+    cluster = _cluster(Path(run_dir))
+    if cluster:
+        return cluster.refresh(Path(run_dir))
     _reap()
     folder = RunFolder(run_dir)
     status = folder.read_status()
