@@ -4,8 +4,8 @@ For each of the six modules beyond the base embedder, FlagEmbedding's own exampl
 (``tests/data/fe_examples/``, copied unchanged from its repository) is imported into a studio
 config, pointed at local models and the repository's example data, made small (4 steps, lengths
 16/32, group size 2, batch 2), checked by the pre-flight, and run through the run manager
-(torchrun + FlagEmbedding + the studio's entry point, no DeepSpeed except the encoder reranker's
-ZeRO-0 run). Then ``python -m studio eval --run RUN --json`` must report that module's scores, and
+(torchrun + FlagEmbedding + the studio's entry point, no DeepSpeed: DeepSpeed runs are covered by
+test_runs.py and test_faults.py, and cost minutes each on a 2-core CPU). Then ``python -m studio eval --run RUN --json`` must report that module's scores, and
 the model must load where its users load it.
 
 Models: M3 and the encoder reranker start from the bundled all-MiniLM-L6-v2 (FlagEmbedding adds
@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 from studio import preflight, runs
-from studio.config import DeepSpeedSettings, TorchrunSettings, bundled_model_path
+from studio.config import TorchrunSettings, bundled_model_path
 from studio.evaluation import modes
 from studio.problems import errors
 from studio.runlog import read_metrics, step_records
@@ -124,7 +124,7 @@ def imported_config(module: str, base_model: Path):
     return config.__class__(
         config.args,
         TorchrunSettings(nproc_per_node=1),
-        DeepSpeedSettings(stage=0) if module == modes.RERANKER else None,
+        None,
         {"evaluate_at_end": True, "eval_data": str(EVAL), "rerank_top_k": 10},
         module,
     )
@@ -249,7 +249,8 @@ def test_model_loads_where_users_load_it(finished):
 
 
 def test_command_sh_runs_with_flagembedding_alone(workspace, tmp_path):
-    """The encoder reranker's command.sh (DeepSpeed ZeRO-0) trains with no studio on the path."""
+    """The encoder reranker's command.sh trains with no studio on the path (every module's
+    command parses with its own parser in test_modules.py)."""
     root, bases = workspace
     config = imported_config(modes.RERANKER, bases[modes.RERANKER])
     run_dir = runs.prepare(config, root / "scripts", ROOT)
