@@ -16,9 +16,6 @@ from pathlib import Path
 
 from studio.runfolder import RunFolder
 
-# The modules whose output is a sentence embedder that sentence-transformers files describe.
-EMBEDDER_EXPORT_MODULES = ("embedder.encoder_only.base",)
-
 
 def post_train(run_dir: Path) -> int:
     from studio.evaluation.export_modes import export_model
@@ -43,12 +40,7 @@ def post_train(run_dir: Path) -> int:
         except Exception as exc:  # noqa: BLE001 - recorded, the training itself succeeded
             traceback.print_exc()
             errors["eval_error"] = f"{type(exc).__name__}: {exc}"
-    if config.module not in EMBEDDER_EXPORT_MODULES:
-        # sentence-transformers pooling files would make a reranker or M3 folder load as a
-        # plain embedder; those modules keep the folder exactly as FlagEmbedding saved it.
-        print(f"[studio] {config.module}: output kept as FlagEmbedding saved it", flush=True)
-        return 1 if errors else 0
-    try:
+    try:  # per module (export_modes): only the base embedder gets sentence-transformers pooling
         result = export_model(output_dir, config, report)
         print(f"[studio] export and model card written to {output_dir}", flush=True)
         del result
