@@ -257,7 +257,8 @@ def test_notebook_switch_rebuilds_the_form(tmp_path):
 
 
 def test_post_train_leaves_a_reranker_folder_as_flagembedding_saved_it(tmp_path):
-    """sentence-transformers pooling files would make a cross-encoder load as an embedder."""
+    """No sentence-transformers pooling files (they would make a cross-encoder load as an
+    embedder); the card names the reranker loaders."""
     from studio.post_train import post_train
 
     out = tmp_path / "model"
@@ -268,4 +269,8 @@ def test_post_train_leaves_a_reranker_folder_as_flagembedding_saved_it(tmp_path)
     )
     config_mod.save(cfg, tmp_path / "config.yaml")
     assert post_train(tmp_path) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["config.json"]
+    written = sorted(p.name for p in out.iterdir())
+    assert "modules.json" not in written and "1_Pooling" not in written, written
+    assert "README.md" in written  # the card shows FlagReranker / CrossEncoder, not an embedder
+    card = (out / "README.md").read_text()
+    assert "FlagReranker(" in card and "SentenceTransformer(" not in card
