@@ -248,11 +248,11 @@ def test_model_loads_where_users_load_it(finished):
         assert ("FlagICLModel(" if module == modes.ICL else "FlagLLMModel(") in card
 
 
-def test_command_sh_runs_with_flagembedding_alone(workspace, tmp_path):
-    """The encoder reranker's command.sh trains with no studio on the path (every module's
-    command parses with its own parser in test_modules.py)."""
+@pytest.mark.parametrize("module", list(SCRIPTS), ids=lambda m: m.replace(".", "-"))
+def test_command_sh_runs_with_flagembedding_alone(module, workspace, tmp_path):
+    """Each module's command.sh trains with FlagEmbedding's own module and no studio on the path."""
     root, bases = workspace
-    config = imported_config(modes.RERANKER, bases[modes.RERANKER])
+    config = imported_config(module, bases[module])
     run_dir = runs.prepare(config, root / "scripts", ROOT)
     out = tmp_path / "alone"
     script = (run_dir / "command.sh").read_text()
@@ -269,5 +269,6 @@ def test_command_sh_runs_with_flagembedding_alone(workspace, tmp_path):
         timeout=TIMEOUT_S,
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    assert "studio" not in script.split("-m ", 1)[1].split()[0]
-    assert (out / "model.safetensors").is_file()
+    assert script.split("-m ", 1)[1].split()[0] == f"FlagEmbedding.finetune.{module}"
+    weights = ("model.safetensors", "adapter_model.safetensors")
+    assert any((out / name).is_file() for name in weights), sorted(p.name for p in out.iterdir())
