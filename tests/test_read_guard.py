@@ -51,7 +51,7 @@ def _run_inner(tmp_path, outside: str, extra_env: dict | None = None):
 
 
 def test_a_read_beside_the_repository_fails_the_run(tmp_path):
-    outside = str(ROOT.parent / "shared" / "seed" / "model_training.sh")
+    outside = str(ROOT.parent / "beside-the-repository" / "train.jsonl")  # need not exist
     result = _run_inner(tmp_path, outside)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 passed" in result.stdout  # the test itself passed; the guard failed the run
