@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from studio.config import (
+    STUDIO_KEYS,
     TORCHRUN_RANGES,
     DeepSpeedSettings,
     StudioConfig,
@@ -256,3 +257,53 @@ LAUNCH_KEYS = tuple(config_to_launch(StudioConfig()).keys())
 
 def with_studio(config: StudioConfig, **studio: Any) -> StudioConfig:
     return replace(config, studio={**config.studio, **studio})
+
+
+def studio_label(key: str) -> str:
+    """The label of a `studio:` key's widget: words, then the key as it is written in YAML."""
+    return f"{key.replace('_', ' ').capitalize()} · studio.{key}"
+
+
+def studio_to_widgets(config: StudioConfig) -> dict[str, Any]:
+    """The config's `studio:` section as widgets show it (unset: empty text, unticked box)."""
+    return {
+        key: bool(config.studio.get(key))
+        if kind is bool
+        else ("" if config.studio.get(key) is None else config.studio[key])
+        for key, kind in STUDIO_KEYS.items()
+    }
+
+
+def studio_from_widgets(values: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+    """Widget values back into a `studio:` section: only what is set (a ticked box, some text,
+    a whole number), so an untouched form writes no `studio:` keys; a number field holding
+    something else is a problem naming the key."""
+    out: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for key, kind in STUDIO_KEYS.items():
+        value = values.get(key)
+        text = "" if value is None else str(value).strip()
+        if kind is bool:
+            if value:
+                out[key] = True
+        elif kind is str:
+            if text:
+                out[key] = text
+        elif text:
+            try:
+                number = float(text)
+            except ValueError:
+                number = None
+            if number is None or not number.is_integer():
+                problems.append(
+                    Problem(
+                        ERROR,
+                        f"`studio.{key}` must be a whole number, got {text!r}.",
+                        "Type a whole number, or clear the field for the default.",
+                        field=f"studio.{key}",
+                        code="bad_value",
+                    )
+                )
+            else:
+                out[key] = int(number)
+    return out, problems

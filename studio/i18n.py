@@ -118,8 +118,11 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     "eval_table": ("Metrics", "指标"),
     "eval_per_query": ("Largest wins and losses per query", "单查询的最大提升与下降"),
-    "coming": ("Coming next: see the issue tracker.", "即将推出。"),
-    # Past one machine (studio.webui.cluster_tab)
+    "studio_section": (
+        "Studio settings (the config's studio: section)",
+        "Studio 设置（配置的 studio: 部分）",
+    ),
+    # Past one machine (studio.webui.cluster_panel)
     "cluster": (
         "Past one machine: several nodes, Slurm, SkyPilot",
         "多机：多节点、Slurm、SkyPilot",

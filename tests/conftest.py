@@ -25,6 +25,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def web_handler(demo, name: str):
+    """The function a built web page calls for an event, found by its name (the tabs bind
+    named functions): a test calls it as the page would, with the page's own components."""
+    found = [f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == name]
+    assert found, f"no event handler {name!r} on the page"
+    return found[0]
+
+
 def tiny_train_config(out_dir: Path | None = None, **overrides) -> StudioConfig:
     """A real but small fine-tune of the bundled model: a few steps on CPU."""
     args = {

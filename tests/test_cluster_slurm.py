@@ -226,11 +226,12 @@ def test_a_job_slurm_refuses_gets_slurms_own_message(tmp_path, runs_dir, node_cp
     from studio.config import load
     from studio.notebook import Studio
     from studio.webui.app import AppContext
-    from studio.webui.cluster_tab import submit_from_form
+    from studio.webui.cluster_panel import SETTINGS, submit_from_form
 
     ctx = AppContext(runs_dir, ROOT)
+    settings = dict.fromkeys(SETTINGS, "") | {"nodes": 1, "partition": "no-such-partition"}
     with pytest.raises(slurm.SlurmError, match="Invalid partition name specified"):
-        submit_from_form(ctx, load(cfg), 1, "", 0, None, "", "no-such-partition", "")
+        submit_from_form(ctx, load(cfg), settings)
     st = Studio(cfg, runs_dir=runs_dir, base_dir=ROOT)
     try:
         panel = st.command_panel().children[-1]

@@ -245,8 +245,9 @@ time.sleep(3600)
 
 
 def test_web_studio_killed_mid_run_reattaches_then_supervisor_kill_ends_the_run(tmp_path):
-    from studio.webui.app import AppContext, Handlers
-    from studio.webui.registry import Registry
+    from conftest import web_handler
+
+    from studio.webui.app import AppContext, build_app
 
     runs_dir = tmp_path / "runs"
     cfg_path = write_config(tmp_path / "cfg.yaml", fault_config(max_steps=200, save_steps=2))
@@ -264,8 +265,10 @@ def test_web_studio_killed_mid_run_reattaches_then_supervisor_kill_ends_the_run(
     metrics = RunFolder(run_dir).metrics
     wait_for(lambda: step_records(read_metrics(metrics)), what="a step after the UI died")
 
-    restarted = Handlers(AppContext(runs_dir=runs_dir, base_dir=ROOT), Registry())
-    watcher, text = restarted.attach(None)  # a fresh page on a restarted studio
+    restarted = build_app(AppContext(runs_dir=runs_dir, base_dir=ROOT))
+    shown = web_handler(restarted, "attach")(None)  # a fresh page on a restarted studio
+    watcher = shown[restarted.registry["session.watcher"]]
+    text = shown[restarted.registry["train.status"]]
     assert watcher is not None and watcher.run_dir == run_dir
     assert "running" in text
     report(

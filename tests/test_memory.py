@@ -157,7 +157,7 @@ def test_every_face_shows_the_same_estimate(tmp_path):
     """Web Launch/Train tabs and the notebook render the one core estimate."""
     from studio.notebook import Studio
     from studio.webui.app import AppContext, build_app
-    from studio.webui.memory_panel import memory_markdown
+    from studio.views import memory_text as memory_markdown
 
     small = memory.estimate(cfg(), ROOT, device=("small GPU", 700 * memory.MIB))
     text = memory_markdown(small)

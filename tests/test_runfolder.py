@@ -78,7 +78,8 @@ def test_faces_render_the_phase_and_the_reason(tmp_path):
     from studio.charts import Series
     from studio.cli import _progress_line
     from studio.notebook.render import progress_text, status_html
-    from studio.webui.app import progress_html, status_markdown
+    from studio.views import status_text as status_markdown
+    from studio.webui.tabs.train import progress_html
 
     now = time.time()
     running = {"state": "running", "phase": "loading data", "started_at": now - 7}

@@ -130,8 +130,8 @@ def test_form_round_trip_keeps_deepspeed_precision():
 
 
 def test_evaluate_tab_reads_cutoffs_as_the_core_does():
+    from studio.actions import cutoffs
     from studio.evaluation.metrics import parse_ks
-    from studio.webui.eval_tab import cutoffs
 
     for text in ("1 5 10", "1,5,10", "10, 5 1"):
         assert cutoffs(text) == parse_ks(text) == [1, 5, 10]
@@ -150,8 +150,10 @@ def test_attach_keeps_a_browser_given_name_inside_the_runs_folder(tmp_path):
     assert runs.run_in(runs_dir, "mine") == (runs_dir / "mine").resolve()
     for name in ("../elsewhere/theirs", str(other), "link", "..", "mine/..", "", None):
         assert runs.run_in(runs_dir, name) is None, name
-    from studio.webui.app import AppContext, Handlers
+    from conftest import web_handler
 
-    handlers = Handlers(AppContext(runs_dir=runs_dir, base_dir=tmp_path), None)
-    watcher, _ = handlers.attach("../elsewhere/theirs")
-    assert watcher is None
+    from studio.webui.app import AppContext, build_app
+
+    demo = build_app(AppContext(runs_dir=runs_dir, base_dir=tmp_path))
+    shown = web_handler(demo, "attach")("../elsewhere/theirs")
+    assert shown[demo.registry["session.watcher"]] is None

@@ -7,19 +7,15 @@ the panel's message line instead, so a click never fails silently.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from typing import Any
 
 
 def describe_failure(exc: BaseException) -> str:
-    """HTML for a failed action: the core's problems when it carries them, else the message."""
-    from studio.notebook.render import problems_html
+    """HTML for a failed action: the text the web page shows for it (views.failure_text)."""
+    from studio import views
 
-    problems = getattr(exc, "problems", None)
-    if problems:
-        return problems_html(list(problems))
-    return f"<div>❌ {html.escape(type(exc).__name__)}: {html.escape(str(exc))}</div>"
+    return views.to_html(views.failure_text(exc))
 
 
 def wire(button, action: Callable[[], Any], message) -> None:

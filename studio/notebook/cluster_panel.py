@@ -30,7 +30,7 @@ def cluster_panel(studio):
     message = w.HTML()
 
     def do_export():
-        from studio.notebook.render import problems_html
+        from studio import views
 
         result = studio.export(
             target.value,
@@ -39,7 +39,7 @@ def cluster_panel(studio):
             head=head.value or None,
             nproc_per_node=gpus.value or None,
         )
-        message.value = f"<b>{html.escape(result.summary())}</b>" + problems_html(result.problems)
+        message.value = views.to_html(views.export_text(result))
 
     def do_submit():
         run_dir = studio.submit_slurm(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from studio import views
 from studio.notebook import render
 from studio.notebook.actions import wire
 
@@ -73,10 +74,7 @@ class DataPanel:
     def check(self):
         report = self.studio.check_data(self._typed_paths())
         self.results["check"] = report
-        head = (
-            f"<b>{report.rows:,} rows</b> in {len(report.files)} file(s): "
-            f"<b>{report.error_count} error(s)</b>, {report.warning_count} warning(s)."
-        )
+        head = views.to_html(views.check_headline(report))
         kinds = render.table_html(report.table()) if report.counts else ""
         self.report.value = head + kinds + render.problems_html(report.problems, empty="")
         return report
@@ -84,9 +82,9 @@ class DataPanel:
     def show_stats(self):
         result = self.studio.data_stats(self._typed_paths())
         self.results["stats"] = result
-        lines = [f"{k}: {v}" for k, v in result.summary.items() if not isinstance(v, dict | list)]
         self.stats.value = (
-            render.report_html("<b>Statistics</b>", lines)
+            "<b>Statistics</b>"
+            + views.to_html(views.facts_text(result.summary))
             + render.table_html(result.files)
             + render.problems_html(result.problems, empty="")
         )

@@ -11,7 +11,6 @@ import html
 
 from studio.notebook import render
 from studio.notebook.actions import wire
-from studio.runfolder import RunState
 
 
 class EvalPanel:
@@ -72,7 +71,9 @@ class EvalPanel:
 
     def update(self) -> list[str]:
         """The finished runs (those with a final model) in the run picker, newest first."""
-        names = [r.name for r in self.studio.list_runs() if r.state == RunState.SUCCEEDED]
+        from studio import actions
+
+        names = actions.finished_runs(self.studio.ws)
         current = self.run_pick.value
         self.run_pick.options = names
         self.run_pick.value = current if current in names else (names[0] if names else None)

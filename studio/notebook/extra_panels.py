@@ -2,7 +2,8 @@
 
 Layout only: each button calls one :class:`studio.notebook.Studio` method (``estimate_memory``,
 ``score_data``, ``merge``), which calls the same core function as the CLI and the web page, and
-the result is rendered with the core's own text (``Estimate.lines()``, ``MergeReport.lines()``).
+the result is rendered with the text the web page shows (``views.memory_text``) or the core's
+own lines (``MergeReport.lines()``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ class MemoryBox:
         wire(self.button, self.update, self.message)
 
     def update(self):
+        from studio import views
+
         est = self.studio.estimate_memory()
-        self.output.value = render.pre("\n".join(est.lines()))
+        self.output.value = views.to_html(views.memory_text(est))
         return est
 
 

@@ -97,7 +97,7 @@ def _studio_widget(key: str, value: Any):
     import ipywidgets as w
 
     common = {
-        "description": f"{key.replace('_', ' ').capitalize()} · studio.{key}",
+        "description": form.studio_label(key),
         "style": {"description_width": _LABEL_WIDTH},
         "layout": w.Layout(width=_WIDTH),
     }
@@ -188,32 +188,26 @@ class FormWidgets:
 
     # -- reading
     def values(self) -> dict[str, Any]:
-        return {name: _typed(widget.value) for name, widget in self.fields.items()}
+        return {name: widget.value for name, widget in self.fields.items()}
 
     def launch_values(self) -> dict[str, Any]:
         return {key: widget.value for key, widget in self.launch.items()}
 
     def studio_values(self) -> dict[str, Any]:
-        out = {}
-        for key, widget in self.studio.items():
-            value = widget.value
-            if STUDIO_KEYS[key] is bool and value:
-                out[key] = True
-            elif STUDIO_KEYS[key] is str and str(value).strip():
-                out[key] = str(value).strip()
-            elif STUDIO_KEYS[key] is int and str(value).strip().lstrip("-").isdigit():
-                out[key] = int(str(value).strip())
-        return out
+        """The `studio:` section the widgets hold (only what is set)."""
+        return form.studio_from_widgets({k: w.value for k, w in self.studio.items()})[0]
 
     def read(self) -> tuple[StudioConfig, list[Problem]]:
         """The config the widgets describe, and a problem per widget value that is unusable."""
-        return form.values_to_config(
+        studio, problems = form.studio_from_widgets({k: w.value for k, w in self.studio.items()})
+        cfg, more = form.values_to_config(
             self.values(),
             self.launch_values(),
-            self.studio_values(),
+            studio,
             explicit=self.explicit,
             schema=self.schema,
         )
+        return cfg, more + problems
 
     # -- writing
     def fill(self, config: StudioConfig) -> None:
@@ -231,9 +225,8 @@ class FormWidgets:
                 self._mark(name)
             for key, widget in self.launch.items():
                 _assign(widget, 0 if key == "master_port" and not launch[key] else launch[key])
-            for key, widget in self.studio.items():
-                default = False if STUDIO_KEYS[key] is bool else ""
-                _assign(widget, config.studio.get(key, default))
+            for key, value in form.studio_to_widgets(config).items():
+                _assign(self.studio[key], value)
             self.explicit = tuple(config.args)
 
     def set(self, **values: Any) -> None:
@@ -366,14 +359,6 @@ class FormWidgets:
 
     def group_titles(self) -> list[str]:
         return list(self._groups)
-
-
-def _typed(value: Any) -> Any:
-    """A FloatText holds 4.0 where the user typed 4: read it as 4, as YAML would
-    (`--save_steps 4`, not `4.0`); studio.form decides the flag's type from there."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def _assign(widget, value: Any) -> None:

@@ -16,14 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from studio import command, preflight, runs
-from studio import config as config_mod
+from studio import actions, runs
+from studio.actions import DEFAULT_EVAL_DATA
 from studio.config import ConfigError, StudioConfig
-from studio.problems import ERROR, Problem, errors
-from studio.runfolder import RunFolder, RunState
-from studio.runlog import tail_lines
-
-DEFAULT_EVAL_DATA = "example_data/eval"
+from studio.problems import Problem, errors
 
 
 class Studio:
@@ -52,8 +48,8 @@ class Studio:
         from studio.notebook.session import RunSession
         from studio.notebook.train_panel import TrainPanel
 
-        self.base_dir = Path(base_dir).resolve()
-        self.runs_dir = (self.base_dir / runs_dir).resolve()
+        self.ws = actions.Workspace.at(runs_dir, base_dir)
+        self.base_dir, self.runs_dir = self.ws.base_dir, self.ws.runs_dir
         self.lang = lang
         self.form = FormWidgets(self._initial(config), lang)
         self.command = w.HTML()
@@ -80,10 +76,7 @@ class Studio:
             return config
         if config is None:
             return default_config(None)
-        path = Path(config)
-        if not path.is_absolute() and not path.exists():
-            path = self.base_dir / path
-        return config_mod.load(path)
+        return actions.load_config(self.ws, config)
 
     # ------------------------------------------------------------------ the form
     def config(self) -> StudioConfig:
@@ -95,13 +88,11 @@ class Studio:
 
     def problems(self) -> list[Problem]:
         """The form's bad values and every pre-flight finding, errors first."""
-        cfg, problems = self.form.read()
-        return problems + preflight.run_checks(cfg, self.base_dir)
+        return actions.check_form(self.ws, *self.form.read()).problems
 
     def command_text(self) -> str:
         """The shell script for the form's config (runs with FlagEmbedding alone)."""
-        cfg, _ = self.form.read()
-        return command.render_script(cfg)
+        return actions.check_form(self.ws, *self.form.read()).script
 
     def set(self, **values: Any) -> StudioConfig:
         """Set fields as a user would type them: ``studio.set(max_steps=12, precision='fp16')``."""
@@ -122,93 +113,47 @@ class Studio:
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the form's config as YAML (relative paths: under base_dir)."""
-        target = Path(path)
-        if not target.is_absolute():
-            target = self.base_dir / target
-        return config_mod.save(self.config(), target, overwrite=overwrite)
+        return actions.save_config(self.ws, self.config(), path, overwrite)
 
     def import_script(self, path: str | Path, base_dir: str | Path | None = None) -> list[Problem]:
         """Read a launch script into the form; return what the shell would have hidden."""
-        from studio.script_import import import_script
-
-        source = Path(path)
-        if not source.is_absolute():
-            source = self.base_dir / source
-        text = source.read_text(encoding="utf-8")
-        result = import_script(text, base_dir=Path(base_dir or source.parent), file=source.name)
+        result = actions.import_script(self.ws, path, base_dir)
         self.form.fill(result.config)
         return result.problems
 
     def _form_changed(self, _name: str) -> None:
-        cfg, problems = self.form.read()
-        try:
-            self.command.value = _render_pre(command.render_script(cfg))
-            problems = problems + preflight.run_checks(cfg, self.base_dir)
-        except Exception as exc:  # noqa: BLE001 - a half-typed form must not break the page
-            problems = problems + [Problem(ERROR, f"{type(exc).__name__}: {exc}")]
         from studio.notebook.render import problems_html
 
-        self.preflight.value = problems_html(problems)
-        self.train_tab.set_startable(not errors(problems))
+        result = actions.check_form(self.ws, *self.form.read())
+        self.command.value = _render_pre(result.script)
+        self.preflight.value = problems_html(result.problems)
+        self.train_tab.set_startable(result.startable)
 
     # ------------------------------------------------------------------ data
-    def _resolved(self) -> StudioConfig:
-        return config_mod.resolve_paths(self.config(), self.base_dir)
-
-    def _data(self, paths, cfg: StudioConfig) -> list[str]:
-        if isinstance(paths, str | Path):
-            paths = [paths]
-        if paths:
-            return [str((self.base_dir / Path(p).expanduser()).resolve()) for p in paths]
-        return list(cfg.args.get("train_data") or [])
-
     def check_data(self, paths: Sequence[str | Path] | str | None = None):
         """Check every row as FlagEmbedding will read it (default: the form's train_data)."""
-        from studio.datawork import check
-
-        cfg = self._resolved()
-        return check.check_paths(
-            self._data(paths, cfg),
-            knowledge_distillation=bool(cfg.args.get("knowledge_distillation")),
-            train_group_size=cfg.args.get("train_group_size"),
-        )
+        return actions.check_data(self.ws, self.config(), paths)
 
     def data_stats(self, paths: Sequence[str | Path] | str | None = None):
         """Statistics: rows, positives/negatives per row, duplicates, leakage, steps per epoch."""
-        from studio.datawork import stats
-
-        cfg = self._resolved()
-        return stats.stats(self._data(paths, cfg), cfg)
+        return actions.data_stats(self.ws, self.config(), paths)
 
     def preview(self, n: int = 8, paths=None, seed: int | None = None):
         """The first n rows (or a seeded sample) as the model will see them, instructions in."""
-        from studio.datawork import instructions
-
-        cfg = self._resolved()
-        return instructions.preview(cfg, n=n, paths=self._data(paths, cfg), seed=seed)
+        return actions.preview(self.ws, self.config(), paths, n=n, seed=seed).rows
 
     def instruction_warnings(self, paths=None) -> list[Problem]:
         """The instruction-format traps for this config and its data."""
-        from studio.datawork import instructions
-
-        cfg = self._resolved()
-        return instructions.format_warnings(cfg.with_args(train_data=self._data(paths, cfg)))
+        return actions.preview(self.ws, self.config(), paths, n=0).warnings
 
     def token_lengths(self, sample_size: int = 2000, paths=None, seed: int = 0):
         """Token lengths with the model's tokenizer; ``.table()`` and ``.figure()``."""
-        from studio.datawork import tokens
-
-        cfg = self._resolved()
-        return tokens.token_lengths(
-            cfg, sample_size, seed, paths=self._data(paths, cfg), base_dir=self.base_dir
-        )
+        return actions.token_lengths(self.ws, self.config(), paths, sample_size, seed)
 
     # ------------------------------------------------------------------ fit, teach, merge
     def estimate_memory(self, device: tuple[str, int] | None = None):
         """Peak memory per device of the form's config (studio.memory.Estimate)."""
-        from studio import memory
-
-        return memory.estimate(self.config(), self.base_dir, device=device)
+        return actions.estimate_memory(self.ws, self.config(), device)
 
     def score_data(
         self,
@@ -219,16 +164,7 @@ class Studio:
     ):
         """Add teacher scores to a training file (default: the form's first train_data);
         re-running resumes. Returns a ScoreResult (``kd_settings()`` says what to set)."""
-        from studio.datawork import score
-
-        cfg = self._resolved()
-        data = self._data(path, cfg)
-        if len(data) != 1:
-            raise ValueError("Scoring works on one file: pass its path.")
-        scorer = score.make_scorer(
-            model or cfg.get("model_name_or_path") or "", cfg, self.base_dir, temperature
-        )
-        return score.score_file(data[0], self.base_dir / out, scorer)
+        return actions.score_data(self.ws, self.config(), path, out, model, temperature=temperature)
 
     def merge(
         self,
@@ -241,18 +177,16 @@ class Studio:
         ks: str | Sequence[int] = (1, 5, 10, 100),
     ):
         """LM-Cocktail mixes of ``model`` and ``base``, each evaluated (a MergeReport)."""
-        from studio.evaluation import merge
-        from studio.evaluation.metrics import parse_ks
-
-        return merge.sweep(
-            base,
-            model,
-            merge.parse_weights(weights if isinstance(weights, str) else list(weights)),
-            self._eval_path(eval_data),
-            self.base_dir / out,
-            general_data=self._eval_path(general_data) if general_data else None,
-            config=self.config(),
-            ks=parse_ks(ks),
+        return actions.merge(
+            self.ws,
+            self.config(),
+            str(model),
+            str(base),
+            weights,
+            eval_data or self.default_eval_data() or None,
+            general_data,
+            out,
+            ks,
         )
 
     # ------------------------------------------------------------------ the watched run
@@ -281,20 +215,18 @@ class Studio:
     def stop(self, run: str | Path | None = None) -> dict[str, Any]:
         """Stop the watched run (or a named one); return its final status."""
         if run is not None:
-            target = runs.find_run(run, self.runs_dir)
+            target = actions.find_run(self.ws, run)
             if self.run_dir is None or target.resolve() != self.run_dir.resolve():
-                return runs.stop(target)
+                return actions.stop(self.ws, target)
         return self.session.stop()
 
     def clear_stale_locks(self) -> list[Path]:
         """Remove DeepSpeed build locks no live process holds (the pre-flight names them)."""
-        from studio.buildlocks import clear_stale_locks
-
-        return clear_stale_locks()
+        return actions.clear_stale_locks()
 
     def resume(self, run: str | Path | None = None) -> Path:
         """Continue the watched run (or a named one) from its last checkpoint, and watch it."""
-        target = runs.find_run(run, self.runs_dir) if run is not None else None
+        target = actions.find_run(self.ws, run) if run is not None else None
         return self.session.resume(target)
 
     def export(self, target: str, out_dir: str | Path, **options: Any):
@@ -328,7 +260,7 @@ class Studio:
             running = [r for r in listed if r.state in runs.ACTIVE_STATES]
             target = (running or listed)[0].path
         else:
-            target = runs.find_run(run, self.runs_dir)
+            target = actions.find_run(self.ws, run)
         return self.session.watch(target)
 
     def refresh(self) -> int:
@@ -388,41 +320,23 @@ class Studio:
 
     def open_run(self, run: str | Path) -> dict[str, Any]:
         """A run's summary (status, evaluation), loss figure, config.yaml and log tail."""
-        from studio.charts import training_figure
-        from studio.evaluation.present import comparison_table
-        from studio.evaluation.run_eval import read_run_eval
-        from studio.notebook.render import status_html, table_html
-        from studio.watch import RunWatcher
+        from studio import views
 
-        run_dir = runs.find_run(run, self.runs_dir)
-        watcher = RunWatcher(run_dir)
-        watcher.poll()
-        summary = status_html(run_dir, runs.refresh(run_dir))
-        report = read_run_eval(run_dir)
-        if report and report.get("models"):
-            summary += "<b>Evaluation</b>" + table_html(comparison_table(report).reset_index())
+        view = actions.open_run(self.ws, run)
         return {
-            "summary": summary,
-            "figure": training_figure(watcher.series, run_dir.name),
-            "config": RunFolder(run_dir).config.read_text(encoding="utf-8"),
-            "log": tail_lines(RunFolder(run_dir).log, 40),
+            "summary": views.to_html(view.summary()),
+            "figure": view.figure(),
+            "config": view.config_text,
+            "log": view.log,
         }
 
     def compare_runs(self, names: Sequence[str]):
         """The loss curves of several runs in one figure."""
-        from studio.charts import overlay_figure
-        from studio.watch import RunWatcher
-
-        named = {}
-        for name in names:
-            watcher = RunWatcher(runs.find_run(name, self.runs_dir))
-            watcher.poll()
-            named[Path(name).name] = watcher.series
-        return overlay_figure(named)
+        return actions.compare_runs(self.ws, names)
 
     def load_run_config(self, run: str | Path) -> StudioConfig:
         """Put a run's config in the form, for a new run (its own output_dir is dropped)."""
-        cfg = runs.load_run_config(runs.find_run(run, self.runs_dir)).with_args(output_dir=None)
+        cfg = actions.run_config(self.ws, run)
         self.form.fill(cfg)
         return cfg
 
@@ -433,13 +347,6 @@ class Studio:
         if chosen:
             return chosen
         return DEFAULT_EVAL_DATA if (self.base_dir / DEFAULT_EVAL_DATA).is_dir() else ""
-
-    def _eval_path(self, eval_data: str | Path | None) -> Path:
-        path = Path(eval_data or self.default_eval_data() or DEFAULT_EVAL_DATA)
-        path = path if path.is_absolute() else self.base_dir / path
-        if not path.is_dir():
-            raise FileNotFoundError(f"no evaluation folder {path}")
-        return path.resolve()
 
     def evaluate(
         self,
@@ -452,38 +359,29 @@ class Studio:
         """Before/after: a run's base and final model (and checkpoints) -> its eval.json.
 
         Default run: the watched one, else the newest that succeeded. Default data: the
-        run config's ``studio.eval_data``, else the form's, else example_data/eval. The
-        module's own scores come too (M3's dense/sparse/colbert/hybrid; a reranker's rerank
-        over ``retriever``'s top k, the bundled model by default, and that first stage alone).
+        run config's ``studio.eval_data``, else example_data/eval. The module's own scores
+        come too (M3's dense/sparse/colbert/hybrid; a reranker's rerank over ``retriever``'s
+        top k, the bundled model by default, and that first stage alone).
         """
-        from studio.evaluation.metrics import parse_ks
-        from studio.evaluation.run_eval import evaluate_run
-
-        run_dir = self._finished_run(run)
-        data = None
-        if eval_data is not None or not runs.load_run_config(run_dir).studio.get("eval_data"):
-            data = self._eval_path(eval_data)
-        if retriever:
-            from studio.config import resolve_model
-
-            retriever = resolve_model(str(retriever), self.base_dir)
-        return evaluate_run(
-            run_dir,
-            data,
-            ks=parse_ks(ks),
+        return actions.evaluate_run(
+            self.ws,
+            self._finished_run(run),
+            eval_data,
+            ks,
+            str(retriever) if retriever else None,
             include_checkpoints=include_checkpoints,
-            retriever=retriever or None,
+            form=self.form.read()[0],
         )
 
     def _finished_run(self, run: str | Path | None) -> Path:
         if run is not None:
-            return runs.find_run(run, self.runs_dir)
+            return actions.find_run(self.ws, run)
         if self.run_dir is not None:
             return self.run_dir
-        done = [r for r in self.list_runs() if r.state == RunState.SUCCEEDED]
+        done = actions.finished_runs(self.ws)
         if not done:
             raise FileNotFoundError(f"no finished run in {self.runs_dir} to evaluate")
-        return done[0].path
+        return actions.find_run(self.ws, done[0])
 
     def compare_models(
         self,
@@ -495,35 +393,27 @@ class Studio:
     ) -> dict[str, Any]:
         """Any two models on held-out data, encoded with the form's pooling and instructions
         (scored the form's module's way; ``retriever`` is a reranker's first stage)."""
-        from studio.evaluation.evaluate import compare_models
-        from studio.evaluation.metrics import parse_ks
-
-        return compare_models(
-            baseline,
-            model,
-            self._eval_path(eval_data),
+        return actions.compare_models(
+            self.ws,
             self.config(),
-            parse_ks(ks),
-            self.base_dir,
-            retriever=retriever or None,
+            str(baseline),
+            str(model),
+            eval_data or self.default_eval_data() or None,
+            ks,
+            str(retriever) if retriever else None,
         )
 
     def eval_view(self, report: dict[str, Any]) -> dict[str, Any]:
         """What a report shows: summary HTML, metrics table, bar chart, per-query, steps."""
-        from studio.evaluation.present import results_view
+        from studio import views
 
-        table, chart, per_query, steps = results_view(report, None)
-        from studio.evaluation.module_eval import summary_line
-
-        line = summary_line(report)
-        summary = f"<b>{html.escape(line)}</b>" if line else ""
-        notes = "".join(f"<li>{html.escape(w)}</li>" for w in report.get("warnings", []))
+        view = actions.eval_view(report)
         return {
-            "summary": summary + (f"<ul>{notes}</ul>" if notes else ""),
-            "table": table,
-            "chart": chart,
-            "per_query": per_query,
-            "steps": steps,
+            "summary": views.to_html(view.summary),
+            "table": view.table,
+            "chart": view.chart,
+            "per_query": view.per_query,
+            "steps": view.steps,
         }
 
     # ------------------------------------------------------------------ panels

@@ -1,10 +1,12 @@
-"""The id registry of the web UI: every input by a stable id ("form.learning_rate",
-"launch.ds_stage"), so loading a config, reading the form and switching language walk one
-list instead of hand-written mappings that drift.
+"""The id registry of the web UI: every component by a stable id ("form.learning_rate",
+"launch.ds_stage", "studio.eval_data", "train.status"), so tabs lay out components in one
+module and bind them in another place by name, and handlers read and write by name (Gradio's
+dict inputs and outputs), never by position in a list of ~160 inputs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,44 +14,86 @@ from studio import form, labels
 from studio.i18n import t
 from studio.schema import Field
 
+FORM, LAUNCH, STUDIO = "form.", "launch.", "studio."
+LOADED = "session.loaded"  # gr.State: the keys of the last loaded config and its module
+
 
 @dataclass
 class Registry:
-    form: dict[str, Any] = field(default_factory=dict)  # flag name -> component
-    launch: dict[str, Any] = field(default_factory=dict)  # launch key -> component
+    components: dict[str, Any] = field(default_factory=dict)  # id -> component
     texts: list[tuple[Any, str]] = field(default_factory=list)  # (component, i18n key)
-    explicit: Any = None  # gr.State: the keys of the last loaded config, and its module
-    module: Any = None  # the fine-tune module menu
-    module_message: Any = None  # what a module switch kept and dropped
-    groups: dict[str, Any] = field(default_factory=dict)  # group name -> accordion
-    config_from: Any = None  # (values, explicit) -> (StudioConfig, problems), for other tabs
+    groups: dict[str, Any] = field(default_factory=dict)  # training group -> accordion
 
-    def form_components(self) -> list:
-        return list(self.form.values())
+    def add(self, cid: str, component, text: str | None = None):
+        """Register `component` as `cid` (and, with `text`, relabel it on a language switch)."""
+        if cid in self.components:
+            raise ValueError(f"two components share the id {cid!r}")
+        self.components[cid] = component
+        if text:
+            self.texts.append((component, text))
+        return component
 
-    def launch_components(self) -> list:
-        return [self.launch[k] for k in form.LAUNCH_KEYS]
+    def text(self, component, key: str):
+        """A component without an id whose label (or value, for buttons) is translated."""
+        self.texts.append((component, key))
+        return component
 
-    def inputs(self) -> list:
-        return self.form_components() + self.launch_components()
+    def __getitem__(self, cid: str):
+        return self.components[cid]
+
+    def __contains__(self, cid: str) -> bool:
+        return cid in self.components
+
+    def many(self, *cids: str) -> list:
+        return [self.components[c] for c in cids]
+
+    def section(self, prefix: str) -> dict[str, Any]:
+        """The components whose id starts with `prefix`, by the rest of their id, in order."""
+        n = len(prefix)
+        return {cid[n:]: c for cid, c in self.components.items() if cid.startswith(prefix)}
+
+    @property
+    def form(self) -> dict[str, Any]:
+        return self.section(FORM)
+
+    @property
+    def launch(self) -> dict[str, Any]:
+        return self.section(LAUNCH)
+
+    @property
+    def studio(self) -> dict[str, Any]:
+        return self.section(STUDIO)
+
+    def form_inputs(self) -> set:
+        """Everything a handler needs to read the form: the fields, the launch settings, the
+        `studio:` section and the session's loaded-config state (a set: Gradio passes one
+        dict keyed by component)."""
+        return {*self.form.values(), *self.launch.values(), *self.studio.values(), self[LOADED]}
+
+    def read(self, data: dict) -> dict[str, dict[str, Any]]:
+        """A handler's dict input as {"form": {flag: value}, "launch": ..., "studio": ...}."""
+        return {
+            "form": {k: data[c] for k, c in self.form.items()},
+            "launch": {k: data[c] for k, c in self.launch.items()},
+            "studio": {k: data[c] for k, c in self.studio.items()},
+        }
 
     def fill_targets(self) -> list:
         """What showing a config updates: every input, the session state, the module menu,
         and the accordions (hidden when the module has none of their fields)."""
-        return [*self.inputs(), self.explicit, self.module, *self.groups.values()]
+        return [
+            *self.form.values(),
+            *self.launch.values(),
+            *self.studio.values(),
+            self[LOADED],
+            self["model.module"],
+            *self.groups.values(),
+        ]
 
-    def split(self, values: tuple | list) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Handler arguments back into (form values by flag, launch values by key)."""
-        n = len(self.form)
-        form_values = dict(zip(self.form.keys(), values[:n], strict=True))
-        launch_values = dict(
-            zip(form.LAUNCH_KEYS, values[n : n + len(form.LAUNCH_KEYS)], strict=True)
-        )
-        return form_values, launch_values
-
-    def text(self, component, key: str):
-        self.texts.append((component, key))
-        return component
+    def ids(self, components: Iterable) -> list[str]:
+        """The ids of components (for messages and tests)."""
+        by_obj = {id(c): cid for cid, c in self.components.items()}
+        return [by_obj.get(id(c), "?") for c in components]
 
 
 def field_label(f: Field, lang: str) -> str:
@@ -90,4 +134,16 @@ def make_input(f: Field, value: Any, lang: str, visible: bool = True):
     return gr.Textbox(value=value, **common)
 
 
-__all__ = ["Registry", "field_info", "field_label", "make_input", "t"]
+def make_studio_input(key: str, value: Any):
+    """The Gradio input for one key of the config's `studio:` section."""
+    import gradio as gr
+
+    from studio.config import STUDIO_KEYS
+
+    common = {"label": form.studio_label(key), "elem_id": f"studio-key-{key}"}
+    if STUDIO_KEYS[key] is bool:
+        return gr.Checkbox(value=bool(value), **common)
+    return gr.Textbox(value="" if value is None else str(value), **common)
+
+
+__all__ = ["Registry", "field_info", "field_label", "make_input", "make_studio_input", "t"]

@@ -1,0 +1,235 @@
+"""Data: the data workbench (studio.datawork) over the form's current config.
+
+Every button reads the form as it is now (instructions, group size, batch size, model), so the
+preview and the lengths are those of the run the user is about to start. Large files are
+streamed by the core (check) or sampled (lengths); the page never loads a whole file.
+"""
+
+from __future__ import annotations
+
+from studio import actions, views
+from studio.i18n import t
+from studio.webui import form_state
+
+ID, TITLE = "data", "tab.data"
+
+
+def layout(ctx, reg, lang: str) -> None:
+    import gradio as gr
+
+    add = reg.add
+    gr.Markdown(t("data_intro", lang))
+    add(
+        "data.paths",
+        gr.Textbox(
+            label=t("data_paths", lang),
+            lines=2,
+            elem_id="data-paths",
+            placeholder="(the form's training data)",
+        ),
+    )
+    with gr.Row():
+        add("data.check", gr.Button(t("data_check", lang), variant="primary", elem_id="data-check"))
+        add("data.stats", gr.Button(t("data_stats", lang), elem_id="data-stats"))
+        add("data.preview", gr.Button(t("data_preview", lang), elem_id="data-preview"))
+    add("data.report", gr.Markdown(elem_id="data-report"))
+    add(
+        "data.kinds",
+        gr.Dataframe(
+            headers=["level", "code", "count", "first"],
+            interactive=False,
+            wrap=True,
+            label=t("data_kinds", lang),
+        ),
+    )
+    add(
+        "data.problems",
+        gr.Dataframe(
+            headers=list(views.PROBLEM_COLUMNS),
+            interactive=False,
+            wrap=True,
+            label=t("data_problems", lang),
+        ),
+    )
+    add("data.stats_text", gr.Markdown(elem_id="data-stats-summary"))
+    add("data.files", gr.Dataframe(interactive=False, label=t("data_files", lang)))
+    add("data.stats_plot", gr.Plot(elem_id="data-stats-plot"))
+    add(
+        "data.preview_table",
+        gr.Dataframe(
+            headers=[
+                "file",
+                "line",
+                "query_raw",
+                "query",
+                "positive",
+                "negatives",
+                "rule",
+                "notes",
+            ],
+            interactive=False,
+            wrap=True,
+            label=t("data_preview", lang),
+            elem_id="data-preview-table",
+        ),
+    )
+    with gr.Row():
+        add("data.sample", gr.Number(2000, precision=0, minimum=10, label=t("data_sample", lang)))
+        add("data.lengths", gr.Button(t("data_lengths", lang), elem_id="data-lengths"))
+    add("data.lengths_table", gr.Dataframe(interactive=False, label=t("data_lengths", lang)))
+    add("data.lengths_plot", gr.Plot(elem_id="data-lengths-plot"))
+    with gr.Accordion(t("data_split", lang), open=False):
+        with gr.Row():
+            add("split.out", gr.Textbox(label=t("data_split_out", lang), value="data-split"))
+            add("split.n", gr.Number(50, precision=0, minimum=1, label=t("data_split_n", lang)))
+            add("split.seed", gr.Number(0, precision=0, label="seed"))
+        add("split.button", gr.Button(t("data_split", lang)))
+        add("split.result", gr.Markdown())
+    with gr.Accordion(t("data_mine", lang), open=False):
+        with gr.Row():
+            add("mine.out", gr.Textbox(label=t("data_mine_out", lang), value="train.mined.jsonl"))
+            add("mine.range_from", gr.Number(10, precision=0, minimum=0, label="range from"))
+            add("mine.range_to", gr.Number(100, precision=0, minimum=1, label="range to"))
+            add("mine.n", gr.Number(7, precision=0, minimum=1, label="negatives per row"))
+        with gr.Row():
+            add("mine.pool", gr.Textbox(label=t("data_mine_pool", lang)))
+            add("mine.lacking", gr.Checkbox(True, label=t("data_mine_lacking", lang)))
+        add("mine.button", gr.Button(t("data_mine", lang)))
+        add("mine.result", gr.Markdown())
+    with gr.Accordion(t("data_score", lang), open=False):
+        with gr.Row():
+            add(
+                "score.out",
+                gr.Textbox(
+                    label=t("data_score_out", lang), value="train.scored.jsonl", elem_id="score-out"
+                ),
+            )
+            add("score.model", gr.Textbox(label=t("data_score_model", lang), elem_id="score-model"))
+        add("score.button", gr.Button(t("data_score", lang), elem_id="score-btn"))
+        add("score.result", gr.Markdown(elem_id="score-result"))
+
+
+def bind(ctx, reg, demo) -> None:
+    import gradio as gr
+
+    ws = ctx.ws
+
+    def inputs(*cids):
+        return {reg["data.paths"], *reg.many(*cids), *reg.form_inputs()}
+
+    def form_and_paths(data):
+        return form_state.read_config(reg, data)[0], data[reg["data.paths"]]
+
+    def do_check(data):
+        cfg, paths = form_and_paths(data)
+        with form_state.shown_errors():
+            report = actions.check_data(ws, cfg, paths)
+        head = views.check_headline(report)
+        kinds = [[r["level"], r["code"], r["count"], r["first"]] for r in report.table()]
+        return {
+            reg["data.report"]: head,
+            reg["data.kinds"]: kinds,
+            reg["data.problems"]: views.problem_rows(report.problems),
+        }
+
+    def do_stats(data):
+        cfg, paths = form_and_paths(data)
+        with form_state.shown_errors():
+            result = actions.data_stats(ws, cfg, paths)
+        body = views.facts_text(result.summary)
+        if result.problems:
+            body += "\n\n" + views.problems_text(result.problems)
+        return {
+            reg["data.stats_text"]: body,
+            reg["data.files"]: result.files,
+            reg["data.stats_plot"]: result.figure(),
+        }
+
+    def do_preview(data):
+        cfg, paths = form_and_paths(data)
+        with form_state.shown_errors():
+            result = actions.preview(ws, cfg, paths)
+        out = {reg["data.preview_table"]: [list(r.to_dict().values()) for r in result.rows]}
+        if result.warnings:
+            out[reg["data.report"]] = views.problems_text(result.warnings)
+        return out
+
+    def do_lengths(data):
+        cfg, paths = form_and_paths(data)
+        with form_state.shown_errors():
+            result = actions.token_lengths(ws, cfg, paths, sample_size=data[reg["data.sample"]])
+        return {
+            reg["data.lengths_table"]: result.table(),
+            reg["data.lengths_plot"]: result.figure(),
+        }
+
+    def do_split(data):
+        cfg, paths = form_and_paths(data)
+        with form_state.shown_errors():
+            result = actions.split_data(
+                ws,
+                cfg,
+                paths,
+                data[reg["split.out"]],
+                int(data[reg["split.n"]]),
+                int(data[reg["split.seed"]] or 0),
+            )
+        return views.facts_text(result.summary())
+
+    def do_mine(data, progress=gr.Progress()):  # noqa: B008 - how Gradio injects progress
+        cfg, paths = form_and_paths(data)
+        with form_state.shown_errors():
+            result = actions.mine(
+                ws,
+                cfg,
+                paths,
+                data[reg["mine.out"]],
+                range_from=int(data[reg["mine.range_from"]]),
+                range_to=int(data[reg["mine.range_to"]]),
+                n=int(data[reg["mine.n"]]),
+                candidate_pool=data[reg["mine.pool"]] or None,
+                only_rows_lacking=bool(data[reg["mine.lacking"]]),
+                progress=lambda stage, done, total: progress((done, total), desc=stage),
+            )
+        return views.facts_text(result.summary())
+
+    def do_score(data, progress=gr.Progress()):  # noqa: B008 - how Gradio injects progress
+        from studio.datawork import score
+
+        cfg, paths = form_and_paths(data)
+        with form_state.shown_errors():
+            result = actions.score_data(
+                ws,
+                cfg,
+                paths,
+                data[reg["score.out"]],
+                data[reg["score.model"]] or None,
+                progress=lambda stage, done, total: progress((done, total), desc=stage),
+            )
+        lines = views.facts_text(result.summary())
+        if result.problems:
+            lines += "\n" + "\n".join(f"- {views.escape(p)}" for p in result.problems[:20])
+        kd = score.kd_settings_text(result.out_path)
+        return lines + f"\n\nTo distil from these scores, set:\n```yaml\n{kd}```"
+
+    reg["data.check"].click(
+        do_check, inputs(), reg.many("data.report", "data.kinds", "data.problems")
+    )
+    reg["data.stats"].click(
+        do_stats, inputs(), reg.many("data.stats_text", "data.files", "data.stats_plot")
+    )
+    reg["data.preview"].click(do_preview, inputs(), reg.many("data.preview_table", "data.report"))
+    reg["data.lengths"].click(
+        do_lengths, inputs("data.sample"), reg.many("data.lengths_table", "data.lengths_plot")
+    )
+    reg["split.button"].click(
+        do_split, inputs("split.out", "split.n", "split.seed"), reg["split.result"]
+    )
+    reg["mine.button"].click(
+        do_mine,
+        inputs(
+            "mine.out", "mine.range_from", "mine.range_to", "mine.n", "mine.pool", "mine.lacking"
+        ),
+        reg["mine.result"],
+    )
+    reg["score.button"].click(do_score, inputs("score.out", "score.model"), reg["score.result"])
