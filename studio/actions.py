@@ -435,7 +435,7 @@ def eval_view(report: dict[str, Any], data: str | None = None) -> EvalView:
     table, chart, per_query, steps = results_view(report, data)
     line = summary_line(report)
     text = f"**{views.escape(line)}**" if line else ""
-    notes = "\n".join(f"- {views.escape(w)}" for w in report.get("warnings", []))
+    notes = "\n".join(f"- {views.prose(w)}" for w in report.get("warnings", []))
     if notes:
         text += ("\n\n" if text else "") + notes
     return EvalView(text, table, chart, per_query, steps)

@@ -265,11 +265,12 @@ def studio_label(key: str) -> str:
 
 
 def studio_to_widgets(config: StudioConfig) -> dict[str, Any]:
-    """The config's `studio:` section as widgets show it (unset: empty text, unticked box)."""
+    """The config's `studio:` section as widgets show it: a box for a flag, text for the rest
+    (numbers too, so a cleared field means "the default"; unset: empty text, unticked box)."""
     return {
         key: bool(config.studio.get(key))
         if kind is bool
-        else ("" if config.studio.get(key) is None else config.studio[key])
+        else ("" if config.studio.get(key) is None else str(config.studio[key]))
         for key, kind in STUDIO_KEYS.items()
     }
 

@@ -37,6 +37,16 @@ def escape(text: Any) -> str:
     return str(text).translate(_SPECIAL)
 
 
+def prose(text: Any) -> str:
+    """A message the studio wrote (a problem, a fix, a warning): `backticks` stay code, as its
+    authors meant, and everything else that would be markup is shown literally."""
+    return (
+        "`".join(part if i % 2 else escape(part) for i, part in enumerate(str(text).split("`")))
+        if str(text).count("`") % 2 == 0
+        else escape(text)
+    )
+
+
 def code(text: Any) -> str:
     """Inline code that holds any backticks the text has."""
     text = str(text)
@@ -57,8 +67,8 @@ def block(text: str) -> str:
 
 def problem_line(p: Problem) -> str:
     where = f" {code(p.where())}" if p.where() else ""
-    fix = f" — *{escape(p.fix)}*" if p.fix else ""
-    return f"{LEVEL_ICONS.get(p.level, '')} **{p.level}**{where}: {escape(p.message)}{fix}"
+    fix = f" — *{prose(p.fix)}*" if p.fix else ""
+    return f"{LEVEL_ICONS.get(p.level, '')} **{p.level}**{where}: {prose(p.message)}{fix}"
 
 
 def problems_text(problems: Iterable[Problem], empty: str = NO_PROBLEMS) -> str:
@@ -97,7 +107,7 @@ def status_text(run_dir: Path | None, status: Mapping[str, Any] | None, note: st
     if status.get("log_tail"):
         text += "\n\nLast lines of this attempt's log:\n\n" + block(str(status["log_tail"]))
     for warning in loss_health.warning_lines(Path(run_dir)):
-        text += f"\n\n⚠️ {escape(warning)}"
+        text += f"\n\n⚠️ {prose(warning)}"
     if note:
         text += f"\n\n{escape(note)}"
     return text
@@ -184,7 +194,7 @@ def failure_text(exc: BaseException) -> str:
     problems = getattr(exc, "problems", None)
     if problems:
         return problems_text(list(problems))
-    return f"❌ {escape(exc)}"
+    return f"❌ {prose(exc)}"
 
 
 def memory_text(est) -> str:
@@ -210,8 +220,8 @@ def memory_text(est) -> str:
         lines.append(f"| offloaded to CPU | {fmt_bytes(est.cpu_bytes)} |")
     if est.changes:
         lines += ["", "**Cheapest changes that make it fit:**"]
-        lines += [f"- {escape(c.label)} → {fmt_bytes(c.peak_bytes)}" for c in est.changes]
-    lines += ["", *(f"*{escape(note)}*" for note in est.notes)]
+        lines += [f"- {prose(c.label)} → {fmt_bytes(c.peak_bytes)}" for c in est.changes]
+    lines += ["", *(f"*{prose(note)}*" for note in est.notes)]
     return "\n".join(lines)
 
 

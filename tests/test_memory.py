@@ -156,8 +156,8 @@ def test_a_model_without_config_json_is_a_clear_error(tmp_path):
 def test_every_face_shows_the_same_estimate(tmp_path):
     """Web Launch/Train tabs and the notebook render the one core estimate."""
     from studio.notebook import Studio
-    from studio.webui.app import AppContext, build_app
     from studio.views import memory_text as memory_markdown
+    from studio.webui.app import AppContext, build_app
 
     small = memory.estimate(cfg(), ROOT, device=("small GPU", 700 * memory.MIB))
     text = memory_markdown(small)

@@ -90,6 +90,11 @@ def server(tmp_path_factory):
     proc, url, log = _serve(runs_dir)
     yield url, runs_dir
     _stop(proc, log)
+    from studio import runs
+
+    for run in runs.list_runs(runs_dir):  # a test that failed mid-run leaves no training behind
+        if run.state in runs.ACTIVE_STATES:
+            runs.stop(run.path)
 
 
 def _page(browser, url):

@@ -255,8 +255,8 @@ class FormWidgets:
                 elif key in self.launch:
                     _assign(self.launch[key], 0 if key == "master_port" and not value else value)
                 else:
-                    default = False if STUDIO_KEYS[key] is bool else ""
-                    _assign(self.studio[key], default if value is None else value)
+                    shown = form.studio_to_widgets(StudioConfig(studio={key: value}))
+                    _assign(self.studio[key], shown[key])
 
     def _known(self, key: str) -> bool:
         return key in self.fields or key in self.launch or key in self.studio

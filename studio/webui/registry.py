@@ -14,7 +14,7 @@ from studio import form, labels
 from studio.i18n import t
 from studio.schema import Field
 
-FORM, LAUNCH, STUDIO = "form.", "launch.", "studio."
+FORM, LAUNCH, STUDIO, GROUP = "form.", "launch.", "studio.", "training.group."
 LOADED = "session.loaded"  # gr.State: the keys of the last loaded config and its module
 
 
@@ -22,7 +22,6 @@ LOADED = "session.loaded"  # gr.State: the keys of the last loaded config and it
 class Registry:
     components: dict[str, Any] = field(default_factory=dict)  # id -> component
     texts: list[tuple[Any, str]] = field(default_factory=list)  # (component, i18n key)
-    groups: dict[str, Any] = field(default_factory=dict)  # training group -> accordion
 
     def add(self, cid: str, component, text: str | None = None):
         """Register `component` as `cid` (and, with `text`, relabel it on a language switch)."""
@@ -63,6 +62,11 @@ class Registry:
     @property
     def studio(self) -> dict[str, Any]:
         return self.section(STUDIO)
+
+    @property
+    def groups(self) -> dict[str, Any]:
+        """The Training tab's accordions by group name."""
+        return self.section(GROUP)
 
     def form_inputs(self) -> set:
         """Everything a handler needs to read the form: the fields, the launch settings, the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from studio import form, labels
 from studio.webui import form_state
+from studio.webui.registry import GROUP
 from studio.webui.tabs.model import add_field
 
 ID, TITLE = "training", "tab.training"
@@ -23,7 +24,7 @@ def layout(ctx, reg, lang: str) -> None:
         with gr.Accordion(labels.group_label(group, lang), open=False, visible=shown) as box:
             for f in fields:
                 add_field(reg, f, cfg, values, lang)
-        reg.groups[group] = box
+        reg.add(GROUP + group, box)
 
 
 def bind(ctx, reg, demo) -> None:
