@@ -19,11 +19,11 @@ from pathlib import Path
 from studio import modules
 from studio.config import StudioConfig
 from studio.hardware import Hardware
+from studio.modules import ICL, LAYERWISE, M3
 from studio.problems import ERROR, INFO, WARNING, Problem
 from studio.schema import Schema
 
 Check = Callable[[StudioConfig, Hardware, Schema], list[Problem]]
-LAYERWISE = "reranker.decoder_only.layerwise"
 LAYERWISE_MODEL_TYPES = ("from_raw_model", "from_finetuned_model")
 
 
@@ -48,7 +48,7 @@ def model_config(model: str | None) -> dict | None:
 def check_m3(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
     """unified_finetuning / use_self_distill / self_distill_start_step / fix_encoder, as
     EncoderOnlyEmbedderM3Model.forward and its runner use them."""
-    if config.module != "embedder.encoder_only.m3":
+    if config.module != M3:
         return []
     get = lambda name: config.get(name, schema)  # noqa: E731
     unified, distill = get("unified_finetuning"), get("use_self_distill")
@@ -171,7 +171,7 @@ def _kd_loss_unused(config: StudioConfig, schema: Schema) -> list[Problem]:
 
 def check_kd_loss(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
     """The same for the other embedder modules (M3's rule covers M3)."""
-    if config.module == "embedder.encoder_only.m3":
+    if config.module == M3:
         return []
     return _kd_loss_unused(config, schema)
 
@@ -258,7 +258,7 @@ def check_layerwise(config: StudioConfig, hw: Hardware, schema: Schema) -> list[
 def check_icl_examples(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
     """The ICL dataset adds an example only while the examples stay within query_max_len - 512
     tokens (DecoderOnlyEmbedderICLSameDatasetTrainDataset._create_batch_data)."""
-    if config.module != "embedder.decoder_only.icl":
+    if config.module != ICL:
         return []
     if not config.get("retrieval_use_examples", schema):
         return []

@@ -37,6 +37,7 @@ from studio.evaluation.export import (
 )
 from studio.evaluation.modes import (
     BASE,
+    DECODER_EMBEDDER,
     DECODER_RERANKER,
     ICL,
     LAYERWISE,
@@ -74,7 +75,7 @@ def export_model(
     st_folder = full or merged
     if module == RERANKER:
         _crossencoder_config(model_dir, result)
-    elif module in (M3, "embedder.decoder_only.base", ICL) and st_folder is not None:
+    elif module in (M3, DECODER_EMBEDDER, ICL) and st_folder is not None:
         st = export_sentence_transformers(st_folder, config, metrics, overwrite_readme=True)
         result.files += [f for f in st.files if f.name != "README.md" and f != st.card]
         result.warnings += [w for w in st.warnings if "model card" not in w]
