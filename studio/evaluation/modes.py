@@ -22,15 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from studio import modules as finetune
-from studio.modules import (
-    BASE,
-    DECODER_EMBEDDER,
-    DECODER_RERANKER,
-    ICL,
-    LAYERWISE,
-    M3,
-    RERANKER,
-)
+from studio.modules import BASE, DECODER_EMBEDDER, DECODER_RERANKER, ICL, LAYERWISE, M3, RERANKER
 
 # The module names come from studio.modules, the one list of what FlagEmbedding fine-tunes.
 MODULES = tuple(finetune.MODULES)
