@@ -50,41 +50,10 @@ def check_required(config: StudioConfig, hw: Hardware, schema: Schema) -> list[P
 
 
 def check_data_paths(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
-    paths = config.args.get("train_data") or []
-    found = datafiles.expand(paths)
-    out = [
-        Problem(
-            ERROR,
-            f"training data `{p}` does not exist.",
-            "Fix the path (relative paths are read from the folder the studio runs in).",
-            field="train_data",
-            code="data_missing",
-        )
-        for p in found.missing
-    ]
-    out += [
-        Problem(
-            WARNING,
-            f"`{p}` is skipped: FlagEmbedding reads only .json/.jsonl files.",
-            "Rename it to .jsonl if it holds training rows.",
-            field="train_data",
-            code="data_skipped",
-        )
-        for p in found.skipped
-        if p.is_file()
-    ]
-    out += [
-        Problem(
-            ERROR,
-            f"folder `{d}` holds no .json/.jsonl file at its top level "
-            "(FlagEmbedding reads folders one level deep).",
-            "Point `train_data` at the files, or move them up one level.",
-            field="train_data",
-            code="data_empty_dir",
-        )
-        for d in found.empty_dirs
-    ]
-    return out
+    """The data checker's path rules (:func:`studio.datawork.check.path_problems`), as ``data_*``."""
+    from studio.datawork.check import path_problems
+
+    return path_problems(datafiles.expand(config.args.get("train_data") or []), "data")
 
 
 def check_model(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
