@@ -23,30 +23,30 @@ from studio.schema import Schema, load_schema
 Check = Callable[[StudioConfig, Hardware, Schema], list[Problem]]
 
 
+# Flags no run starts without: (flag, what is wrong, the fix, code).
+REQUIRED = (
+    (
+        "model_name_or_path",
+        "no model is set.",
+        "Set `model_name_or_path` to a folder or a hub id (the bundled model: "
+        "bundled:all-MiniLM-L6-v2).",
+        "no_model",
+    ),
+    (
+        "train_data",
+        "no training data is set.",
+        "Set `train_data` to one or more .jsonl files or folders.",
+        "no_data",
+    ),
+)
+
+
 def check_required(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
-    out = []
-    if not config.args.get("model_name_or_path"):
-        out.append(
-            Problem(
-                ERROR,
-                "no model is set.",
-                "Set `model_name_or_path` to a folder or a "
-                "hub id (the bundled model: bundled:all-MiniLM-L6-v2).",
-                field="model_name_or_path",
-                code="no_model",
-            )
-        )
-    if not config.args.get("train_data"):
-        out.append(
-            Problem(
-                ERROR,
-                "no training data is set.",
-                "Set `train_data` to one or more .jsonl files or folders.",
-                field="train_data",
-                code="no_data",
-            )
-        )
-    return out
+    return [
+        Problem(ERROR, message, fix, field=flag, code=code)
+        for flag, message, fix, code in REQUIRED
+        if not config.args.get(flag)
+    ]
 
 
 def check_data_paths(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:

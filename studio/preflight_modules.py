@@ -243,13 +243,9 @@ def check_layerwise(config: StudioConfig, hw: Hardware, schema: Schema) -> list[
     remote = not config.get("trust_remote_code", schema) and model_config(model) is None
     if remote and "minicpm" in model.lower():
         out.append(
-            Problem(
-                ERROR,
-                f"`{model}` is a MiniCPM model with its own code in the repository: "
-                "transformers refuses to load it without `trust_remote_code`.",
+            _remote_code(
+                f"`{model}` is a MiniCPM model with its own code in the repository",
                 "Turn `trust_remote_code` on.",
-                field="trust_remote_code",
-                code="remote_code",
             )
         )
     return out
@@ -289,15 +285,18 @@ def check_remote_code(config: StudioConfig, hw: Hardware, schema: Schema) -> lis
     if not cfg or not cfg.get("auto_map") or config.get("trust_remote_code", schema):
         return []
     return [
-        Problem(
-            ERROR,
-            f"the model's config.json maps to its own code ({', '.join(cfg['auto_map'])}): "
-            "transformers refuses to load it without `trust_remote_code`.",
+        _remote_code(
+            f"the model's config.json maps to its own code ({', '.join(cfg['auto_map'])})",
             "Turn `trust_remote_code` on (read the model's code first).",
-            field="trust_remote_code",
-            code="remote_code",
         )
     ]
+
+
+def _remote_code(what: str, fix: str) -> Problem:
+    """A model with its own code and `trust_remote_code` off: one rule (``remote_code``), found
+    from a local ``auto_map`` or from a MiniCPM hub name."""
+    message = f"{what}: transformers refuses to load it without `trust_remote_code`."
+    return Problem(ERROR, message, fix, field="trust_remote_code", code="remote_code")
 
 
 # --------------------------------------------------------------------------- LLM modules
