@@ -252,6 +252,15 @@ def cmd_estimate(args) -> int:
     return 0 if result.fits is not False else 1
 
 
+def _stale_locks_option(p) -> None:
+    """``--clear-stale-locks``, the same option for `check`, `train` and `resume`."""
+    p.add_argument(
+        "--clear-stale-locks",
+        action="store_true",
+        help="first remove DeepSpeed build locks no live process holds (see `check`)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m studio",
@@ -262,11 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="run the pre-flight checks on a config (exit 1 on errors)")
     p.add_argument("config")
     p.add_argument("--base-dir", default=".", help="folder relative paths are read from")
-    p.add_argument(
-        "--clear-stale-locks",
-        action="store_true",
-        help="first remove DeepSpeed build locks no live process holds (see `check`)",
-    )
+    _stale_locks_option(p)
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("command", help="print the shell script that runs the config")
@@ -286,11 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--base-dir", default=".")
-    p.add_argument(
-        "--clear-stale-locks",
-        action="store_true",
-        help="first remove DeepSpeed build locks no live process holds (see `check`)",
-    )
+    _stale_locks_option(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("runs", help="list runs: name, status, step, last loss")
@@ -306,11 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run name or folder")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--wait", action="store_true", help="wait for it to finish")
-    p.add_argument(
-        "--clear-stale-locks",
-        action="store_true",
-        help="first remove DeepSpeed build locks no live process holds (see `check`)",
-    )
+    _stale_locks_option(p)
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser(

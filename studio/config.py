@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -319,25 +320,28 @@ def _in_range(key: str, value: int) -> bool:
     return value >= low and (high is None or value <= high)
 
 
-def _parse_torchrun(raw: Any, file, line) -> tuple[TorchrunSettings, list[Problem]]:
-    if raw is None:
-        return TorchrunSettings(), []
+def _section_items(
+    section: str, raw: Any, cls: type, expected: str, fix: str, file, line
+) -> tuple[list[tuple[str, Any]], list[Problem]]:
+    """The (key, value) pairs of a ``torchrun:``/``deepspeed:`` mapping that ``cls`` has a field
+    for, and the problems: not a mapping (``expected``/``fix`` say what to write), or a key with
+    no field ("unknown key, did you mean")."""
     if not isinstance(raw, dict):
-        return TorchrunSettings(), [
-            _section_problem(
-                "torchrun",
-                "`torchrun` must be a mapping.",
-                "Write e.g. `torchrun: {nproc_per_node: 1}`.",
-                file,
-                line,
-            )
-        ]
-    settings, problems = TorchrunSettings(), []
-    names = [f.name for f in fields(TorchrunSettings)]
-    for key, value in raw.items():
-        if key not in names:
-            problems.append(_unknown_section_key("torchrun", key, names, file, line))
-            continue
+        return [], [_section_problem(section, f"`{section}` must be {expected}.", fix, file, line)]
+    names = [f.name for f in fields(cls)]
+    unknown = [_unknown_section_key(section, k, names, file, line) for k in raw if k not in names]
+    return [(k, v) for k, v in raw.items() if k in names], unknown
+
+
+def _parse_torchrun(raw: Any, file, line) -> tuple[TorchrunSettings, list[Problem]]:
+    settings = TorchrunSettings()
+    if raw is None:
+        return settings, []
+    fix = "Write e.g. `torchrun: {nproc_per_node: 1}`."
+    items, problems = _section_items(
+        "torchrun", raw, TorchrunSettings, "a mapping", fix, file, line
+    )
+    for key, value in items:
         if key == "master_addr":
             setattr(settings, key, str(value))
         elif value is None and key == "master_port":
@@ -361,6 +365,25 @@ def _parse_torchrun(raw: Any, file, line) -> tuple[TorchrunSettings, list[Proble
     return settings, problems
 
 
+_TRUE_OR_FALSE = (lambda v: isinstance(v, bool), "must be true or false.", "Use true/false.")
+# Each checked `deepspeed:` key: (is the value valid, what is wrong after "`deepspeed.KEY` ",
+# the fix). Keys not listed take any value.
+_DEEPSPEED_RULES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
+    "stage": (
+        lambda v: v in (0, 1, 2, 3),
+        "must be 0, 1, 2 or 3, got {value!r}.",
+        "Pick a ZeRO stage from 0 to 3.",
+    ),
+    "offload_optimizer": _TRUE_OR_FALSE,
+    "offload_param": _TRUE_OR_FALSE,
+    "precision": (
+        lambda v: v in ("auto", "fp32", "fp16", "bf16"),
+        "{value!r} is not known.",
+        "Use auto, fp32, fp16 or bf16.",
+    ),
+}
+
+
 def _parse_deepspeed(raw: Any, file, line) -> tuple[DeepSpeedSettings | None, list[Problem]]:
     if raw is None or raw is False:
         return None, []
@@ -368,53 +391,19 @@ def _parse_deepspeed(raw: Any, file, line) -> tuple[DeepSpeedSettings | None, li
         return DeepSpeedSettings(config_file=raw), []
     if raw is True:
         return DeepSpeedSettings(), []
+    expected = "a path, a mapping, or null"
+    fix = "Write `deepspeed: {stage: 0}` or `deepspeed: path/to/ds.json`."
+    items, problems = _section_items("deepspeed", raw, DeepSpeedSettings, expected, fix, file, line)
     if not isinstance(raw, dict):
-        return None, [
-            _section_problem(
-                "deepspeed",
-                "`deepspeed` must be a path, a mapping, or null.",
-                "Write `deepspeed: {stage: 0}` or `deepspeed: path/to/ds.json`.",
-                file,
-                line,
-            )
-        ]
-    settings, problems = DeepSpeedSettings(), []
-    names = [f.name for f in fields(DeepSpeedSettings)]
-    for key, value in raw.items():
-        if key not in names:
-            problems.append(_unknown_section_key("deepspeed", key, names, file, line))
-        elif key == "stage" and value not in (0, 1, 2, 3):
-            problems.append(
-                _section_problem(
-                    "deepspeed.stage",
-                    f"`deepspeed.stage` must be 0, 1, 2 or 3, got {value!r}.",
-                    "Pick a ZeRO stage from 0 to 3.",
-                    file,
-                    line,
-                )
-            )
-        elif key in ("offload_optimizer", "offload_param") and not isinstance(value, bool):
-            problems.append(
-                _section_problem(
-                    f"deepspeed.{key}",
-                    f"`deepspeed.{key}` must be true or false.",
-                    "Use true/false.",
-                    file,
-                    line,
-                )
-            )
-        elif key == "precision" and value not in ("auto", "fp32", "fp16", "bf16"):
-            problems.append(
-                _section_problem(
-                    "deepspeed.precision",
-                    f"`deepspeed.precision` {value!r} is not known.",
-                    "Use auto, fp32, fp16 or bf16.",
-                    file,
-                    line,
-                )
-            )
-        else:
+        return None, problems
+    settings = DeepSpeedSettings()
+    for key, value in items:
+        valid, wrong, fix = _DEEPSPEED_RULES.get(key, (lambda v: True, "", ""))
+        if valid(value):
             setattr(settings, key, value)
+        else:
+            message = f"`deepspeed.{key}` " + wrong.format(value=value)
+            problems.append(_section_problem(f"deepspeed.{key}", message, fix, file, line))
     return settings, problems
 
 

@@ -19,7 +19,15 @@ import importlib
 from dataclasses import dataclass
 
 PACKAGE = "FlagEmbedding.finetune"
-DEFAULT_MODULE = "embedder.encoder_only.base"
+# The seven modules' names: every other module (evaluation, checks, export) imports these.
+BASE = "embedder.encoder_only.base"
+M3 = "embedder.encoder_only.m3"
+DECODER_EMBEDDER = "embedder.decoder_only.base"
+ICL = "embedder.decoder_only.icl"
+RERANKER = "reranker.encoder_only.base"
+DECODER_RERANKER = "reranker.decoder_only.base"
+LAYERWISE = "reranker.decoder_only.layerwise"
+DEFAULT_MODULE = BASE
 # How a studio run tells its entry point (studio.train_entry) which module to build; stripped
 # before FlagEmbedding's parser sees the flags.
 ENTRY_FLAG = "--finetune_module"
@@ -77,7 +85,7 @@ MODULES: dict[str, FinetuneModule] = {
     m.name: m
     for m in (
         FinetuneModule(
-            "embedder.encoder_only.base",
+            BASE,
             f"{_EMB}:AbsEmbedderModelArguments",
             f"{_EMB}:AbsEmbedderDataArguments",
             f"{_EMB}:AbsEmbedderTrainingArguments",
@@ -85,7 +93,7 @@ MODULES: dict[str, FinetuneModule] = {
             "Embedder (encoder-only, BGE)",
         ),
         FinetuneModule(
-            "embedder.encoder_only.m3",
+            M3,
             f"{_F}.embedder.encoder_only.m3:EncoderOnlyEmbedderM3ModelArguments",
             f"{_EMB}:AbsEmbedderDataArguments",
             f"{_F}.embedder.encoder_only.m3:EncoderOnlyEmbedderM3TrainingArguments",
@@ -93,7 +101,7 @@ MODULES: dict[str, FinetuneModule] = {
             "BGE-M3 (dense + sparse + ColBERT)",
         ),
         FinetuneModule(
-            "embedder.decoder_only.base",
+            DECODER_EMBEDDER,
             f"{_F}.embedder.decoder_only.base:DecoderOnlyEmbedderModelArguments",
             f"{_EMB}:AbsEmbedderDataArguments",
             f"{_EMB}:AbsEmbedderTrainingArguments",
@@ -101,7 +109,7 @@ MODULES: dict[str, FinetuneModule] = {
             "LLM embedder (decoder-only, LoRA)",
         ),
         FinetuneModule(
-            "embedder.decoder_only.icl",
+            ICL,
             f"{_F}.embedder.decoder_only.icl:DecoderOnlyEmbedderICLModelArguments",
             f"{_F}.embedder.decoder_only.icl:DecoderOnlyEmbedderICLDataArguments",
             f"{_EMB}:AbsEmbedderTrainingArguments",
@@ -109,7 +117,7 @@ MODULES: dict[str, FinetuneModule] = {
             "LLM embedder with in-context examples (ICL)",
         ),
         FinetuneModule(
-            "reranker.encoder_only.base",
+            RERANKER,
             f"{_RR}:AbsRerankerModelArguments",
             f"{_RR}:AbsRerankerDataArguments",
             f"{_RR}:AbsRerankerTrainingArguments",
@@ -117,7 +125,7 @@ MODULES: dict[str, FinetuneModule] = {
             "Reranker (cross-encoder)",
         ),
         FinetuneModule(
-            "reranker.decoder_only.base",
+            DECODER_RERANKER,
             f"{_F}.reranker.decoder_only.base:RerankerModelArguments",
             f"{_RR}:AbsRerankerDataArguments",
             f"{_RR}:AbsRerankerTrainingArguments",
@@ -125,7 +133,7 @@ MODULES: dict[str, FinetuneModule] = {
             "LLM reranker (decoder-only, LoRA)",
         ),
         FinetuneModule(
-            "reranker.decoder_only.layerwise",
+            LAYERWISE,
             f"{_F}.reranker.decoder_only.layerwise:RerankerModelArguments",
             f"{_RR}:AbsRerankerDataArguments",
             f"{_RR}:AbsRerankerTrainingArguments",

@@ -23,68 +23,37 @@ from studio.schema import Schema, load_schema
 Check = Callable[[StudioConfig, Hardware, Schema], list[Problem]]
 
 
+# Flags no run starts without: (flag, what is wrong, the fix, code).
+REQUIRED = (
+    (
+        "model_name_or_path",
+        "no model is set.",
+        "Set `model_name_or_path` to a folder or a hub id (the bundled model: "
+        "bundled:all-MiniLM-L6-v2).",
+        "no_model",
+    ),
+    (
+        "train_data",
+        "no training data is set.",
+        "Set `train_data` to one or more .jsonl files or folders.",
+        "no_data",
+    ),
+)
+
+
 def check_required(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
-    out = []
-    if not config.args.get("model_name_or_path"):
-        out.append(
-            Problem(
-                ERROR,
-                "no model is set.",
-                "Set `model_name_or_path` to a folder or a "
-                "hub id (the bundled model: bundled:all-MiniLM-L6-v2).",
-                field="model_name_or_path",
-                code="no_model",
-            )
-        )
-    if not config.args.get("train_data"):
-        out.append(
-            Problem(
-                ERROR,
-                "no training data is set.",
-                "Set `train_data` to one or more .jsonl files or folders.",
-                field="train_data",
-                code="no_data",
-            )
-        )
-    return out
+    return [
+        Problem(ERROR, message, fix, field=flag, code=code)
+        for flag, message, fix, code in REQUIRED
+        if not config.args.get(flag)
+    ]
 
 
 def check_data_paths(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
-    paths = config.args.get("train_data") or []
-    found = datafiles.expand(paths)
-    out = [
-        Problem(
-            ERROR,
-            f"training data `{p}` does not exist.",
-            "Fix the path (relative paths are read from the folder the studio runs in).",
-            field="train_data",
-            code="data_missing",
-        )
-        for p in found.missing
-    ]
-    out += [
-        Problem(
-            WARNING,
-            f"`{p}` is skipped: FlagEmbedding reads only .json/.jsonl files.",
-            "Rename it to .jsonl if it holds training rows.",
-            field="train_data",
-            code="data_skipped",
-        )
-        for p in found.skipped
-        if p.is_file()
-    ]
-    out += [
-        Problem(
-            ERROR,
-            f"folder `{d}` holds no .json/.jsonl file at its top level "
-            "(FlagEmbedding reads folders one level deep).",
-            "Point `train_data` at the files, or move them up one level.",
-            field="train_data",
-            code="data_empty_dir",
-        )
-        for d in found.empty_dirs
-    ]
-    return out
+    """The data checker's path rules (:func:`studio.datawork.check.path_problems`), as ``data_*``."""
+    from studio.datawork.check import path_problems
+
+    return path_problems(datafiles.expand(config.args.get("train_data") or []), "data")
 
 
 def check_model(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:

@@ -19,11 +19,11 @@ from pathlib import Path
 from studio import modules
 from studio.config import StudioConfig
 from studio.hardware import Hardware
+from studio.modules import ICL, LAYERWISE, M3
 from studio.problems import ERROR, INFO, WARNING, Problem
 from studio.schema import Schema
 
 Check = Callable[[StudioConfig, Hardware, Schema], list[Problem]]
-LAYERWISE = "reranker.decoder_only.layerwise"
 LAYERWISE_MODEL_TYPES = ("from_raw_model", "from_finetuned_model")
 
 
@@ -48,7 +48,7 @@ def model_config(model: str | None) -> dict | None:
 def check_m3(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
     """unified_finetuning / use_self_distill / self_distill_start_step / fix_encoder, as
     EncoderOnlyEmbedderM3Model.forward and its runner use them."""
-    if config.module != "embedder.encoder_only.m3":
+    if config.module != M3:
         return []
     get = lambda name: config.get(name, schema)  # noqa: E731
     unified, distill = get("unified_finetuning"), get("use_self_distill")
@@ -171,7 +171,7 @@ def _kd_loss_unused(config: StudioConfig, schema: Schema) -> list[Problem]:
 
 def check_kd_loss(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
     """The same for the other embedder modules (M3's rule covers M3)."""
-    if config.module == "embedder.encoder_only.m3":
+    if config.module == M3:
         return []
     return _kd_loss_unused(config, schema)
 
@@ -243,13 +243,9 @@ def check_layerwise(config: StudioConfig, hw: Hardware, schema: Schema) -> list[
     remote = not config.get("trust_remote_code", schema) and model_config(model) is None
     if remote and "minicpm" in model.lower():
         out.append(
-            Problem(
-                ERROR,
-                f"`{model}` is a MiniCPM model with its own code in the repository: "
-                "transformers refuses to load it without `trust_remote_code`.",
+            _remote_code(
+                f"`{model}` is a MiniCPM model with its own code in the repository",
                 "Turn `trust_remote_code` on.",
-                field="trust_remote_code",
-                code="remote_code",
             )
         )
     return out
@@ -258,7 +254,7 @@ def check_layerwise(config: StudioConfig, hw: Hardware, schema: Schema) -> list[
 def check_icl_examples(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
     """The ICL dataset adds an example only while the examples stay within query_max_len - 512
     tokens (DecoderOnlyEmbedderICLSameDatasetTrainDataset._create_batch_data)."""
-    if config.module != "embedder.decoder_only.icl":
+    if config.module != ICL:
         return []
     if not config.get("retrieval_use_examples", schema):
         return []
@@ -289,15 +285,18 @@ def check_remote_code(config: StudioConfig, hw: Hardware, schema: Schema) -> lis
     if not cfg or not cfg.get("auto_map") or config.get("trust_remote_code", schema):
         return []
     return [
-        Problem(
-            ERROR,
-            f"the model's config.json maps to its own code ({', '.join(cfg['auto_map'])}): "
-            "transformers refuses to load it without `trust_remote_code`.",
+        _remote_code(
+            f"the model's config.json maps to its own code ({', '.join(cfg['auto_map'])})",
             "Turn `trust_remote_code` on (read the model's code first).",
-            field="trust_remote_code",
-            code="remote_code",
         )
     ]
+
+
+def _remote_code(what: str, fix: str) -> Problem:
+    """A model with its own code and `trust_remote_code` off: one rule (``remote_code``), found
+    from a local ``auto_map`` or from a MiniCPM hub name."""
+    message = f"{what}: transformers refuses to load it without `trust_remote_code`."
+    return Problem(ERROR, message, fix, field="trust_remote_code", code="remote_code")
 
 
 # --------------------------------------------------------------------------- LLM modules

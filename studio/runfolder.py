@@ -26,7 +26,14 @@ from typing import Any
 from studio.statusfile import read_json, write_json
 
 
-class RunState(str, Enum):
+class _TextEnum(str, Enum):
+    """A str enum that prints as its value (``enum.StrEnum`` needs Python 3.11; we run on 3.10)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class RunState(_TextEnum):
     """Where a run is; `running` while any of its processes lives."""
 
     RUNNING = "running"
@@ -35,9 +42,6 @@ class RunState(str, Enum):
     FAILED = "failed"
     STOPPED = "stopped"
     UNKNOWN = "unknown"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def active(self) -> bool:
@@ -68,7 +72,7 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
 }
 
 
-class Phase(str, Enum):
+class Phase(_TextEnum):
     """What a running run is doing before (and around) its training steps."""
 
     STARTING = "starting"
@@ -80,9 +84,6 @@ class Phase(str, Enum):
     WAITING_LOCK = "waiting for a build lock"
     TRAINING = "training"
     POST_TRAINING = "post-training"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class TransitionError(RuntimeError):

@@ -117,6 +117,20 @@ def test_m3_report_has_four_modes_before_and_after(tiny_m3, tmp_path, monkeypatc
     )
 
 
+def test_evaluation_knows_every_finetune_module():
+    """The evaluation's module list is studio.modules': each has a kind, a loader, a verdict
+    on decoder-ness that matches the module table."""
+    from studio import modules as finetune
+
+    assert tuple(finetune.MODULES) == modes.MODULES
+    assert set(modes.LOADERS) == set(finetune.MODULES)
+    for name, module in finetune.MODULES.items():
+        assert modes.kind_of(name) in modes.MODE_NAMES
+        assert modes.is_decoder(name) == module.is_decoder
+    assert modes.kind_of(modes.M3) == "m3" and modes.kind_of(modes.LAYERWISE) == "reranker"
+    assert modes.module_of(None) == finetune.DEFAULT_MODULE
+
+
 def test_m3_weights_parse_and_refuse():
     from studio.evaluation.m3 import parse_weights
 

@@ -37,6 +37,25 @@ def test_data_paths(tmp_path):
     assert found["data_empty_dir"].level == "error"
 
 
+def test_data_paths_say_what_the_data_checker_says(tmp_path):
+    """Pre-flight and the data checker share one set of path rules: same words, data_* codes."""
+    from studio.datawork.check import check_paths
+
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "d" / "deeper").mkdir(parents=True)
+    (tmp_path / "d" / "a.jsonl").write_text('{"query": "q", "pos": ["p"], "neg": ["n"]}\n')
+    (tmp_path / "d" / "deeper" / "b.jsonl").write_text("{}\n")
+    (tmp_path / "empty").mkdir()
+    paths = ["missing.jsonl", "notes.txt", "d", "empty"]
+    found = codes(tiny_train_config(train_data=paths), base_dir=tmp_path)
+    assert found["data_nested"].level == "warning" and "deeper" in found["data_nested"].message
+    report = check_paths([tmp_path / p for p in paths])
+    checker = {p.code.replace("path_", "data_"): p for p in report.problems}
+    for code in ("data_missing", "data_skipped", "data_nested", "data_empty_dir"):
+        assert found[code].level == checker[code].level
+        assert found[code].fix == checker[code].fix
+
+
 def test_model_paths():
     assert codes(tiny_train_config(model_name_or_path="./nope"))["model_missing"].level == "error"
     assert (

@@ -12,7 +12,7 @@ def _problems(problems, stream) -> None:
 
 def cmd_export(args) -> int:
     from studio.cli import _load_config
-    from studio.cluster import skypilot, slurm
+    from studio.cluster import skypilot
     from studio.cluster.export import export
 
     cfg = _load_config(args.config)
@@ -26,15 +26,7 @@ def cmd_export(args) -> int:
         port=args.port,
         nproc_per_node=args.nproc_per_node,
         socket_ifname=args.socket_ifname,
-        slurm_settings=slurm.SlurmSettings(
-            nodes=args.nodes or args.nnodes,
-            gpus_per_node=args.gpus_per_node or 0,
-            cpus_per_task=args.cpus_per_task,
-            time=args.time,
-            partition=args.partition,
-            account=args.account,
-            socket_ifname=args.socket_ifname,
-        ),
+        slurm_settings=_slurm_settings(args, args.nodes or args.nnodes),
         skypilot_settings=skypilot.SkyPilotSettings(
             nodes=args.nodes or args.nnodes,
             accelerators=args.accelerators,
@@ -60,15 +52,7 @@ def cmd_submit(args) -> int:
         print("error: say where to submit: --slurm (the only scheduler so far)", file=sys.stderr)
         return 2
     cfg = _load_config(args.config)
-    settings = slurm.SlurmSettings(
-        nodes=args.nodes,
-        gpus_per_node=args.gpus_per_node or 0,
-        cpus_per_task=args.cpus_per_task,
-        time=args.time,
-        partition=args.partition,
-        account=args.account,
-        socket_ifname=args.socket_ifname,
-    )
+    settings = _slurm_settings(args, args.nodes)
     try:
         run_dir = slurm.submit(cfg, settings, args.runs_dir, args.base_dir)
     except runs.PreflightFailed as exc:
@@ -88,6 +72,21 @@ def cmd_submit(args) -> int:
     if args.wait:
         return 0 if status.get("state") == "succeeded" else 1
     return 0
+
+
+def _slurm_settings(args, nodes: int | None):
+    """SlurmSettings from the options :func:`_slurm_options` adds (export and submit share them)."""
+    from studio.cluster import slurm
+
+    return slurm.SlurmSettings(
+        nodes=nodes,
+        gpus_per_node=args.gpus_per_node or 0,
+        cpus_per_task=args.cpus_per_task,
+        time=args.time,
+        partition=args.partition,
+        account=args.account,
+        socket_ifname=args.socket_ifname,
+    )
 
 
 def _slurm_options(p) -> None:

@@ -516,55 +516,49 @@ def _json_detail(exc: json.JSONDecodeError) -> str:
     return f"{msg} at column {exc.colno}"
 
 
-def _path_problems(found: datafiles.DataFiles) -> list[Problem]:
-    out = [
-        Problem(
+def path_problems(found: datafiles.DataFiles, code_prefix: str = "path") -> list[Problem]:
+    """What is wrong with the `train_data` paths themselves: missing, not .json/.jsonl, a folder
+    nested too deep to be read, a folder with nothing to read.
+
+    The one implementation for the data checker (codes ``path_*``) and the pre-flight check
+    (``code_prefix="data"``: ``data_missing``..., the codes its faces and tests know).
+    """
+    out: list[Problem] = []
+
+    def add(level: str, what: str, path, message: str, fix: str) -> None:
+        code = f"{code_prefix}_{what}"
+        out.append(Problem(level, message, fix, field="train_data", file=str(path), code=code))
+
+    for p in found.missing:
+        fix = "Fix the path (relative paths are read from the folder the studio runs in)."
+        add(ERROR, "missing", p, f"`{p}` does not exist.", fix)
+    for p in found.skipped:
+        if p.is_file():
+            add(
+                WARNING,
+                "skipped",
+                p,
+                f"`{p.name}` is skipped: FlagEmbedding reads only .json and .jsonl files.",
+                "Rename it to .jsonl if it holds training rows.",
+            )
+        elif p.is_dir() and any(c.name.endswith(datafiles.DATA_SUFFIXES) for c in p.iterdir()):
+            add(
+                WARNING,
+                "nested",
+                p,
+                f"folder `{p.name}` inside a data folder is skipped: FlagEmbedding reads "
+                "folders one level deep.",
+                "Move its files up one level, or list the folder itself in `train_data`.",
+            )
+    for d in found.empty_dirs:
+        add(
             ERROR,
-            f"`{p}` does not exist.",
-            "Fix the path (relative paths are read from the folder you run in).",
-            field="train_data",
-            file=p,
-            code="path_missing",
-        )
-        for p in found.missing
-    ]
-    out += [
-        Problem(
-            WARNING,
-            f"`{p.name}` is skipped: FlagEmbedding reads only .json and .jsonl files.",
-            "Rename it to .jsonl if it holds training rows.",
-            field="train_data",
-            file=str(p),
-            code="path_skipped",
-        )
-        for p in found.skipped
-        if p.is_file()
-    ]
-    out += [
-        Problem(
-            WARNING,
-            f"folder `{p.name}` inside a data folder is skipped: FlagEmbedding reads "
-            "folders one level deep.",
-            "Move its files up one level, or list the folder itself in `train_data`.",
-            field="train_data",
-            file=str(p),
-            code="path_nested",
-        )
-        for p in found.skipped
-        if p.is_dir() and any(c.name.endswith(datafiles.DATA_SUFFIXES) for c in p.iterdir())
-    ]
-    out += [
-        Problem(
-            ERROR,
-            "the folder holds no .json or .jsonl file at its top level "
+            "empty_dir",
+            d,
+            f"folder `{d}` holds no .json or .jsonl file at its top level "
             "(FlagEmbedding reads folders one level deep).",
-            "Point at the data files, or move them up one level.",
-            field="train_data",
-            file=str(d),
-            code="path_empty_dir",
+            "Point `train_data` at the data files, or move them up one level.",
         )
-        for d in found.empty_dirs
-    ]
     return out
 
 
@@ -869,20 +863,20 @@ def check_paths(
     negs_used = train_group_size is None or train_group_size > 1
     checker = _Checker(knowledge_distillation, max_examples_per_kind, max_line_bytes, negs_used)
     files = [checker.check_file(path) for path in found.files]
-    path_problems = _path_problems(found) + _file_problems(files, knowledge_distillation)
+    found_problems = path_problems(found) + _file_problems(files, knowledge_distillation)
     collector = checker.collector
-    for p in path_problems:
+    for p in found_problems:
         if p.code == "scores_absent":  # one file-level error says it; drop the per-row echo
             collector.forget("scores_missing", p.file)
     counts = dict(collector.counts)
-    for p in path_problems:
+    for p in found_problems:
         counts[p.code] = counts.get(p.code, 0) + 1
     return CheckReport(
         paths=[str(p) for p in paths],
         files=files,
         counts=counts,
         examples=collector.examples,
-        path_problems=path_problems,
+        path_problems=found_problems,
         knowledge_distillation=knowledge_distillation,
         seconds=time.perf_counter() - started,
         n_pos=checker.n_pos,

@@ -189,10 +189,18 @@ def cmd_split(args) -> int:
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for key, value in result.summary().items():
-        print(f"{key:14} {value}")
-    _print_problems(result.problems)
+    _print_result(result, 14)
     return 0
+
+
+def _print_result(result, width: int, decimals: int | None = None) -> None:
+    """What split, mine and score print when they succeed: the result's summary, one aligned
+    ``key value`` line each (floats to ``decimals`` places when given), then its problems."""
+    for key, value in result.summary().items():
+        if decimals is not None and isinstance(value, float):
+            value = f"{value:.{decimals}f}"
+        print(f"{key:{width}} {value}")
+    _print_problems(result.problems)
 
 
 def _progress(stage: str, done: int, total: int) -> None:
@@ -242,9 +250,7 @@ def cmd_mine(args) -> int:
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for key, value in result.summary().items():
-        print(f"{key:16} {value:.1f}" if isinstance(value, float) else f"{key:16} {value}")
-    _print_problems(result.problems)
+    _print_result(result, 16, decimals=1)
     return 0
 
 
@@ -264,9 +270,7 @@ def cmd_score(args) -> int:
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for key, value in result.summary().items():
-        print(f"{key:16} {value}")
-    _print_problems(result.problems)
+    _print_result(result, 16)
     print("\nTo distil from these scores, set in your config:")
     print(kd_settings_text(result.out_path), end="")
     return 0

@@ -278,32 +278,29 @@ def format_warnings(
     rules = Rules.from_config(config)
     out: list[Problem] = []
     applies_query = rules.same_dataset or rules.instruction is not None
-    if applies_query:
-        out += _format_problems(rules.query_format, "query_instruction_format", "query")
-    elif config.args.get("query_instruction_format") not in (None, "{}{}"):
-        out.append(
-            Problem(
-                INFO,
-                "`query_instruction_format` is set but unused: no "
-                "`query_instruction_for_retrieval` is set.",
-                "Set the instruction too, or remove the format.",
-                field="query_instruction_format",
-                code="format_unused",
+    sides = (
+        ("query", applies_query, rules.query_format, "the instruction"),
+        (
+            "passage",
+            rules.passage_instruction is not None,
+            rules.passage_format,
+            "the passage instruction",
+        ),
+    )
+    for side, applies, fmt, what in sides:
+        name = f"{side}_instruction_format"
+        if applies:
+            out += _format_problems(fmt, name, side)
+        elif config.args.get(name) not in (None, "{}{}"):
+            out.append(
+                Problem(
+                    INFO,
+                    f"`{name}` is set but unused: no `{side}_instruction_for_retrieval` is set.",
+                    f"Set {what} too, or remove the format.",
+                    field=name,
+                    code="format_unused",
+                )
             )
-        )
-    if rules.passage_instruction is not None:
-        out += _format_problems(rules.passage_format, "passage_instruction_format", "passage")
-    elif config.args.get("passage_instruction_format") not in (None, "{}{}"):
-        out.append(
-            Problem(
-                INFO,
-                "`passage_instruction_format` is set but unused: no "
-                "`passage_instruction_for_retrieval` is set.",
-                "Set the passage instruction too, or remove the format.",
-                field="passage_instruction_format",
-                code="format_unused",
-            )
-        )
     if census is None:
         paths = config.args.get("train_data") or []
         census = prompt_census(paths, report) if (paths or report) else PromptCensus(0, 0, 0)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from studio.config import StudioConfig
+from studio.modules import ICL
 
 DEFAULT_LLM_PROMPT = (
     "Given a query A and a passage B, determine whether the passage contains an answer to the "
@@ -235,7 +236,7 @@ def applies(config: StudioConfig) -> bool:
     from studio.modules import get
 
     module = get(config.module)
-    return module.is_reranker or module.name == "embedder.decoder_only.icl"
+    return module.is_reranker or module.name == ICL
 
 
 def preview_rows(config: StudioConfig, picked, prompt_column: bool, tokenizer=None) -> list:

@@ -20,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -129,3 +131,28 @@ def save_arrays(key: str, arrays: dict[str, np.ndarray], root: Path | None = Non
     np.savez(tmp, **arrays)
     tmp.replace(path)
     return path
+
+
+def cached(
+    key: str,
+    compute: Callable[[], Any],
+    root: Path | None,
+    use_cache: bool,
+    valid: Callable[[Any], bool],
+    arrays: bool = False,
+) -> tuple[Any, bool]:
+    """``(entry, True)`` when ``use_cache`` and a stored entry passes ``valid`` (e.g. it has one
+    row per text); else ``(compute(), False)``, stored when ``use_cache``.
+
+    Every scorer (embeddings, M3's named ``arrays``, reranker scores) goes through here, so an
+    entry is read, checked and written the same way whatever made it.
+    """
+    load_entry, save_entry = (load_arrays, save_arrays) if arrays else (load, save)
+    if use_cache:
+        found = load_entry(key, root)
+        if found is not None and valid(found):
+            return found, True
+    value = compute()
+    if use_cache:
+        save_entry(key, value, root)
+    return value, False

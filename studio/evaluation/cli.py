@@ -76,17 +76,21 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+# The encoding settings the command line can override, each an option of the same name.
+OVERRIDES = (
+    "pooling",
+    "normalize",
+    "query_max_len",
+    "passage_max_len",
+    "query_instruction",
+    "query_instruction_format",
+    "passage_instruction",
+    "passage_instruction_format",
+)
+
+
 def _overrides(args) -> dict:
-    return {
-        "pooling": args.pooling,
-        "normalize": args.normalize,
-        "query_max_len": args.query_max_len,
-        "passage_max_len": args.passage_max_len,
-        "query_instruction": args.query_instruction,
-        "query_instruction_format": args.query_instruction_format,
-        "passage_instruction": args.passage_instruction,
-        "passage_instruction_format": args.passage_instruction_format,
-    }
+    return {name: getattr(args, name) for name in OVERRIDES}
 
 
 def cmd_eval(args) -> int:

@@ -235,17 +235,24 @@ def _relevance(value, path: Path, line: int) -> int:
     return int(number)
 
 
+def _rows_by_id(path: Path, what: str):
+    """(line, id, row) of each JSONL row (``_id`` or ``id``); a second row with an id already
+    seen is an error naming both lines. The corpus and the queries file are read through it."""
+    seen: dict[str, int] = {}
+    for line, row in _json_lines(path):
+        row_id = _id(row, ("_id", "id"), path, line)
+        if row_id in seen:
+            raise EvalDataError(
+                f"duplicate {what} id {row_id!r} (first on line {seen[row_id]}).", path, line
+            )
+        seen[row_id] = line
+        yield line, row_id, row
+
+
 def read_corpus(path: Path) -> tuple[list[str], list[str]]:
     ids: list[str] = []
     texts: list[str] = []
-    seen: dict[str, int] = {}
-    for line, row in _json_lines(path):
-        doc_id = _id(row, ("_id", "id"), path, line)
-        if doc_id in seen:
-            raise EvalDataError(
-                f"duplicate document id {doc_id!r} (first on line {seen[doc_id]}).", path, line
-            )
-        seen[doc_id] = line
+    for line, doc_id, row in _rows_by_id(path, "document"):
         title = _text(row, "title", path, line, required=False)
         text = _text(row, "text", path, line)
         ids.append(doc_id)
@@ -256,17 +263,10 @@ def read_corpus(path: Path) -> tuple[list[str], list[str]]:
 
 
 def read_queries(path: Path) -> dict[str, str]:
-    queries: dict[str, str] = {}
-    lines: dict[str, int] = {}
-    for line, row in _json_lines(path):
-        query_id = _id(row, ("_id", "id"), path, line)
-        if query_id in queries:
-            raise EvalDataError(
-                f"duplicate query id {query_id!r} (first on line {lines[query_id]}).", path, line
-            )
-        lines[query_id] = line
-        queries[query_id] = _text(row, "text", path, line)
-    return queries
+    return {
+        query_id: _text(row, "text", path, line)
+        for line, query_id, row in _rows_by_id(path, "query")
+    }
 
 
 def read_qrels_tsv(path: Path) -> dict[str, dict[str, int]]:

@@ -15,7 +15,7 @@ with (for example the bundled mean-pooled model scored with a CLS training confi
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,14 +217,13 @@ def _embed(
         max_len=max_len,
         **extra,
     )
-    if use_cache:
-        found = cache.load(key, cache_root)
-        if found is not None and len(found) == len(texts):
-            return found, True
-    emb = encoder.encode(texts, max_len)
-    if use_cache:
-        cache.save(key, emb, cache_root)
-    return emb, False
+    return cache.cached(
+        key,
+        lambda: encoder.encode(texts, max_len),
+        cache_root,
+        use_cache,
+        valid=lambda found: len(found) == len(texts),
+    )
 
 
 def evaluate_model(
@@ -252,13 +251,10 @@ def evaluate_model(
 
     encoder = _LazyEncoder(model_dir, settings, device)
     model_fp = cache.model_fingerprint(model_dir)
-    passages = [settings.passage_text(t) for t in data.corpus_texts]
-    queries = [settings.query_text(t) for t in data.query_texts]
-    corpus_emb, corpus_hit = _embed(
-        encoder, model_fp, passages, settings.passage_max_len, use_cache, root
-    )
-    query_emb, query_hit = _embed(
-        encoder, model_fp, queries, settings.query_max_len, use_cache, root
+    query_emb, corpus_emb, hits = encode_data(
+        lambda texts, max_len: _embed(encoder, model_fp, texts, max_len, use_cache, root),
+        data,
+        settings,
     )
 
     ranking = top_k(query_emb, corpus_emb, max(max(ks), HITS_KEPT), id_order(data.corpus_ids))
@@ -267,12 +263,36 @@ def evaluate_model(
         ranking.scores,
         data,
         ks,
-        label=label or model_dir.name,
-        model=str(model_dir),
-        step=step,
-        seconds=time.perf_counter() - started,
-        cached={"queries": query_hit, "corpus": corpus_hit},
+        **run_fields(model_dir, label, step, started, hits),
     )
+
+
+def encode_data(
+    encode: Callable[[list[str], int], tuple[Any, bool]], data: EvalData, settings: EncodeSettings
+) -> tuple[Any, Any, dict[str, bool]]:
+    """(queries' encoding, corpus' encoding, which came from the cache) for a bi-encoder scorer
+    (dense here, M3's four outputs in :mod:`.m3`): the texts as ``settings`` write them
+    (instructions, formats), each side at its own max length; ``encode(texts, max_len)``
+    returns (encoding, from the cache)."""
+    passages = [settings.passage_text(t) for t in data.corpus_texts]
+    queries = [settings.query_text(t) for t in data.query_texts]
+    corpus_out, corpus_hit = encode(passages, settings.passage_max_len)
+    query_out, query_hit = encode(queries, settings.query_max_len)
+    return query_out, corpus_out, {"queries": query_hit, "corpus": corpus_hit}
+
+
+def run_fields(
+    model_dir: Path, label: str | None, step: int | None, started: float, cached: dict[str, bool]
+) -> dict[str, Any]:
+    """What an EvalResult records about the run that made it (label, model, step, seconds since
+    ``started``, cache hits): one place for the dense, M3 and reranker scorers."""
+    return {
+        "label": label or model_dir.name,
+        "model": str(model_dir),
+        "step": step,
+        "seconds": time.perf_counter() - started,
+        "cached": cached,
+    }
 
 
 def result_from_ranking(

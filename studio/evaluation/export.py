@@ -20,6 +20,7 @@ marker is left alone and the card goes to ``README.bge-studio.md`` instead.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -242,37 +243,26 @@ def model_card(
         "pipeline_tag": "sentence-similarity",
         "tags": ["sentence-transformers", "feature-extraction", "bge-studio", "flagembedding"],
     }
-    if base_id:
-        front["base_model"] = base_id
     query_prefix = prompt_prefix(settings.query_instruction, settings.query_instruction_format)
     usage_query = (
         'model.encode_query(["how do I split a path?"])'
         if query_prefix
         else 'model.encode(["how do I split a path?"])'
     )
-    lines = [
-        "---",
-        yaml.safe_dump(front, sort_keys=False).strip(),
-        "---",
-        CARD_MARKER,
-        "",
-        f"# {model_dir.name}",
-        "",
+    intro = (
         "An embedding model fine-tuned with [FlagEmbedding](https://github.com/FlagOpen/"
         f"FlagEmbedding) {_version('FlagEmbedding')} in BGE Studio"
-        + (f", from `{base_id}`." if base_id else "."),
-        "",
-        "## Use",
-        "",
-        "```python",
+        + (f", from `{base_id}`." if base_id else ".")
+    )
+    usage = [
         "from sentence_transformers import SentenceTransformer",
         "",
         f'model = SentenceTransformer("{model_dir.name}")',
         f"queries = {usage_query}",
         'passages = model.encode_document(["os.path.split(p): Split a pathname."])',
         "scores = model.similarity(queries, passages)",
-        "```",
-        "",
+    ]
+    encoding = [
         "## Encoding settings (as in training)",
         "",
         "| setting | value |",
@@ -286,27 +276,53 @@ def model_card(
         f"| passage instruction | {_cell(settings.passage_instruction)} |",
         "",
     ]
+    return card_text(
+        model_dir, front, base_id, intro, usage, metrics, notes, dict(config.args), encoding
+    )
+
+
+def card_text(
+    model_dir: Path,
+    front: dict[str, Any],
+    base_id: str | None,
+    intro: str,
+    usage: list[str],
+    metrics: Any,
+    notes: list[str] | None,
+    args: dict[str, Any],
+    after_usage: Sequence[str] = (),
+) -> str:
+    """A model card's text: front matter, title, ``intro``, a Use block, ``after_usage``, the
+    metrics, the notes and the training config (tokens left out).
+
+    Every module's card (this module's sentence-transformers card and
+    :func:`studio.evaluation.export_modes.module_card`) is laid out here, so they stay alike.
+    """
+    if base_id:
+        front = {**front, "base_model": base_id}
+    lines = [
+        "---",
+        yaml.safe_dump(front, sort_keys=False).strip(),
+        "---",
+        CARD_MARKER,
+        "",
+        f"# {model_dir.name}",
+        "",
+        intro,
+        "",
+        "## Use",
+        "",
+        "```python",
+        *usage,
+        "```",
+        "",
+        *after_usage,
+    ]
     if metrics is not None:
-        table = _metrics_markdown(metrics)
-        if table:
-            data = metrics.get("data", {}) if isinstance(metrics, dict) else {}
-            where = (
-                f" on `{Path(data['path']).name}` ({data.get('n_queries')} queries, "
-                f"{data.get('n_corpus')} passages, exact search)"
-                if data.get("path")
-                else ""
-            )
-            lines += [
-                "## Evaluation",
-                "",
-                f"Held-out retrieval{where}; metrics as pytrec_eval computes them.",
-                "",
-                table,
-                "",
-            ]
+        lines += metrics_section(metrics)
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
-    args = {k: v for k, v in config.args.items() if k not in ("token", "hub_token")}
+    args = {k: v for k, v in args.items() if k not in ("token", "hub_token")}
     lines += [
         "## Training config",
         "",
@@ -316,6 +332,35 @@ def model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def metrics_section(metrics: Any) -> list[str]:
+    """The card's Evaluation section: where it was measured, then one table (a plain report) or
+    one per mode (a module's report, e.g. M3's dense/sparse/colbert/hybrid); [] without numbers."""
+    modes = metrics.get("modes") if isinstance(metrics, dict) else None
+    data = metrics.get("data", {}) if isinstance(metrics, dict) else {}
+    where = (
+        f" on `{Path(data['path']).name}` ({data.get('n_queries')} queries, "
+        f"{data.get('n_corpus')} passages, exact search)"
+        if data.get("path")
+        else ""
+    )
+    out = ["## Evaluation", "", f"Held-out retrieval{where}; metrics as pytrec_eval computes them."]
+    if isinstance(metrics, dict) and metrics.get("retriever"):
+        out += [
+            "",
+            f"The reranker reorders the top {metrics.get('top_k')} of the first stage "
+            f"`{Path(str(metrics['retriever'])).name}`.",
+        ]
+    out.append("")
+    if not modes:
+        table = _metrics_markdown(metrics)
+        return out + [table, ""] if table else []
+    for name, block in modes.items():
+        table = _metrics_markdown(block)
+        if table:
+            out += [f"### {name}", "", table, ""]
+    return out
 
 
 def _cell(value: Any) -> str:

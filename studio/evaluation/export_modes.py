@@ -24,19 +24,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from studio.evaluation.export import (
     ALT_CARD,
     CARD_MARKER,
     ExportResult,
     _base_model_id,
-    _metrics_markdown,
     _version,
+    card_text,
     export_sentence_transformers,
 )
 from studio.evaluation.modes import (
     BASE,
+    DECODER_EMBEDDER,
     DECODER_RERANKER,
     ICL,
     LAYERWISE,
@@ -74,7 +73,7 @@ def export_model(
     st_folder = full or merged
     if module == RERANKER:
         _crossencoder_config(model_dir, result)
-    elif module in (M3, "embedder.decoder_only.base", ICL) and st_folder is not None:
+    elif module in (M3, DECODER_EMBEDDER, ICL) and st_folder is not None:
         st = export_sentence_transformers(st_folder, config, metrics, overwrite_readme=True)
         result.files += [f for f in st.files if f.name != "README.md" and f != st.card]
         result.warnings += [w for w in st.warnings if "model card" not in w]
@@ -213,68 +212,14 @@ def module_card(
         "pipeline_tag": "text-classification" if kind == "reranker" else "feature-extraction",
         "tags": ["bge-studio", "flagembedding", module.split(".")[0], module],
     }
-    if base_id:
-        front["base_model"] = base_id
     what = {"reranker": "A reranker", "m3": "A BGE-M3 model", "embedder": "An embedding model"}
     form = "a LoRA adapter" if adapter and merged is None else "a full model"
-    lines = [
-        "---",
-        yaml.safe_dump(front, sort_keys=False).strip(),
-        "---",
-        CARD_MARKER,
-        "",
-        f"# {model_dir.name}",
-        "",
+    intro = (
         f"{what[kind]} fine-tuned with [FlagEmbedding](https://github.com/FlagOpen/FlagEmbedding) "
         f"{_version('FlagEmbedding')} (`FlagEmbedding.finetune.{module}`) in BGE Studio, "
         f"saved as {form}, from `{base}`."
-        + (f" The merged model is in `{MERGED}/`." if merged is not None else ""),
-        "",
-        "## Use",
-        "",
-        "```python",
-        *_usage(module, model_dir.name, base, adapter, merged, config),
-        "```",
-        "",
-    ]
-    if metrics is not None:
-        lines += _metrics_section(metrics)
-    if notes:
-        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
-    args = {k: v for k, v in config.args.items() if k not in ("token", "hub_token")}
-    lines += [
-        "## Training config",
-        "",
-        "```yaml",
-        yaml.safe_dump({"module": module, **args}, sort_keys=False, allow_unicode=True).strip(),
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _metrics_section(metrics: Any) -> list[str]:
-    modes = metrics.get("modes") if isinstance(metrics, dict) else None
-    data = metrics.get("data", {}) if isinstance(metrics, dict) else {}
-    where = (
-        f" on `{Path(data['path']).name}` ({data.get('n_queries')} queries, "
-        f"{data.get('n_corpus')} passages, exact search)"
-        if data.get("path")
-        else ""
+        + (f" The merged model is in `{MERGED}/`." if merged is not None else "")
     )
-    out = ["## Evaluation", "", f"Held-out retrieval{where}; metrics as pytrec_eval computes them."]
-    if isinstance(metrics, dict) and metrics.get("retriever"):
-        out += [
-            "",
-            f"The reranker reorders the top {metrics.get('top_k')} of the first stage "
-            f"`{Path(str(metrics['retriever'])).name}`.",
-        ]
-    out.append("")
-    if not modes:
-        table = _metrics_markdown(metrics)
-        return out + [table, ""] if table else []
-    for name, block in modes.items():
-        table = _metrics_markdown(block)
-        if table:
-            out += [f"### {name}", "", table, ""]
-    return out
+    usage = _usage(module, model_dir.name, base, adapter, merged, config)
+    args = {"module": module, **config.args}
+    return card_text(model_dir, front, base_id, intro, usage, metrics, notes, args)

@@ -204,14 +204,14 @@ def _encode_cached(
         colbert_dim=encoder.colbert_dim,
         seed=None if has_heads(encoder.model_dir) else encoder.seed,
     )
-    if use_cache:
-        found = cache.load_arrays(key, cache_root)
-        if found is not None and len(found["sparse_indptr"]) == len(texts) + 1:
-            return found, True
-    arrays = encoder.encode(texts, max_len)
-    if use_cache:
-        cache.save_arrays(key, arrays, cache_root)
-    return arrays, False
+    return cache.cached(
+        key,
+        lambda: encoder.encode(texts, max_len),
+        cache_root,
+        use_cache,
+        valid=lambda found: len(found["sparse_indptr"]) == len(texts) + 1,
+        arrays=True,
+    )
 
 
 def evaluate_m3_model(
@@ -230,33 +230,23 @@ def evaluate_m3_model(
     device: str | None = None,
 ):
     """{mode: EvalResult} for dense, sparse, colbert and hybrid of one M3 model."""
-    from studio.evaluation.evaluate import resolve_model_path, result_from_scores
+    from studio.evaluation.evaluate import (
+        encode_data,
+        resolve_model_path,
+        result_from_scores,
+        run_fields,
+    )
 
     started = time.perf_counter()
     model_dir = resolve_model_path(model)
     root = Path(cache_root) if cache_root else None
     encoder = M3Encoder(model_dir, settings, int(colbert_dim), int(seed), device)
     model_fp = cache.model_fingerprint(model_dir, extra=HEAD_FILES)
-    passages = [settings.passage_text(t) for t in data.corpus_texts]
-    queries = [settings.query_text(t) for t in data.query_texts]
-    p_out, p_hit = _encode_cached(
-        encoder, model_fp, passages, settings.passage_max_len, use_cache, root
-    )
-    q_out, q_hit = _encode_cached(
-        encoder, model_fp, queries, settings.query_max_len, use_cache, root
+    q_out, p_out, hits = encode_data(
+        lambda texts, max_len: _encode_cached(encoder, model_fp, texts, max_len, use_cache, root),
+        data,
+        settings,
     )
     matrices = scores(q_out, p_out, weights)
-    seconds = time.perf_counter() - started
-    return {
-        mode: result_from_scores(
-            matrices[mode],
-            data,
-            ks,
-            label=label or model_dir.name,
-            model=str(model_dir),
-            step=step,
-            seconds=seconds,
-            cached={"queries": q_hit, "corpus": p_hit},
-        )
-        for mode in MODES
-    }
+    fields = run_fields(model_dir, label, step, started, hits)
+    return {mode: result_from_scores(matrices[mode], data, ks, **fields) for mode in MODES}

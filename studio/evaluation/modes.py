@@ -21,25 +21,14 @@ from __future__ import annotations
 
 from typing import Any
 
-BASE = "embedder.encoder_only.base"
-M3 = "embedder.encoder_only.m3"
-DECODER_EMBEDDER = "embedder.decoder_only.base"
-ICL = "embedder.decoder_only.icl"
-RERANKER = "reranker.encoder_only.base"
-DECODER_RERANKER = "reranker.decoder_only.base"
-LAYERWISE = "reranker.decoder_only.layerwise"
+from studio import modules as finetune
+from studio.modules import BASE, DECODER_EMBEDDER, DECODER_RERANKER, ICL, LAYERWISE, M3, RERANKER
 
-MODULES = (BASE, M3, DECODER_EMBEDDER, ICL, RERANKER, DECODER_RERANKER, LAYERWISE)
-DECODER = (DECODER_EMBEDDER, ICL, DECODER_RERANKER, LAYERWISE)
-KINDS = {
-    BASE: "embedder",
-    DECODER_EMBEDDER: "embedder",
-    ICL: "embedder",
-    M3: "m3",
-    RERANKER: "reranker",
-    DECODER_RERANKER: "reranker",
-    LAYERWISE: "reranker",
-}
+# The module names come from studio.modules, the one list of what FlagEmbedding fine-tunes.
+MODULES = tuple(finetune.MODULES)
+DECODER = tuple(name for name, m in finetune.MODULES.items() if m.is_decoder)
+# How each module is scored: its kind (embedder/reranker), with M3 apart for its four scores.
+KINDS = {name: "m3" if name == M3 else m.kind for name, m in finetune.MODULES.items()}
 # The score names each kind writes into eval.json (``modes``), the first one is the headline.
 MODE_NAMES = {
     "embedder": ("dense",),
@@ -88,8 +77,7 @@ def module_of(config) -> str:
     module = getattr(config, "module", None)
     if module is None and hasattr(config, "args"):
         module = config.args.get("module")
-    module = str(module or BASE)
-    return module.removeprefix("FlagEmbedding.finetune.")
+    return finetune.normalize(str(module or BASE))
 
 
 def kind_of(module: str) -> str:

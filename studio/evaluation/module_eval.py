@@ -84,27 +84,38 @@ def evaluate_for_module(
     extra: dict[str, Any] = {}
     started = time.perf_counter()
 
+    def run(entry: dict[str, Any]) -> dict[str, Any]:
+        """What every scorer is told about one model besides its path: label, step, cache."""
+        return {
+            "label": entry["label"],
+            "step": entry.get("step"),
+            "use_cache": use_cache,
+            "cache_root": cache_root,
+        }
+
+    # Each kind sets `score(entry) -> {mode: EvalResult}`; one loop below fills per_mode.
     if kind == "embedder":
         settings = settings_from_config(config)
-        for entry in models:
-            path = _plain(entry, module, config, base_model, output_dir)
-            per_mode["dense"][entry["label"]] = evaluate_model(
-                path,
-                data,
-                settings,
-                ks,
-                label=entry["label"],
-                step=entry.get("step"),
-                use_cache=use_cache,
-                cache_root=cache_root,
-            )
         settings_dict = settings.to_dict()
+
+        def score(entry: dict[str, Any]) -> dict[str, EvalResult]:
+            path = _plain(entry, module, config, base_model, output_dir)
+            return {"dense": evaluate_model(path, data, settings, ks, **run(entry))}
+
     elif kind == "m3":
         from studio.evaluation.m3 import evaluate_m3_model, has_heads
 
         settings = settings_from_config(config)
+        settings_dict = settings.to_dict()
         weights = tuple(m3_weights or M3_WEIGHTS)
-        for entry in models:
+        extra["m3_weights"] = {"dense": weights[0], "sparse": weights[1], "colbert": weights[2]}
+        heads = {
+            "weights": weights,
+            "colbert_dim": int(arg(config, "colbert_dim", module) or -1),
+            "seed": int(arg(config, "seed", module) or 42),
+        }
+
+        def score(entry: dict[str, Any]) -> dict[str, EvalResult]:
             path = resolve_model_path(entry["path"])
             if not has_heads(path):
                 warnings.append(
@@ -113,24 +124,11 @@ def evaluate_for_module(
                     "training seed, as the fine-tune started; its sparse/colbert/hybrid scores "
                     "are those untrained heads'."
                 )
-            results = evaluate_m3_model(
-                path,
-                data,
-                settings,
-                ks,
-                label=entry["label"],
-                step=entry.get("step"),
-                weights=weights,
-                colbert_dim=int(arg(config, "colbert_dim", module) or -1),
-                seed=int(arg(config, "seed", module) or 42),
-                use_cache=use_cache,
-                cache_root=cache_root,
-            )
-            for name, result in results.items():
-                per_mode[name][entry["label"]] = result
-        settings_dict = settings.to_dict()
-        extra["m3_weights"] = {"dense": weights[0], "sparse": weights[1], "colbert": weights[2]}
+            return evaluate_m3_model(path, data, settings, ks, **heads, **run(entry))
+
     else:
+        from dataclasses import asdict
+
         from studio.evaluation.rerank import evaluate_reranker, first_stage, rerank_settings
 
         depth = int(top_k or RERANK_TOP_K)
@@ -143,24 +141,6 @@ def evaluate_for_module(
             cache_root=cache_root,
         )
         settings = rerank_settings(config, module)
-        for entry in models:
-            path = _plain(entry, module, config, base_model, output_dir)
-            per_mode["rerank"][entry["label"]] = evaluate_reranker(
-                path,
-                data,
-                stage,
-                settings,
-                ks,
-                label=entry["label"],
-                step=entry.get("step"),
-                use_cache=use_cache,
-                cache_root=cache_root,
-            )
-            per_mode["first_stage"][entry["label"]] = EvalResult(
-                **{**stage.result.__dict__, "label": entry["label"], "step": entry.get("step")}
-            )
-        from dataclasses import asdict
-
         settings_dict = asdict(settings)
         extra["retriever"] = stage.retriever
         extra["top_k"] = depth
@@ -169,6 +149,20 @@ def evaluate_for_module(
                 f"the reranker sees the first stage's top {depth}: metrics at k > {depth} "
                 f"count only those passages."
             )
+
+        def score(entry: dict[str, Any]) -> dict[str, EvalResult]:
+            path = _plain(entry, module, config, base_model, output_dir)
+            reranked = evaluate_reranker(path, data, stage, settings, ks, **run(entry))
+            stage_only = {
+                **stage.result.__dict__,
+                "label": entry["label"],
+                "step": entry.get("step"),
+            }
+            return {"rerank": reranked, "first_stage": EvalResult(**stage_only)}
+
+    for entry in models:
+        for name, result in score(entry).items():
+            per_mode[name][entry["label"]] = result
 
     primary = MODE_NAMES[kind][0]
     modes_out: dict[str, Any] = {}

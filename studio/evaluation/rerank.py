@@ -90,9 +90,11 @@ def first_stage(
     from studio.evaluation.evaluate import (
         _embed,
         _LazyEncoder,
+        encode_data,
         resolve_model_path,
         resolve_settings,
         result_from_ranking,
+        run_fields,
     )
     from studio.evaluation.search import id_order, top_k
 
@@ -102,10 +104,9 @@ def first_stage(
     encoder = _LazyEncoder(path, settings, None)
     fp = cache.model_fingerprint(path)
     root = Path(cache_root) if cache_root else None
-    passages = [settings.passage_text(t) for t in data.corpus_texts]
-    queries = [settings.query_text(t) for t in data.query_texts]
-    p_emb, p_hit = _embed(encoder, fp, passages, settings.passage_max_len, use_cache, root)
-    q_emb, q_hit = _embed(encoder, fp, queries, settings.query_max_len, use_cache, root)
+    q_emb, p_emb, hits = encode_data(
+        lambda texts, max_len: _embed(encoder, fp, texts, max_len, use_cache, root), data, settings
+    )
     ranking = top_k(q_emb, p_emb, max(k, max(ks)), id_order(data.corpus_ids))
     ids = ranking.ids(data.corpus_ids)
     result = result_from_ranking(
@@ -113,10 +114,7 @@ def first_stage(
         ranking.scores,
         data,
         ks,
-        label="first_stage",
-        model=str(path),
-        seconds=time.perf_counter() - started,
-        cached={"queries": q_hit, "corpus": p_hit},
+        **run_fields(path, "first_stage", None, started, hits),
     )
     return FirstStage(retriever=str(path), k=int(k), ids=[row[:k] for row in ids], result=result)
 
@@ -217,7 +215,7 @@ def evaluate_reranker(
     device: str | None = None,
 ):
     """The reranker's EvalResult on the first stage's top k (reordered by its scores)."""
-    from studio.evaluation.evaluate import resolve_model_path, result_from_ranking
+    from studio.evaluation.evaluate import resolve_model_path, result_from_ranking, run_fields
     from studio.evaluation.search import id_order
 
     started = time.perf_counter()
@@ -231,12 +229,13 @@ def evaluate_reranker(
     fp = cache.model_fingerprint(model_dir)
     key = _pairs_key(fp, pairs, settings)
     root = Path(cache_root) if cache_root else None
-    scores = cache.load(key, root) if use_cache else None
-    hit = scores is not None and len(scores) == len(pairs)
-    if not hit:
-        scores = Scorer(model_dir, settings, device).score(pairs)
-        if use_cache:
-            cache.save(key, scores, root)
+    scores, hit = cache.cached(
+        key,
+        lambda: Scorer(model_dir, settings, device).score(pairs),
+        root,
+        use_cache,
+        valid=lambda found: len(found) == len(pairs),
+    )
     rank = id_order(data.corpus_ids)
     ids, ranked_scores, start = [], [], 0
     for docs in stage.ids:
@@ -250,9 +249,5 @@ def evaluate_reranker(
         ranked_scores,
         data,
         ks,
-        label=label or model_dir.name,
-        model=str(model_dir),
-        step=step,
-        seconds=time.perf_counter() - started,
-        cached={"pairs": bool(hit)},
+        **run_fields(model_dir, label, step, started, {"pairs": bool(hit)}),
     )
