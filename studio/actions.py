@@ -313,27 +313,57 @@ def split_data(ws: Workspace, cfg: StudioConfig, paths: Any, out: str, n: int, s
     return split.split(source, ws.path(out), int(n), int(seed or 0))
 
 
-def mine(ws: Workspace, cfg: StudioConfig, paths: Any, out: str, *, progress=None, **options):
-    """Hard negatives for one file (studio.datawork.mining.mine's options)."""
+def mine(
+    ws: Workspace,
+    cfg: StudioConfig,
+    paths: Any,
+    out: str,
+    range_from: int = 10,
+    range_to: int = 100,
+    n: int = 15,
+    candidate_pool: str | None = None,
+    only_rows_lacking: bool = True,
+    progress=None,
+):
+    """Hard negatives for one file with the config's model and instructions: candidates ranked
+    range_from..range_to, n kept per row (studio.datawork.mining.mine)."""
     from studio.datawork import mining
 
     cfg = _resolved(ws, cfg)
     source = one_data_file(ws, cfg, paths, "Mining")
     return mining.mine(
-        source, ws.path(out), None, config=cfg, base_dir=ws.base_dir, progress=progress, **options
+        source,
+        ws.path(out),
+        None,
+        int(range_from),
+        int(range_to),
+        int(n),
+        candidate_pool=candidate_pool or None,
+        only_rows_lacking=bool(only_rows_lacking),
+        config=cfg,
+        base_dir=ws.base_dir,
+        progress=progress,
     )
 
 
-def score_data(ws: Workspace, cfg: StudioConfig, paths: Any, out: str, model=None, **kw):
-    """Teacher scores for one file; re-running resumes (a datawork.score ScoreResult)."""
+def score_data(
+    ws: Workspace,
+    cfg: StudioConfig,
+    paths: Any,
+    out: str,
+    model: str | None = None,
+    temperature: float | None = None,
+    progress=None,
+):
+    """Teacher scores for one file (default teacher: the config's model); re-running resumes.
+    A datawork.score ScoreResult."""
     from studio.datawork import score
 
     cfg = _resolved(ws, cfg)
     source = one_data_file(ws, cfg, paths, "Scoring")
-    scorer = score.make_scorer(
-        model or cfg.get("model_name_or_path") or "", cfg, ws.base_dir, kw.pop("temperature", None)
-    )
-    return score.score_file(source, ws.path(out), scorer, **kw)
+    teacher = model or cfg.get("model_name_or_path") or ""
+    scorer = score.make_scorer(teacher, cfg, ws.base_dir, temperature)
+    return score.score_file(source, ws.path(out), scorer, progress=progress)
 
 
 # ---------------------------------------------------------------------------- evaluation

@@ -253,6 +253,21 @@ def config_to_launch(config: StudioConfig) -> dict[str, Any]:
 
 
 LAUNCH_KEYS = tuple(config_to_launch(StudioConfig()).keys())
+# The launch settings picked from a list, and their lists (the others are numbers, text, boxes).
+LAUNCH_CHOICES = {
+    "precision": PRECISIONS,
+    "ds_mode": DS_MODES,
+    "ds_stage": (0, 1, 2, 3),
+    "ds_precision": DS_PRECISIONS,
+}
+# How the Launch page groups them: one row each.
+LAUNCH_ROWS = (
+    ("precision",),
+    ("nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port"),
+    ("ds_mode",),
+    ("ds_stage", "ds_offload_optimizer", "ds_offload_param", "ds_precision"),
+    ("ds_file",),
+)
 
 
 def with_studio(config: StudioConfig, **studio: Any) -> StudioConfig:

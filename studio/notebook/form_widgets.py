@@ -75,14 +75,11 @@ def _launch_widget(key: str, value: Any, lang: str):
         "style": {"description_width": _LABEL_WIDTH},
         "layout": w.Layout(width=_WIDTH),
     }
-    if key == "precision":
-        return w.Dropdown(options=list(form.PRECISIONS), value=value, **common)
-    if key == "ds_mode":
-        return w.Dropdown(options=list(form.DS_MODES), value=value, **common)
-    if key == "ds_precision":
-        return w.Dropdown(options=list(form.DS_PRECISIONS), value=value or "auto", **common)
-    if key == "ds_stage":
-        return w.Dropdown(options=[0, 1, 2, 3], value=int(value or 0), **common)
+    if key in form.LAUNCH_CHOICES:
+        choices = list(form.LAUNCH_CHOICES[key])
+        return w.Dropdown(
+            options=choices, value=value if value in choices else choices[0], **common
+        )
     if key == "master_port":
         common["description"] = "Master port (0: a free port)"
         return w.IntText(value=int(value or 0), **common)

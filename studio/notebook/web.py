@@ -9,7 +9,6 @@ link needs a login: ``launch_web(share=True, auth=("user", "pass"))``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -36,36 +35,23 @@ def launch_web(
     explicitly, so a Kaggle/Colab kernel or GRADIO_SHARE=true opens no public link by itself
     (studio.webui.exposure).
     """
-    import sys
+    from studio.webui.app import CSS, AppContext, initial_config
+    from studio.webui.launcher import exposure_or_exit, serving_app
 
-    from studio.webui.exposure import decide
-
-    exposure = decide(
-        share,
+    exposure = exposure_or_exit(
+        ValueError,
+        share=share,
         logged_in=bool(launch_kwargs.get("auth")),
         no_auth=no_auth,
         host=launch_kwargs.get("server_name", "127.0.0.1"),
         face="notebook",
     )
-    for note in exposure.warnings:
-        print(f"warning: {note}", file=sys.stderr, flush=True)
-    if exposure.error:
-        raise ValueError(exposure.error)
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    import warnings
-
-    # Gradio 6.17 trips Starlette's rename of HTTP_422 on every request; not ours to fix.
-    warnings.filterwarnings("ignore", message=".*HTTP_422_UNPROCESSABLE_ENTITY.*")
-
-    from studio.webui.app import CSS, AppContext, build_app, initial_config
 
     base = Path(base_dir).resolve()
     if not isinstance(config, StudioConfig):
         config = initial_config(config, base)
     ctx = AppContext(runs_dir=(base / runs_dir).resolve(), base_dir=base, lang=lang, initial=config)
-    demo = build_app(ctx)
-    _patient_localhost_check()
-    demo.queue(default_concurrency_limit=8)
+    demo = serving_app(ctx)
     options = {
         "server_name": "127.0.0.1",
         "server_port": port,
@@ -79,14 +65,3 @@ def launch_web(
     }
     demo.launch(**options)
     return demo
-
-
-def _patient_localhost_check() -> None:
-    """Gradio gives up when one request to its own page takes 3 s, which a kernel that has
-    just trained and evaluated on 2 cores can take; the web launcher's patience, applied once."""
-    from gradio import networking
-
-    from studio.webui import launcher
-
-    if getattr(networking.url_ok, "__module__", "") != launcher.__name__:
-        launcher._patient_localhost_check()

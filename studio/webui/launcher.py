@@ -91,6 +91,8 @@ def _patient_localhost_check() -> None:
     from gradio import networking
 
     original = networking.url_ok
+    if getattr(original, "studio_patient", False):  # applied once per process
+        return
 
     def url_ok(url: str) -> bool:
         deadline = time.monotonic() + 30
@@ -99,6 +101,7 @@ def _patient_localhost_check() -> None:
                 return False
         return True
 
+    url_ok.studio_patient = True
     networking.url_ok = url_ok
 
 
@@ -127,27 +130,44 @@ def _launch_shared(demo, launch_kwargs: dict, args) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    creds = parse_credentials(args)
-    exposure = decide(
-        args.share,  # None when --share is not given: GRADIO_SHARE/hosted notebooks decide
-        logged_in=bool(creds),
-        no_auth=args.no_auth,
-        host=args.host,
-        auth_on_command_line=bool(args.auth),
-    )
+def exposure_or_exit(error: type[Exception], **decision):
+    """Whether to open a share link (studio.webui.exposure.decide's rule, the same for
+    launch.py and the notebook): its warnings printed, its refusal raised as `error`."""
+    exposure = decide(**decision)
     for note in exposure.warnings:
         print(f"warning: {note}", file=sys.stderr, flush=True)
     if exposure.error:
-        raise LaunchError(exposure.error)
+        raise error(exposure.error)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import warnings
 
     # Gradio 6.17 trips Starlette's rename of HTTP_422 on every request; not ours to fix.
     warnings.filterwarnings("ignore", message=".*HTTP_422_UNPROCESSABLE_ENTITY.*")
+    return exposure
 
-    from studio.webui.app import CSS, AppContext, build_app, initial_config
+
+def serving_app(ctx):
+    """The page over `ctx`, queued as both faces serve it (8 events at once)."""
+    from studio.webui.app import build_app
+
+    demo = build_app(ctx)
+    _patient_localhost_check()
+    demo.queue(default_concurrency_limit=8)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    creds = parse_credentials(args)
+    exposure = exposure_or_exit(
+        LaunchError,
+        share=args.share,  # None when --share is not given: GRADIO_SHARE/hosted notebooks decide
+        logged_in=bool(creds),
+        no_auth=args.no_auth,
+        host=args.host,
+        auth_on_command_line=bool(args.auth),
+    )
+    from studio.webui.app import CSS, AppContext, initial_config
 
     base_dir = Path.cwd()
     ctx = AppContext(
@@ -156,8 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         lang=args.lang,
         initial=initial_config(args.config, base_dir),
     )
-    demo = build_app(ctx)
-    _patient_localhost_check()
+    demo = serving_app(ctx)
     _warm_in_background()
     launch_kwargs = dict(
         server_name=args.host,
@@ -167,7 +186,6 @@ def main(argv: list[str] | None = None) -> int:
         footer_links=["gradio"],
         auth_message="BGE Studio: log in to continue.",
     )
-    demo.queue(default_concurrency_limit=8)
     if exposure.share:
         _launch_shared(demo, launch_kwargs, args)
         demo.block_thread()

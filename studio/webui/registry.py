@@ -43,6 +43,17 @@ class Registry:
     def __contains__(self, cid: str) -> bool:
         return cid in self.components
 
+    def pick(self, data: dict, **names: str) -> dict[str, Any]:
+        """Values of a handler's dict input as keyword arguments: ``pick(data, ks="eval.k")``
+        is ``{"ks": data[reg["eval.k"]]}``."""
+        return {kw: data[self.components[cid]] for kw, cid in names.items()}
+
+    def values(self, data: dict, prefix: str) -> dict[str, Any]:
+        """The values a handler received of one section's inputs, by the rest of their ids:
+        sections name their inputs after the action's parameters (``mine.range_from``), so
+        ``actions.mine(..., **reg.values(data, "mine."))`` passes each by name."""
+        return {k: data[c] for k, c in self.section(prefix).items() if c in data}
+
     def many(self, *cids: str) -> list:
         return [self.components[c] for c in cids]
 

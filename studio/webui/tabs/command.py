@@ -19,73 +19,47 @@ DIAGNOSTIC_COLUMNS = ["level", "line", "field", "message", "fix"]
 def layout(ctx, reg, lang: str) -> None:
     import gradio as gr
 
-    add = reg.add
+    def add(cid, make, key, **options):
+        """A component labelled in the reader's language, relabelled on a switch."""
+        text = {"value": t(key, lang)} if make in (gr.Button, gr.DownloadButton) else {}
+        label = {} if text else {"label": t(key, lang)}
+        return reg.add(f"command.{cid}", make(**text, **label, **options), text=key)
+
+    script = command.render_script(ctx.config)
     add(
-        "command.script",
-        gr.Code(
-            command.render_script(ctx.config),
-            language="shell",
-            label=t("command", lang),
-            interactive=False,
-            elem_id="studio-command",
-            buttons=["copy", "download"],
-        ),
-        text="command",
+        "script",
+        gr.Code,
+        "command",
+        value=script,
+        language="shell",
+        interactive=False,
+        elem_id="studio-command",
+        buttons=["copy", "download"],
     )
     with gr.Row():
-        add(
-            "command.download_script",
-            gr.DownloadButton(t("download_script", lang)),
-            "download_script",
-        )
-        add(
-            "command.download_config",
-            gr.DownloadButton(t("download_config", lang)),
-            "download_config",
-        )
+        add("download_script", gr.DownloadButton, "download_script")
+        add("download_config", gr.DownloadButton, "download_config")
     with gr.Row():
-        add(
-            "command.config_path",
-            gr.Textbox(label=t("config_path", lang), elem_id="studio-config-path"),
-            "config_path",
-        )
-        add("command.overwrite", gr.Checkbox(label=t("overwrite", lang)), "overwrite")
+        add("config_path", gr.Textbox, "config_path", elem_id="studio-config-path")
+        add("overwrite", gr.Checkbox, "overwrite")
     with gr.Row():
-        add("command.save", gr.Button(t("save_config", lang)), "save_config")
-        add("command.load", gr.Button(t("load_config", lang)), "load_config")
-    add(
-        "command.upload_config",
-        gr.File(label=t("upload_config", lang), type="filepath", file_types=[".yaml", ".yml"]),
-        "upload_config",
-    )
-    add("command.message", gr.Markdown())
+        add("save", gr.Button, "save_config")
+        add("load", gr.Button, "load_config")
+    add("upload_config", gr.File, "upload_config", type="filepath", file_types=[".yaml", ".yml"])
+    reg.add("command.message", gr.Markdown())
     with gr.Row():
-        add(
-            "command.script_path",
-            gr.Textbox(label=t("script_path", lang), elem_id="studio-script-path"),
-            "script_path",
-        )
-        add("command.script_base", gr.Textbox(label=t("script_base", lang)), "script_base")
+        add("script_path", gr.Textbox, "script_path", elem_id="studio-script-path")
+        add("script_base", gr.Textbox, "script_base")
+    add("upload_script", gr.File, "upload_script", type="filepath", file_types=[".sh", ".txt"])
+    add("import", gr.Button, "import_script", elem_id="studio-import")
     add(
-        "command.upload_script",
-        gr.File(label=t("upload_script", lang), type="filepath", file_types=[".sh", ".txt"]),
-        "upload_script",
-    )
-    add(
-        "command.import",
-        gr.Button(t("import_script", lang), elem_id="studio-import"),
-        "import_script",
-    )
-    add(
-        "command.diagnostics",
-        gr.Dataframe(
-            headers=DIAGNOSTIC_COLUMNS,
-            label=t("diagnostics", lang),
-            wrap=True,
-            elem_id="studio-diagnostics",
-            interactive=False,
-        ),
         "diagnostics",
+        gr.Dataframe,
+        "diagnostics",
+        headers=DIAGNOSTIC_COLUMNS,
+        wrap=True,
+        elem_id="studio-diagnostics",
+        interactive=False,
     )
     with gr.Accordion(t("cluster", lang), open=False, elem_id="studio-cluster"):
         cluster_panel.layout(reg, lang)

@@ -7,11 +7,18 @@ streamed by the core (check) or sampled (lengths); the page never loads a whole 
 
 from __future__ import annotations
 
+import inspect
+
 from studio import actions, views
 from studio.i18n import t
 from studio.webui import form_state
 
 ID, TITLE = "data", "tab.data"
+
+
+def stages(progress):
+    """The core's progress callback (stage, done, total) as Gradio's progress bar."""
+    return lambda stage, done, total: progress((done, total), desc=stage)
 
 
 def layout(ctx, reg, lang: str) -> None:
@@ -92,8 +99,8 @@ def layout(ctx, reg, lang: str) -> None:
             add("mine.range_to", gr.Number(100, precision=0, minimum=1, label="range to"))
             add("mine.n", gr.Number(7, precision=0, minimum=1, label="negatives per row"))
         with gr.Row():
-            add("mine.pool", gr.Textbox(label=t("data_mine_pool", lang)))
-            add("mine.lacking", gr.Checkbox(True, label=t("data_mine_lacking", lang)))
+            add("mine.candidate_pool", gr.Textbox(label=t("data_mine_pool", lang)))
+            add("mine.only_rows_lacking", gr.Checkbox(True, label=t("data_mine_lacking", lang)))
         add("mine.button", gr.Button(t("data_mine", lang)))
         add("mine.result", gr.Markdown())
     with gr.Accordion(t("data_score", lang), open=False):
@@ -163,55 +170,34 @@ def bind(ctx, reg, demo) -> None:
             reg["data.lengths_plot"]: result.figure(),
         }
 
-    def do_split(data):
-        cfg, paths = form_and_paths(data)
-        with form_state.shown_errors():
-            result = actions.split_data(
-                ws,
-                cfg,
-                paths,
-                data[reg["split.out"]],
-                int(data[reg["split.n"]]),
-                int(data[reg["split.seed"]] or 0),
-            )
-        return views.facts_text(result.summary())
+    def file_action(prefix: str, action, tail=None):
+        """A button that writes a new file from the data (split, mine, score): the action
+        called with the section's inputs by name, its summary as a list."""
 
-    def do_mine(data, progress=gr.Progress()):  # noqa: B008 - how Gradio injects progress
-        cfg, paths = form_and_paths(data)
-        with form_state.shown_errors():
-            result = actions.mine(
-                ws,
-                cfg,
-                paths,
-                data[reg["mine.out"]],
-                range_from=int(data[reg["mine.range_from"]]),
-                range_to=int(data[reg["mine.range_to"]]),
-                n=int(data[reg["mine.n"]]),
-                candidate_pool=data[reg["mine.pool"]] or None,
-                only_rows_lacking=bool(data[reg["mine.lacking"]]),
-                progress=lambda stage, done, total: progress((done, total), desc=stage),
-            )
-        return views.facts_text(result.summary())
+        def run(data, progress=gr.Progress()):  # noqa: B008 - how Gradio injects progress
+            cfg, paths = form_and_paths(data)
+            options = reg.values(data, prefix)
+            if "progress" in inspect.signature(action).parameters:
+                options["progress"] = stages(progress)
+            with form_state.shown_errors():
+                result = action(ws, cfg, paths, **options)
+            return views.facts_text(result.summary()) + (tail(result) if tail else "")
 
-    def do_score(data, progress=gr.Progress()):  # noqa: B008 - how Gradio injects progress
+        run.__name__ = f"do_{prefix.rstrip('.')}"
+        inputs = {*reg.section(prefix).values(), *reg.form_inputs(), reg["data.paths"]}
+        inputs -= {reg[prefix + "button"], reg[prefix + "result"]}
+        reg[prefix + "button"].click(run, inputs, reg[prefix + "result"])
+
+    def score_tail(result) -> str:
         from studio.datawork import score
 
-        cfg, paths = form_and_paths(data)
-        with form_state.shown_errors():
-            result = actions.score_data(
-                ws,
-                cfg,
-                paths,
-                data[reg["score.out"]],
-                data[reg["score.model"]] or None,
-                progress=lambda stage, done, total: progress((done, total), desc=stage),
-            )
-        lines = views.facts_text(result.summary())
-        if result.problems:
-            lines += "\n" + "\n".join(f"- {views.escape(p)}" for p in result.problems[:20])
+        lines = "".join(f"\n- {views.escape(p)}" for p in result.problems[:20])
         kd = score.kd_settings_text(result.out_path)
         return lines + f"\n\nTo distil from these scores, set:\n```yaml\n{kd}```"
 
+    file_action("split.", actions.split_data)
+    file_action("mine.", actions.mine)
+    file_action("score.", actions.score_data, score_tail)
     reg["data.check"].click(
         do_check, inputs(), reg.many("data.report", "data.kinds", "data.problems")
     )
@@ -222,14 +208,3 @@ def bind(ctx, reg, demo) -> None:
     reg["data.lengths"].click(
         do_lengths, inputs("data.sample"), reg.many("data.lengths_table", "data.lengths_plot")
     )
-    reg["split.button"].click(
-        do_split, inputs("split.out", "split.n", "split.seed"), reg["split.result"]
-    )
-    reg["mine.button"].click(
-        do_mine,
-        inputs(
-            "mine.out", "mine.range_from", "mine.range_to", "mine.n", "mine.pool", "mine.lacking"
-        ),
-        reg["mine.result"],
-    )
-    reg["score.button"].click(do_score, inputs("score.out", "score.model"), reg["score.result"])

@@ -63,7 +63,7 @@ def layout(ctx, reg, lang: str) -> None:
                 ),
             )
             add(
-                "merge.general",
+                "merge.general_data",
                 gr.Textbox(label=t("merge_general", lang), elem_id="merge-general"),
             )
             add(
@@ -112,35 +112,24 @@ def bind(ctx, reg, demo) -> None:
         names = actions.finished_runs(ws)
         return gr.update(choices=names, value=names[0] if names else None)
 
+    def shared(data) -> dict:
+        return reg.pick(data, data="eval.data", ks="eval.k", retriever="eval.retriever")
+
     def evaluate_run(data, progress=gr.Progress()):  # noqa: B008 - how Gradio injects progress
         name = value(data, "eval.run")
         if not name:
             raise gr.Error("Pick a finished run.")
         progress(0.1, desc="encoding (cached models are instant)")
         with form_state.shown_errors():
-            report = actions.evaluate_run(
-                ws,
-                name,
-                value(data, "eval.data"),
-                value(data, "eval.k"),
-                value(data, "eval.retriever"),
-                inside=True,
-            )
+            report = actions.evaluate_run(ws, name, inside=True, **shared(data))
         return dict(zip(reg.many(*RESULTS), shown(report), strict=True))
 
     def evaluate_models(data, progress=gr.Progress()):  # noqa: B008 - how Gradio injects progress
         cfg, _ = form_state.read_config(reg, data)
+        models = reg.pick(data, baseline="eval.baseline", model="eval.model")
         progress(0.1, desc="encoding (cached models are instant)")
         with form_state.shown_errors():
-            report = actions.compare_models(
-                ws,
-                cfg,
-                value(data, "eval.baseline"),
-                value(data, "eval.model"),
-                value(data, "eval.data"),
-                value(data, "eval.k"),
-                value(data, "eval.retriever"),
-            )
+            report = actions.compare_models(ws, cfg, **models, **shared(data))
         return dict(zip(reg.many(*RESULTS), shown(report), strict=True))
 
     def merge(data, progress=gr.Progress()):  # noqa: B008 - how Gradio injects progress
@@ -149,19 +138,10 @@ def bind(ctx, reg, demo) -> None:
         from studio.evaluation.merge import tradeoff_chart
 
         cfg, _ = form_state.read_config(reg, data)
+        options = {**reg.values(data, "merge."), **reg.pick(data, data="eval.data", ks="eval.k")}
         progress(0.1, desc="merging and evaluating each mix")
         with form_state.shown_errors():
-            report = actions.merge(
-                ws,
-                cfg,
-                value(data, "merge.model"),
-                value(data, "merge.base"),
-                value(data, "merge.weights"),
-                value(data, "eval.data"),
-                value(data, "merge.general"),
-                value(data, "merge.out"),
-                value(data, "eval.k"),
-            )
+            report = actions.merge(ws, cfg, **options)
         lines = report.lines()
         return {
             reg["merge.summary"]: "\n".join(f"- {views.escape(x)}" for x in lines[:1] + lines[-1:]),
@@ -185,7 +165,7 @@ def bind(ctx, reg, demo) -> None:
         {*reg.many("eval.baseline", "eval.model", *common), *reg.form_inputs()},
         results,
     )
-    merge_inputs = ("merge.base", "merge.model", "merge.weights", "merge.general", "merge.out")
+    merge_inputs = ("merge.base", "merge.model", "merge.weights", "merge.general_data", "merge.out")
     reg["merge.button"].click(
         merge,
         {*reg.many(*merge_inputs, "eval.data", "eval.k"), *reg.form_inputs()},

@@ -13,48 +13,34 @@ from studio.webui.registry import LAUNCH, STUDIO, make_studio_input
 ID, TITLE = "launch", "tab.launch"
 
 
+RADIOS = ("precision", "ds_mode")  # short lists shown whole; the others drop down
+MINIMUM = {"nproc_per_node": 1, "nnodes": 1, "node_rank": 0}
+
+
+def launch_input(key: str, value, lang: str):
+    """The Gradio input of one launch setting (studio.form decides which are lists)."""
+    import gradio as gr
+
+    common = {"value": value, "label": t(key, lang), "elem_id": f"launch-{key.replace('_', '-')}"}
+    if key in form.LAUNCH_CHOICES:
+        kind = gr.Radio if key in RADIOS else gr.Dropdown
+        return kind(choices=list(form.LAUNCH_CHOICES[key]), **common)
+    if isinstance(value, bool):
+        return gr.Checkbox(**common)
+    if key in MINIMUM or key == "master_port":
+        return gr.Number(precision=0, minimum=MINIMUM.get(key), **common)
+    return gr.Textbox(**common)
+
+
 def layout(ctx, reg, lang: str) -> None:
     import gradio as gr
 
     cfg = ctx.config
     launch = form.config_to_launch(cfg)
-
-    def add(key, make, value, **options):
-        """One launch setting: its component, labelled and registered as launch.<key>."""
-        reg.add(LAUNCH + key, make(value=value, label=t(key, lang), **options), text=key)
-
-    add(
-        "precision",
-        gr.Radio,
-        launch["precision"],
-        choices=list(form.PRECISIONS),
-        elem_id="launch-precision",
-    )
-    with gr.Row():
-        add("nproc_per_node", gr.Number, launch["nproc_per_node"], precision=0, minimum=1)
-        add("nnodes", gr.Number, launch["nnodes"], precision=0, minimum=1)
-        add("node_rank", gr.Number, launch["node_rank"], precision=0, minimum=0)
-        add("master_addr", gr.Textbox, launch["master_addr"])
-        add("master_port", gr.Number, launch["master_port"], precision=0)
-    add(
-        "ds_mode",
-        gr.Radio,
-        launch["ds_mode"],
-        choices=list(form.DS_MODES),
-        elem_id="launch-ds-mode",
-    )
-    with gr.Row():
-        add(
-            "ds_stage",
-            gr.Dropdown,
-            launch["ds_stage"],
-            choices=[0, 1, 2, 3],
-            elem_id="launch-ds-stage",
-        )
-        add("ds_offload_optimizer", gr.Checkbox, launch["ds_offload_optimizer"])
-        add("ds_offload_param", gr.Checkbox, launch["ds_offload_param"])
-        add("ds_precision", gr.Dropdown, launch["ds_precision"], choices=list(form.DS_PRECISIONS))
-    add("ds_file", gr.Textbox, launch["ds_file"])
+    for row in form.LAUNCH_ROWS:
+        with gr.Row():
+            for key in row:
+                reg.add(LAUNCH + key, launch_input(key, launch[key], lang), text=key)
     with gr.Accordion(t("studio_section", lang), open=False, elem_id="studio-section"):
         studio = form.studio_to_widgets(cfg)
         for key in STUDIO_KEYS:
