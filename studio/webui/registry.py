@@ -43,10 +43,10 @@ class Registry:
     def __contains__(self, cid: str) -> bool:
         return cid in self.components
 
-    def pick(self, data: dict, **names: str) -> dict[str, Any]:
+    def pick(self, received: dict, /, **names: str) -> dict[str, Any]:
         """Values of a handler's dict input as keyword arguments: ``pick(data, ks="eval.k")``
         is ``{"ks": data[reg["eval.k"]]}``."""
-        return {kw: data[self.components[cid]] for kw, cid in names.items()}
+        return {kw: received[self.components[cid]] for kw, cid in names.items()}
 
     def values(self, data: dict, prefix: str) -> dict[str, Any]:
         """The values a handler received of one section's inputs, by the rest of their ids:
