@@ -19,9 +19,16 @@ needs them. The package is layered; a layer imports only from the layers above i
    ``train_entry`` (what torchrun starts), ``procs`` (containment), ``buildlocks``,
    ``reasons``, ``loss_health``, ``secrets``, ``checkpoints``, ``runlog``, ``watch``,
    ``charts``, ``post_train``, ``cluster/`` (node scripts, Slurm, SkyPilot).
-4. Faces: render results, never re-implement them
-   ``cli`` (``python -m studio``), ``webui/`` (Gradio, ``launch.py``), ``notebook/``
-   (ipywidgets ``Studio``).
+4. Actions and words: what a user can do, and what the studio says
+   ``actions`` (every button of the web UI and the notebook is one function here, over a
+   ``Workspace``: check the form, save/load/import, start/stop/resume/open/compare runs, data
+   work, evaluation, merging), ``views`` (the one text of a status line, a run summary,
+   problems, a memory estimate: Markdown for the web, the same turned into HTML for the
+   notebook).
+5. Faces: lay out widgets, call an action, render what it returns
+   ``cli`` (``python -m studio``), ``webui/`` (Gradio, ``launch.py``; ``webui/tabs/`` one
+   module per tab, components by id in ``webui/registry``, the form in
+   ``webui/form_state``), ``notebook/`` (ipywidgets ``Studio``).
 """
 
 __version__ = "0.1.0"
