@@ -20,7 +20,7 @@ against that class's output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from studio.config import StudioConfig
 from studio.modules import ICL
@@ -35,33 +35,46 @@ def _fmt(config: StudioConfig, name: str) -> str:
     return (config.get(name) or "{}{}").replace("\\n", "\n")
 
 
+def _rule(key: str | None, read=None):
+    """A rules field read from the config: flag `key`, through `read(config, key)` (default:
+    the flag's value). One reader builds every rules record (:func:`_from_config`)."""
+    return field(metadata={"key": key, "read": read or (lambda config, k: config.get(k))})
+
+
+def _text_or(default: str):
+    return lambda config, key: config.get(key) or default
+
+
+def _int(config: StudioConfig, key: str) -> int:
+    return int(config.get(key))
+
+
+def _decoder(config: StudioConfig, _key) -> bool:
+    from studio.modules import get
+
+    return get(config.module).is_decoder
+
+
+def _from_config(cls, config: StudioConfig):
+    return cls(**{f.name: f.metadata["read"](config, f.metadata["key"]) for f in fields(cls)})
+
+
 @dataclass(frozen=True)
 class RerankRules:
     """The reranker dataset's text rules (AbsRerankerTrainDataset.__getitem__)."""
 
-    instruction: str | None
-    query_format: str
-    passage_instruction: str | None
-    passage_format: str
-    query_max_len: int
-    passage_max_len: int
-    sep_token: str
-    llm: bool
+    instruction: str | None = _rule("query_instruction_for_rerank")
+    query_format: str = _rule("query_instruction_format", _fmt)
+    passage_instruction: str | None = _rule("passage_instruction_for_rerank")
+    passage_format: str = _rule("passage_instruction_format", _fmt)
+    query_max_len: int = _rule("query_max_len", _int)
+    passage_max_len: int = _rule("passage_max_len", _int)
+    sep_token: str = _rule("sep_token", _text_or("\n"))
+    llm: bool = _rule(None, _decoder)
 
     @classmethod
     def from_config(cls, config: StudioConfig) -> RerankRules:
-        from studio.modules import get
-
-        return cls(
-            instruction=config.get("query_instruction_for_rerank"),
-            query_format=_fmt(config, "query_instruction_format"),
-            passage_instruction=config.get("passage_instruction_for_rerank"),
-            passage_format=_fmt(config, "passage_instruction_format"),
-            query_max_len=int(config.get("query_max_len")),
-            passage_max_len=int(config.get("passage_max_len")),
-            sep_token=config.get("sep_token") or "\n",
-            llm=get(config.module).is_decoder,
-        )
+        return _from_config(cls, config)
 
     @property
     def pair_max_len(self) -> int:
@@ -141,25 +154,17 @@ def reranker_pair(rules: RerankRules, row: dict, passage: str, tokenizer) -> Pai
 class IclRules:
     """The ICL dataset's query rules (DecoderOnlyEmbedderICLSameDatasetTrainDataset)."""
 
-    instruction: str | None
-    query_format: str
-    suffix: str
-    query_max_len: int
-    example_query_max_len: int
-    example_passage_max_len: int
-    use_examples: bool
+    instruction: str | None = _rule("query_instruction_for_retrieval")
+    query_format: str = _rule("query_instruction_format", _fmt)
+    suffix: str = _rule("icl_suffix_str", _text_or(""))
+    query_max_len: int = _rule("query_max_len", _int)
+    example_query_max_len: int = _rule("example_query_max_len", _int)
+    example_passage_max_len: int = _rule("example_passage_max_len", _int)
+    use_examples: bool = _rule("retrieval_use_examples", lambda config, k: bool(config.get(k)))
 
     @classmethod
     def from_config(cls, config: StudioConfig) -> IclRules:
-        return cls(
-            instruction=config.get("query_instruction_for_retrieval"),
-            query_format=_fmt(config, "query_instruction_format"),
-            suffix=config.get("icl_suffix_str") or "",
-            query_max_len=int(config.get("query_max_len")),
-            example_query_max_len=int(config.get("example_query_max_len")),
-            example_passage_max_len=int(config.get("example_passage_max_len")),
-            use_examples=bool(config.get("retrieval_use_examples")),
-        )
+        return _from_config(cls, config)
 
     @property
     def example_budget(self) -> int:
