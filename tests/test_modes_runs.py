@@ -19,6 +19,8 @@ example_data is in ``bench/bench_m3_modes.py``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -29,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studio import preflight, runs
+from studio import cli, preflight, runs
 from studio.config import TorchrunSettings, bundled_model_path
 from studio.evaluation import modes
 from studio.problems import errors
@@ -155,27 +157,13 @@ def finished(request, workspace):
     log = (run_dir / "train.log").read_text(errors="replace")
     assert status["state"] == "succeeded", log[-4000:]
     out = root / f"{module}.eval.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "studio",
-            "eval",
-            "--run",
-            str(run_dir),
-            "--k",
-            "1,10",
-            "--json",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return module, run_dir, json.loads(out.read_text()), proc.stdout
+    # `python -m studio eval --run RUN --k 1,10 --json OUT`, in this process (the CLI's own
+    # main; a new interpreter would only add its imports to each module's minute)
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = cli.main(["eval", "--run", str(run_dir), "--k", "1,10", "--json", str(out)])
+    assert code == 0, stdout.getvalue()[-3000:]
+    return module, run_dir, json.loads(out.read_text()), stdout.getvalue()
 
 
 def test_run_logged_at_least_four_steps(finished):
