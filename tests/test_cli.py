@@ -12,7 +12,7 @@ import time
 import pytest
 from conftest import ROOT, SEED_SCRIPT
 
-from studio import config
+from studio import config, runs
 from studio.runs import group_members
 
 
@@ -73,6 +73,12 @@ def test_runs_on_an_empty_folder(tmp_path):
 
 
 @pytest.mark.slow
+def _ctrl_c_reaches_python() -> None:
+    """A terminal's Ctrl-C: SIGINT at its default. A shell that starts a job in the background
+    (`pytest ... &`, nohup) sets SIGINT to ignored, and the child would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_train_in_the_foreground_and_ctrl_c_stops_cleanly(tmp_path):
     cfg = tmp_path / "long.yaml"
     cfg.write_text(
@@ -87,19 +93,25 @@ def test_train_in_the_foreground_and_ctrl_c_stops_cleanly(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ),
+        preexec_fn=_ctrl_c_reaches_python,
     )
-    deadline = time.monotonic() + 400
-    metrics = None
-    while time.monotonic() < deadline:
-        found = list((tmp_path / "runs").glob("*/metrics.jsonl"))
-        if found and '"loss"' in found[0].read_text():
-            metrics = found[0]
-            break
-        time.sleep(1)
-    assert metrics is not None, "no step was logged"
-    pgid = json.loads((metrics.parent / "status.json").read_text())["pgid"]
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 400
+        metrics = None
+        while time.monotonic() < deadline:
+            found = list((tmp_path / "runs").glob("*/metrics.jsonl"))
+            if found and '"loss"' in found[0].read_text():
+                metrics = found[0]
+                break
+            time.sleep(1)
+        assert metrics is not None, "no step was logged"
+        pgid = json.loads((metrics.parent / "status.json").read_text())["pgid"]
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:  # whatever failed above, no training is left behind
+        proc.kill()
+        for run in runs.list_runs(tmp_path / "runs"):
+            runs.stop(run.path)
     assert proc.returncode == 1 and "stopped" in stderr
     assert stdout.strip() == str(metrics.parent)
     assert json.loads((metrics.parent / "status.json").read_text())["state"] == "stopped"
