@@ -8,6 +8,7 @@ config's own type checks, and back.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from typing import Any
 
@@ -77,6 +78,7 @@ def form_field_names(schema: Schema | None = None) -> list[str]:
     return names + [f.name for fs in groups.values() for f in fs]
 
 
+@functools.cache
 def all_modules_layout() -> tuple[list[Field], list[Field], dict[str, list[Field]]]:
     """(Model & data, basic, {group: fields}) over every fine-tune module, for a face that
     builds its widgets once and shows each module's own (see :func:`module_field_names`).
@@ -109,9 +111,10 @@ def all_modules_layout() -> tuple[list[Field], list[Field], dict[str, list[Field
     return model_data, basic, groups
 
 
-def module_field_names(module: str) -> set[str]:
+@functools.cache
+def module_field_names(module: str) -> frozenset[str]:
     """The form fields a module shows."""
-    return set(form_field_names(load_schema(module)))
+    return frozenset(form_field_names(load_schema(module)))
 
 
 def to_widget(f: Field, value: Any) -> Any:

@@ -40,11 +40,10 @@ def escape(text: Any) -> str:
 def prose(text: Any) -> str:
     """A message the studio wrote (a problem, a fix, a warning): `backticks` stay code, as its
     authors meant, and everything else that would be markup is shown literally."""
-    return (
-        "`".join(part if i % 2 else escape(part) for i, part in enumerate(str(text).split("`")))
-        if str(text).count("`") % 2 == 0
-        else escape(text)
-    )
+    parts = str(text).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: nothing is code
+        return escape(text)
+    return "`".join(part if i % 2 else escape(part) for i, part in enumerate(parts))
 
 
 def code(text: Any) -> str:

@@ -25,12 +25,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def web_handler(demo, name: str):
-    """The function a built web page calls for an event, found by its name (the tabs bind
-    named functions): a test calls it as the page would, with the page's own components."""
-    found = [f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == name]
+def web_event(demo, name: str):
+    """The event of a built web page whose function has this name (the tabs bind named
+    functions): its inputs, and the function a test calls as the page would."""
+    found = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == name]
     assert found, f"no event handler {name!r} on the page"
     return found[0]
+
+
+def web_handler(demo, name: str):
+    """The function a built web page calls for an event, found by its name."""
+    return web_event(demo, name).fn
 
 
 def tiny_train_config(out_dir: Path | None = None, **overrides) -> StudioConfig:

@@ -1,14 +1,13 @@
 """A pytest plugin that fails the run when a test reads a file beside the repository.
 
 The tests must pass in a clone with nothing beside it, so everything they read lives in the
-repository (tests/data/, example_data/) or a temp folder. A test that quietly reads
-`../shared/...` passes on the machine where it was written and fails everywhere else; this
+repository (tests/data/, example_data/) or a temp folder. A test that quietly reads a folder
+beside the checkout passes on the machine where it was written and fails everywhere else; this
 guard makes it fail here too. A Python audit hook (PEP 578) sees every `open`, `os.listdir`
 and `os.scandir` of the test process; a path under the repository's parent folder (other than
 the repository itself, the temp folder and dot-folders such as ~/.cache when the repository
 sits in a home folder), or under a folder named in BGE_STUDIO_TEST_FORBIDDEN (os.pathsep
-separated; /work/shared, where this project's development data lives, is always included),
-is recorded, and the session fails at the end listing each path and the test that read it.
+separated: folders a developer keeps data in outside the checkout), is recorded, and the session fails at the end listing each path and the test that read it.
 
 Subprocesses (torchrun runs) are not audited: their inputs are the paths the tests give them.
 """
@@ -30,7 +29,7 @@ _current = ["(collection)"]
 
 
 def _roots() -> tuple[list[str], list[str]]:
-    forbidden = [str(ROOT.parent), "/work/shared"]
+    forbidden = [str(ROOT.parent)]
     forbidden += [p for p in os.environ.get("BGE_STUDIO_TEST_FORBIDDEN", "").split(os.pathsep) if p]
     allowed = [str(ROOT)]
     temp = os.path.realpath(tempfile.gettempdir())

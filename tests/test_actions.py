@@ -12,7 +12,7 @@ import json
 import time
 
 import pytest
-from conftest import ROOT, web_handler
+from conftest import ROOT, web_event, web_handler
 
 from studio import actions, views
 from studio import config as config_mod
@@ -66,7 +66,7 @@ def faces(tmp_path):
 def page_call(demo, name, **by_id):
     """Call the page's handler `name` with its inputs as the page holds them, some changed by
     id; returns its outputs by id (a single output under the key None)."""
-    fn = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == name][0]
+    fn = web_event(demo, name)
     reg = demo.registry
     data = {c: c.value for c in fn.inputs}
     for cid, value in by_id.items():

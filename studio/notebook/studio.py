@@ -183,7 +183,7 @@ class Studio:
             str(model),
             str(base),
             weights,
-            eval_data or self.default_eval_data() or None,
+            eval_data,
             general_data,
             out,
             ks,
@@ -398,7 +398,7 @@ class Studio:
             self.config(),
             str(baseline),
             str(model),
-            eval_data or self.default_eval_data() or None,
+            eval_data,
             ks,
             str(retriever) if retriever else None,
         )

@@ -7,8 +7,6 @@ streamed by the core (check) or sampled (lengths); the page never loads a whole 
 
 from __future__ import annotations
 
-import inspect
-
 from studio import actions, views
 from studio.i18n import t
 from studio.webui import form_state
@@ -170,14 +168,14 @@ def bind(ctx, reg, demo) -> None:
             reg["data.lengths_plot"]: result.figure(),
         }
 
-    def file_action(prefix: str, action, tail=None):
+    def file_action(prefix: str, action, tail=None, reports_progress=True):
         """A button that writes a new file from the data (split, mine, score): the action
         called with the section's inputs by name, its summary as a list."""
 
         def run(data, progress=gr.Progress()):  # noqa: B008 - how Gradio injects progress
             cfg, paths = form_and_paths(data)
             options = reg.values(data, prefix)
-            if "progress" in inspect.signature(action).parameters:
+            if reports_progress:
                 options["progress"] = stages(progress)
             with form_state.shown_errors():
                 result = action(ws, cfg, paths, **options)
@@ -195,7 +193,7 @@ def bind(ctx, reg, demo) -> None:
         kd = score.kd_settings_text(result.out_path)
         return lines + f"\n\nTo distil from these scores, set:\n```yaml\n{kd}```"
 
-    file_action("split.", actions.split_data)
+    file_action("split.", actions.split_data, reports_progress=False)
     file_action("mine.", actions.mine)
     file_action("score.", actions.score_data, score_tail)
     reg["data.check"].click(
