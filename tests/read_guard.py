@@ -10,10 +10,13 @@ sits in a home folder), or under a folder named in BGE_STUDIO_TEST_FORBIDDEN (os
 separated: folders a developer keeps data in outside the checkout), is recorded, and the session fails at the end listing each path and the test that read it.
 
 Subprocesses (torchrun runs) are not audited: their inputs are the paths the tests give them.
+Under pytest-xdist each worker writes what it saw to a folder the controller made, and the
+controller fails the session on the union.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -70,9 +73,14 @@ def _hook(event: str, args: tuple) -> None:
         _offenders.setdefault(path, _current[0])
 
 
+REPORT_DIR_ENV = "BGE_STUDIO_READ_GUARD_DIR"  # the controller's folder for xdist workers' finds
+
+
 def pytest_configure(config):
     FORBIDDEN[:], ALLOWED[:] = _roots()
     sys.addaudithook(_hook)
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ[REPORT_DIR_ENV] = tempfile.mkdtemp(prefix="read-guard-")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -85,6 +93,18 @@ def pytest_runtest_protocol(item, nextitem):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    report_dir = Path(os.environ.get(REPORT_DIR_ENV, ""))
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        if _offenders and report_dir.is_dir():
+            (report_dir / f"{worker}.json").write_text(json.dumps(_offenders))
+        return
+    if report_dir.is_dir():
+        for found in sorted(report_dir.glob("*.json")):
+            for path, test in json.loads(found.read_text()).items():
+                _offenders.setdefault(path, test)
+            found.unlink()
+        report_dir.rmdir()
     if _offenders:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
