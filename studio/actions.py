@@ -354,16 +354,18 @@ def score_data(
     model: str | None = None,
     temperature: float | None = None,
     progress=None,
+    restart: bool = False,
 ):
-    """Teacher scores for one file (default teacher: the config's model); re-running resumes.
-    A datawork.score ScoreResult."""
+    """Teacher scores for one file (default teacher: the config's model); re-running resumes
+    an output scored from the same input and settings (another is refused), ``restart`` starts
+    it again. A datawork.score ScoreResult."""
     from studio.datawork import score
 
     cfg = _resolved(ws, cfg)
     source = one_data_file(ws, cfg, paths, "Scoring")
     teacher = model or cfg.get("model_name_or_path") or ""
     scorer = score.make_scorer(teacher, cfg, ws.base_dir, temperature)
-    return score.score_file(source, ws.path(out), scorer, progress=progress)
+    return score.score_file(source, ws.path(out), scorer, progress=progress, restart=restart)
 
 
 # ---------------------------------------------------------------------------- evaluation
