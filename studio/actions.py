@@ -10,6 +10,7 @@ relative paths are relative to.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,11 +66,19 @@ def check_form(ws: Workspace, cfg: StudioConfig, problems: Sequence[Problem] = (
     found = list(problems)
     script = ""
     try:
-        script = command.render_script(cfg)
+        script = command_script(ws, cfg)
         found += preflight.run_checks(cfg, ws.base_dir)
     except Exception as exc:  # noqa: BLE001 - shown as a problem; the page goes on
         found.append(Problem(ERROR, f"{type(exc).__name__}: {exc}"))
     return FormCheck(script, found)
+
+
+def command_script(ws: Workspace, cfg: StudioConfig) -> str:
+    """The script the config runs, with the paths the run will read (resolved against the
+    config's base, as `studio command` prints it); as written when they cannot be resolved."""
+    with contextlib.suppress(config_mod.ConfigError):
+        cfg = config_mod.resolve_paths(cfg, ws.base_dir)
+    return command.render_script(cfg)
 
 
 def require_valid(cfg: StudioConfig, problems: Sequence[Problem]) -> StudioConfig:
@@ -95,7 +104,9 @@ def save_config(ws: Workspace, cfg: StudioConfig, path: str | Path, overwrite: b
     target = Path(path).expanduser()
     target = target if target.is_absolute() else ws.base_dir / target
     try:
-        return config_mod.save(cfg, target, overwrite=bool(overwrite))
+        return config_mod.save(
+            config_mod.record_base(cfg, target), target, overwrite=bool(overwrite)
+        )
     except FileExistsError:
         raise FileExistsError(
             f"{target} exists. Tick 'overwrite' or pick another name (nothing was written)."

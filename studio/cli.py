@@ -59,6 +59,11 @@ def cmd_command(args) -> int:
     from studio import command, config, deepspeed_config
 
     cfg = _load_config(args.config)
+    try:  # the paths the run will read, wherever this is started from
+        cfg = config.resolve_paths(cfg, args.base_dir)
+    except config.ConfigError as exc:
+        _print_problems(exc.problems, sys.stderr)
+        return 2
     script = command.render_script(cfg)
     if args.out:
         out = Path(args.out)
@@ -73,7 +78,6 @@ def cmd_command(args) -> int:
         if ds is not None:
             (out / deepspeed_config.DS_FILE_NAME).write_text(deepspeed_config.dumps(ds))
         print(f"wrote {target}", file=sys.stderr)
-    del config
     sys.stdout.write(script)
     return 0
 
@@ -88,7 +92,7 @@ def cmd_import_script(args) -> int:
     )
     _print_problems(result.problems)
     try:
-        config.save(result.config, args.out, overwrite=args.force)
+        config.save(config.record_base(result.config, args.out), args.out, overwrite=args.force)
     except FileExistsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -278,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--out", help="also write command.sh and ds_config.json into this folder")
     p.add_argument("--force", action="store_true", help="replace an existing command.sh")
+    p.add_argument(
+        "--base-dir",
+        default=".",
+        help="folder relative paths are read from (unless the config records its own)",
+    )
     p.set_defaults(func=cmd_command)
 
     p = sub.add_parser("import-script", help="turn a training shell script into a config")

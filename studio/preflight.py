@@ -3,7 +3,8 @@
 Each rule is a small function returning problems (error or warning, each with its fix); every
 face — CLI `check`, the web UI's Train tab, the notebook, the run manager — calls
 :func:`run_checks`, so they all refuse the same things. Paths are read as the run will read
-them: relative to `base_dir` (the folder the studio runs in, like the shell script would).
+them: relative to the config's recorded `studio.base_dir`, else `base_dir` (the folder the studio
+runs in, like the shell script would); see `studio.config.base_of`.
 """
 
 from __future__ import annotations
