@@ -500,6 +500,19 @@ def load(path: str | Path) -> StudioConfig:
                 )
             ]
         ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [
+                Problem(
+                    ERROR,
+                    f"not a text config: byte {exc.start} is not UTF-8 "
+                    f"({exc.object[exc.start : exc.start + 1]!r}); this looks like a binary file.",
+                    "Give the YAML config file (text, UTF-8), e.g. one saved by the studio.",
+                    file=str(path),
+                    code="io",
+                )
+            ]
+        ) from None
     config, problems = parse_text(text, file=str(path))
     if has_errors(problems):
         raise ConfigError(problems)
