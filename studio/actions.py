@@ -385,8 +385,13 @@ def score_data(
 def eval_data(ws: Workspace, text: str | Path | None, cfg: StudioConfig | None = None) -> Path:
     """The evaluation folder: the one given, else the config's studio.eval_data, else
     example_data/eval; FileNotFoundError names the folder looked for."""
-    chosen = text or (cfg.studio.get("eval_data") if cfg else None) or DEFAULT_EVAL_DATA
-    path = ws.path(chosen).resolve()
+    from_config = not text and cfg is not None and cfg.studio.get("eval_data")
+    if from_config:  # the config's own path is read from its base, as the run reads it
+        path = (
+            config_mod.base_of(cfg, ws.base_dir) / Path(str(from_config)).expanduser()
+        ).resolve()
+    else:
+        path = ws.path(text or DEFAULT_EVAL_DATA).resolve()
     if not path.is_dir():
         raise FileNotFoundError(f"no evaluation folder {path}")
     return path

@@ -260,3 +260,19 @@ def test_imported_m3_config_reads_its_paths_from_any_working_folder(tmp_path, mo
     resolved = config.resolve_paths(config.load(out), ".")
     assert resolved.deepspeed.config_file == str((FE_EXAMPLES / "ds_stage0.json").resolve())
     assert all(Path(p).exists() for p in resolved.args["train_data"])
+
+    # the web UI and the notebook: a workspace elsewhere reads the same files, and a config
+    # saved from the form keeps its base (relative to where it is saved)
+    from studio import actions, form
+
+    ws = actions.Workspace.at(tmp_path / "runs", elsewhere)
+    loaded = actions.load_config(ws, out)
+    checked = actions.check_form(ws, loaded)
+    assert not [p for p in checked.problems if "does not exist" in p.message]
+    assert str(data) in checked.script
+    studio_keys, problems = form.studio_from_widgets(form.studio_to_widgets(loaded))
+    assert studio_keys["base_dir"] == str(script.parent.resolve()) and not problems
+    saved = actions.save_config(ws, loaded, "saved/m3.yaml", overwrite=False)
+    assert config.resolve_paths(config.load(saved), tmp_path).args["train_data"] == (
+        resolved.args["train_data"]
+    )
