@@ -273,6 +273,7 @@ def test_imported_m3_config_reads_its_paths_from_any_working_folder(tmp_path, mo
     studio_keys, problems = form.studio_from_widgets(form.studio_to_widgets(loaded))
     assert studio_keys["base_dir"] == str(script.parent.resolve()) and not problems
     saved = actions.save_config(ws, loaded, "saved/m3.yaml", overwrite=False)
-    assert config.resolve_paths(config.load(saved), tmp_path).args["train_data"] == (
-        resolved.args["train_data"]
+    assert (
+        config.resolve_paths(config.load(saved), tmp_path).args["train_data"]
+        == (resolved.args["train_data"])
     )
