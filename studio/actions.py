@@ -10,6 +10,7 @@ relative paths are relative to.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,11 +66,19 @@ def check_form(ws: Workspace, cfg: StudioConfig, problems: Sequence[Problem] = (
     found = list(problems)
     script = ""
     try:
-        script = command.render_script(cfg)
+        script = command_script(ws, cfg)
         found += preflight.run_checks(cfg, ws.base_dir)
     except Exception as exc:  # noqa: BLE001 - shown as a problem; the page goes on
         found.append(Problem(ERROR, f"{type(exc).__name__}: {exc}"))
     return FormCheck(script, found)
+
+
+def command_script(ws: Workspace, cfg: StudioConfig) -> str:
+    """The script the config runs, with the paths the run will read (resolved against the
+    config's base, as `studio command` prints it); as written when they cannot be resolved."""
+    with contextlib.suppress(config_mod.ConfigError):
+        cfg = config_mod.resolve_paths(cfg, ws.base_dir)
+    return command.render_script(cfg)
 
 
 def require_valid(cfg: StudioConfig, problems: Sequence[Problem]) -> StudioConfig:
@@ -95,7 +104,9 @@ def save_config(ws: Workspace, cfg: StudioConfig, path: str | Path, overwrite: b
     target = Path(path).expanduser()
     target = target if target.is_absolute() else ws.base_dir / target
     try:
-        return config_mod.save(cfg, target, overwrite=bool(overwrite))
+        return config_mod.save(
+            config_mod.record_base(cfg, target), target, overwrite=bool(overwrite)
+        )
     except FileExistsError:
         raise FileExistsError(
             f"{target} exists. Tick 'overwrite' or pick another name (nothing was written)."
@@ -354,16 +365,18 @@ def score_data(
     model: str | None = None,
     temperature: float | None = None,
     progress=None,
+    restart: bool = False,
 ):
-    """Teacher scores for one file (default teacher: the config's model); re-running resumes.
-    A datawork.score ScoreResult."""
+    """Teacher scores for one file (default teacher: the config's model); re-running resumes
+    an output scored from the same input and settings (another is refused), ``restart`` starts
+    it again. A datawork.score ScoreResult."""
     from studio.datawork import score
 
     cfg = _resolved(ws, cfg)
     source = one_data_file(ws, cfg, paths, "Scoring")
     teacher = model or cfg.get("model_name_or_path") or ""
     scorer = score.make_scorer(teacher, cfg, ws.base_dir, temperature)
-    return score.score_file(source, ws.path(out), scorer, progress=progress)
+    return score.score_file(source, ws.path(out), scorer, progress=progress, restart=restart)
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -372,8 +385,13 @@ def score_data(
 def eval_data(ws: Workspace, text: str | Path | None, cfg: StudioConfig | None = None) -> Path:
     """The evaluation folder: the one given, else the config's studio.eval_data, else
     example_data/eval; FileNotFoundError names the folder looked for."""
-    chosen = text or (cfg.studio.get("eval_data") if cfg else None) or DEFAULT_EVAL_DATA
-    path = ws.path(chosen).resolve()
+    from_config = not text and cfg is not None and cfg.studio.get("eval_data")
+    if from_config:  # the config's own path is read from its base, as the run reads it
+        path = (
+            config_mod.base_of(cfg, ws.base_dir) / Path(str(from_config)).expanduser()
+        ).resolve()
+    else:
+        path = ws.path(text or DEFAULT_EVAL_DATA).resolve()
     if not path.is_dir():
         raise FileNotFoundError(f"no evaluation folder {path}")
     return path

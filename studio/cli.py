@@ -8,6 +8,7 @@ need them, so `--help` and `check` answer at once.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,8 @@ from studio.problems import ERROR, Problem
 from studio.runfolder import RunFolder, RunState, state_of
 
 
-def _print_problems(problems: list[Problem], stream=sys.stdout) -> None:
+def _print_problems(problems: list[Problem], stream=None) -> None:
+    stream = stream or sys.stdout  # looked up now: a captured or redirected stdout is used
     for p in problems:
         print(str(p), file=stream)
     counts = {level: sum(p.level == level for p in problems) for level in ("error", "warning")}
@@ -59,6 +61,11 @@ def cmd_command(args) -> int:
     from studio import command, config, deepspeed_config
 
     cfg = _load_config(args.config)
+    try:  # the paths the run will read, wherever this is started from
+        cfg = config.resolve_paths(cfg, args.base_dir)
+    except config.ConfigError as exc:
+        _print_problems(exc.problems, sys.stderr)
+        return 2
     script = command.render_script(cfg)
     if args.out:
         out = Path(args.out)
@@ -72,8 +79,13 @@ def cmd_command(args) -> int:
         ds = deepspeed_config.resolve(cfg.deepspeed)
         if ds is not None:
             (out / deepspeed_config.DS_FILE_NAME).write_text(deepspeed_config.dumps(ds))
+            for path in deepspeed_config.secret_paths(ds):
+                print(
+                    f"warning: `{path}` of the DeepSpeed JSON looks like a secret; it is written "
+                    "as ***. Fix: remove it and set it in the environment instead.",
+                    file=sys.stderr,
+                )
         print(f"wrote {target}", file=sys.stderr)
-    del config
     sys.stdout.write(script)
     return 0
 
@@ -83,16 +95,34 @@ def cmd_import_script(args) -> int:
     from studio.script_import import import_script
 
     path = Path(args.script)
-    result = import_script(
-        path.read_text(encoding="utf-8"), base_dir=args.base_dir or path.parent, file=str(path)
-    )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror}. Fix: check the path.", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError:
+        print(
+            f"error: {path} is not a text (UTF-8) file. Fix: give the shell script that "
+            "launches the training.",
+            file=sys.stderr,
+        )
+        return 2
+    result = import_script(text, base_dir=args.base_dir or path.parent, file=str(path))
     _print_problems(result.problems)
     try:
-        config.save(result.config, args.out, overwrite=args.force)
+        config.save(config.record_base(result.config, args.out), args.out, overwrite=args.force)
     except FileExistsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}")
+    bad = sum(p.level == ERROR for p in result.problems)
+    if bad:  # the config is written so it can be fixed, but the import did not succeed
+        print(
+            f"error: the script has {bad} error(s) (above); {args.out} holds them as the script "
+            "had them. Fix them there (or in the script and import again) before training.",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -188,10 +218,28 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def _find_run(args) -> Path | None:
+    """The run folder named on the command line, or None after saying where it looked."""
+    from studio import runs
+
+    try:
+        return runs.find_run(args.run, args.runs_dir)
+    except FileNotFoundError as exc:
+        print(
+            f"error: {exc}. Fix: give a run name from `python -m studio runs --runs-dir "
+            f"{args.runs_dir}`, or the run's folder.",
+            file=sys.stderr,
+        )
+        return None
+
+
 def cmd_stop(args) -> int:
     from studio import runs
 
-    status = runs.stop(runs.find_run(args.run, args.runs_dir))
+    run_dir = _find_run(args)
+    if run_dir is None:
+        return 2
+    status = runs.stop(run_dir)
     print(status.get("state"))
     _print_reason(status)
     return 0
@@ -201,8 +249,11 @@ def cmd_resume(args) -> int:
     from studio import runs
 
     _clear_stale_locks(args)
+    run_dir = _find_run(args)
+    if run_dir is None:
+        return 2
     try:
-        run_dir = runs.resume(runs.find_run(args.run, args.runs_dir))
+        run_dir = runs.resume(run_dir)
     except RuntimeError as exc:  # RunBusy (a live run holds the folder), no checkpoint
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -238,7 +289,14 @@ def cmd_estimate(args) -> int:
 
     cfg = _load_config(args.config)
     device = None
-    if args.device_gib:
+    if args.device_gib is not None:
+        if not math.isfinite(args.device_gib) or args.device_gib <= 0:
+            print(
+                f"error: --device-gib {args.device_gib:g} is not a device size. Fix: give the "
+                "device's memory in GiB as a positive number, e.g. --device-gib 80.",
+                file=sys.stderr,
+            )
+            return 2
         device = (f"{args.device_gib:g} GiB device", int(args.device_gib * memory.GIB))
     try:
         result = memory.estimate(cfg, args.base_dir, device=device)
@@ -278,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--out", help="also write command.sh and ds_config.json into this folder")
     p.add_argument("--force", action="store_true", help="replace an existing command.sh")
+    p.add_argument(
+        "--base-dir",
+        default=".",
+        help="folder relative paths are read from (unless the config records its own)",
+    )
     p.set_defaults(func=cmd_command)
 
     p = sub.add_parser("import-script", help="turn a training shell script into a config")

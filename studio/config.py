@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -37,6 +38,10 @@ BUNDLED_PREFIX = "bundled:"
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 PATH_FLAGS = ("output_dir", "cache_dir", "cache_path", "logging_dir")
 STUDIO_KEYS = {
+    # The folder this config's relative paths are read from (import-script records the
+    # script's folder); relative to the config file's own folder. Unset: the folder the studio
+    # runs in (`--base-dir`, the workspace), as a shell script would read them.
+    "base_dir": str,
     "evaluate_at_end": bool,
     "eval_data": str,
     "name": str,
@@ -495,9 +500,28 @@ def load(path: str | Path) -> StudioConfig:
                 )
             ]
         ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [
+                Problem(
+                    ERROR,
+                    f"not a text config: byte {exc.start} is not UTF-8 "
+                    f"({exc.object[exc.start : exc.start + 1]!r}); this looks like a binary file.",
+                    "Give the YAML config file (text, UTF-8), e.g. one saved by the studio.",
+                    file=str(path),
+                    code="io",
+                )
+            ]
+        ) from None
     config, problems = parse_text(text, file=str(path))
     if has_errors(problems):
         raise ConfigError(problems)
+    recorded = config.studio.get("base_dir")
+    if recorded and not Path(str(recorded)).expanduser().is_absolute():
+        # relative to the file, as compose files are: the config means one thing wherever the
+        # studio is started from, and a folder moved whole keeps working
+        base = (path.resolve().parent / str(recorded)).resolve()
+        config = replace(config, studio={**config.studio, "base_dir": str(base)})
     return config
 
 
@@ -555,9 +579,47 @@ def resolve_model(value: str, base_dir: Path) -> str:
     return value  # a hub id
 
 
+def relative_paths(config: StudioConfig, base_dir: str | Path = ".") -> list[str]:
+    """The relative paths in ``config`` (those that depend on the folder they are read from)."""
+    found = [str(p) for p in config.args.get("train_data") or []]
+    found += [str(config.args[n]) for n in PATH_FLAGS if config.args.get(n)]
+    if config.deepspeed is not None and config.deepspeed.config_file:
+        found.append(config.deepspeed.config_file)
+    if config.studio.get("eval_data"):
+        found.append(str(config.studio["eval_data"]))
+    model = str(config.args.get("model_name_or_path") or "")
+    local = looks_like_path(model) or (Path(base_dir) / model).exists()
+    if model and not model.startswith(BUNDLED_PREFIX) and local:
+        found.append(model)
+    return [p for p in found if not Path(p).expanduser().is_absolute()]
+
+
+def record_base(config: StudioConfig, config_file: str | Path) -> StudioConfig:
+    """The config as it is written to ``config_file``: a recorded base relative to the file's
+    folder (so the pair can move together), as :func:`load` reads it back."""
+    recorded = str(config.studio.get("base_dir") or "").strip()
+    if not recorded or not Path(recorded).is_absolute():
+        return config
+    folder = Path(config_file).expanduser().resolve().parent
+    relative = os.path.relpath(Path(recorded).resolve(), folder)
+    return replace(config, studio={**config.studio, "base_dir": relative})
+
+
+def base_of(config: StudioConfig, base_dir: str | Path = ".") -> Path:
+    """The folder ``config``'s relative paths are read from: its recorded ``studio.base_dir``
+    (made absolute against the config file's folder when loaded; against ``base_dir`` for a
+    config built in memory), else ``base_dir`` (where the studio runs, or its workspace)."""
+    base = Path(base_dir).expanduser()
+    recorded = str(config.studio.get("base_dir") or "").strip()
+    if recorded:
+        base = base / Path(recorded).expanduser()
+    return base.resolve()
+
+
 def resolve_paths(config: StudioConfig, base_dir: str | Path) -> StudioConfig:
-    """The config with every relative path made absolute against base_dir (for runs)."""
-    base = Path(base_dir).resolve()
+    """The config with every relative path made absolute against its base (:func:`base_of`:
+    the recorded ``studio.base_dir``, else ``base_dir``), as the run will read them."""
+    base = base_of(config, base_dir)
     args = dict(config.args)
     if "model_name_or_path" in args:
         args["model_name_or_path"] = resolve_model(args["model_name_or_path"], base)

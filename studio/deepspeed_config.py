@@ -12,17 +12,63 @@ trap with FlagEmbedding's example configs). Leaving the scheduler out lets HF's 
 the one named by `--lr_scheduler_type` with `--warmup_ratio`/`--warmup_steps`, which also
 keeps the form's scheduler fields meaningful. Everything the Trainer knows is "auto", so the
 JSON never disagrees with the flags.
+
+Why secrets are masked: a user's JSON is copied into the run folder, `command --out` and the
+cluster exports, which are shared and archived; a key in it (a monitor's `api_key`, a pasted
+`hf_...` token) would travel with them. :func:`secret_paths` finds them (a key named like a
+token, key, secret or password; a value shaped like an HF or API token), pre-flight refuses a
+run with the fix (the environment variable the library reads instead), and :func:`dumps` never
+writes one.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from studio.config import DeepSpeedSettings
 
 DS_FILE_NAME = "ds_config.json"
+SECRET_MASK = "***"
+_SECRET_WORDS = {"token", "key", "apikey", "secret", "password", "passwd", "credentials"}
+_SECRET_SHAPES = re.compile(
+    r"^(hf_[A-Za-z0-9]{16,}|sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{16,})$"
+)
+
+
+def _secret_name(key: str) -> bool:
+    return bool(_SECRET_WORDS & set(re.split(r"[_\-. ]+", key.lower())))
+
+
+def secret_paths(ds: Any, prefix: str = "") -> list[str]:
+    """Dotted paths (``comet.api_key``) of the secret-looking string values in a DeepSpeed JSON."""
+    found: list[str] = []
+    items = ds.items() if isinstance(ds, dict) else enumerate(ds) if isinstance(ds, list) else ()
+    for key, value in items:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict | list):
+            found += secret_paths(value, path)
+        elif isinstance(value, str) and value.strip() not in ("", "auto"):
+            named = isinstance(key, str) and _secret_name(key)
+            if named or _SECRET_SHAPES.match(value.strip()):
+                found.append(path)
+    return found
+
+
+def mask_secrets(ds: Any, prefix: str = "") -> Any:
+    """A copy of ``ds`` with every value :func:`secret_paths` finds replaced by ``***``."""
+    hidden = set(secret_paths(ds, prefix))
+
+    def walk(node: Any, path: str) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(node)]
+        return SECRET_MASK if path in hidden else node
+
+    return walk(ds, prefix)
 
 
 _ADAMW = {
@@ -92,4 +138,5 @@ def resolve(settings: DeepSpeedSettings | None) -> dict[str, Any] | None:
 
 
 def dumps(ds: dict[str, Any]) -> str:
-    return json.dumps(ds, indent=2) + "\n"
+    """The JSON as written to any file: secrets masked (pre-flight refuses a run with them)."""
+    return json.dumps(mask_secrets(ds), indent=2) + "\n"

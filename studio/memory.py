@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from studio.config import StudioConfig, resolve_model
+from studio.config import StudioConfig, base_of, resolve_model
 
 GIB = 1024**3
 MIB = 1024**2
@@ -466,7 +466,8 @@ def estimate(
 
     ``device`` is ``(name, bytes)``; pass one to ask about a machine other than this one.
     """
-    shape = model_shape(str(config.args.get("model_name_or_path", "")), base_dir)
+    model = str(config.args.get("model_name_or_path", ""))
+    shape = model_shape(model, base_of(config, base_dir))
     setup = read_setup(config)
     name, total = device if device is not None else device_memory()
     result = estimate_for(shape, setup, name, total)

@@ -3,7 +3,8 @@
 Each rule is a small function returning problems (error or warning, each with its fix); every
 face — CLI `check`, the web UI's Train tab, the notebook, the run manager — calls
 :func:`run_checks`, so they all refuse the same things. Paths are read as the run will read
-them: relative to `base_dir` (the folder the studio runs in, like the shell script would).
+them: relative to the config's recorded `studio.base_dir`, else `base_dir` (the folder the studio
+runs in, like the shell script would); see `studio.config.base_of`.
 """
 
 from __future__ import annotations
@@ -206,6 +207,21 @@ def check_deepspeed(config: StudioConfig, hw: Hardware, schema: Schema) -> list[
         ds = deepspeed_config.resolve(ds_settings)
     except ValueError as exc:
         return [Problem(ERROR, str(exc), "Fix the JSON.", field="deepspeed", code="ds_json")]
+    hidden = deepspeed_config.secret_paths(ds or {})
+    if hidden:
+        return [
+            Problem(
+                ERROR,
+                f"DeepSpeed config `{ds_settings.config_file}` holds what looks like a secret at "
+                + ", ".join(f"`{p}`" for p in hidden)
+                + "; the studio copies this JSON into the run folder and scripts, so it would "
+                "be written there (it is masked as ***, which no service accepts).",
+                "Remove it from the JSON and set it in the environment instead: the libraries "
+                "read their keys from there (WANDB_API_KEY, COMET_API_KEY, HF_TOKEN, ...).",
+                field="deepspeed",
+                code="ds_secret",
+            )
+        ]
     scheduler = (ds or {}).get("scheduler") or {}
     if scheduler.get("type") == "WarmupDecayLR":
         warm = (scheduler.get("params") or {}).get("warmup_num_steps", "auto")

@@ -274,7 +274,7 @@ def start(
         raise PreflightFailed(errors(problems))
     _reap()
     run_dir = prepare(config, runs_dir, base_dir, name)
-    _launch(run_dir, load_run_config(run_dir), [], Path(base_dir).resolve(), env)
+    _launch(run_dir, load_run_config(run_dir), [], config_mod.base_of(config, base_dir), env)
     return run_dir
 
 

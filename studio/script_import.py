@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from studio import modules, preflight
@@ -27,6 +27,7 @@ from studio.config import (
     TorchrunSettings,
     check_args,
     looks_like_path,
+    relative_paths,
 )
 from studio.hardware import Hardware
 from studio.problems import ERROR, INFO, WARNING, Problem, unknown_name
@@ -366,6 +367,10 @@ def import_script(
             )
     deepspeed = DeepSpeedSettings(config_file=deepspeed_path) if deepspeed_path else None
     config = StudioConfig(args, torchrun, deepspeed, module=schema.module)
+    if relative_paths(config, base):
+        # the script's relative paths are the script's folder's: the config records it, so it
+        # trains the same from any working folder (studio.config.base_of)
+        config = replace(config, studio={"base_dir": str(base.resolve())})
 
     problems += _path_problems(config, base, file, lines)
     checks = (preflight.check_precision, preflight.check_processes)

@@ -82,3 +82,29 @@ def test_share_without_network_says_one_line_and_serves_locally(tmp_path):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_an_empty_host_is_loopback_even_with_gradio_server_name(monkeypatch, capsys):
+    """Issue 18: `--host ""` with GRADIO_SERVER_NAME=0.0.0.0 listened on every address with no
+    login and no warning (Gradio reads an empty server_name as unset). Empty means not given."""
+    launched = {}
+
+    class Demo:
+        def launch(self, **kw):
+            launched.update(kw)
+
+    import studio.webui.app as app
+
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.delenv("BGE_STUDIO_AUTH", raising=False)
+    monkeypatch.setattr(launcher, "serving_app", lambda ctx: Demo())
+    monkeypatch.setattr(launcher, "_warm_in_background", lambda: None)
+    monkeypatch.setattr(app, "initial_config", lambda path, base: None)
+    for host in ("", "  "):
+        launched.clear()
+        assert launcher.main(["--host", host, "--runs-dir", "/nonexistent-runs"]) == 0
+        assert launched["server_name"] == "127.0.0.1"
+    assert "without a login" not in capsys.readouterr().err
+    launcher.main(["--host", "0.0.0.0", "--runs-dir", "/nonexistent-runs"])
+    assert launched["server_name"] == "0.0.0.0"  # an address given is kept, and warned about
+    assert "listening on 0.0.0.0 without a login" in capsys.readouterr().err

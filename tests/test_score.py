@@ -35,6 +35,7 @@ class CrashAfter:
 
     def __init__(self, scorer, calls: int):
         self.scorer, self.calls, self.kind = scorer, calls, scorer.kind
+        self.settings_record = scorer.settings_record
 
     def score(self, pairs):
         self.calls -= 1
@@ -139,3 +140,43 @@ def test_cli_scores_and_offers_the_kd_settings(tmp_path):
     )
     assert "rows_resumed     2" in again.stdout and "rows_written     0" in again.stdout
     assert len(out.read_text().splitlines()) == 2
+
+
+def test_cli_resumes_only_onto_its_own_input(tmp_path, capsys):
+    """Issue 18: 40 rows scored, 35 lines kept, resumed with the rows reversed: refused, with the
+    fix; the lines kept are untouched; `--restart` scores the new order; the same input resumes."""
+    from studio.cli import main
+
+    data = first_rows(tmp_path / "train.jsonl", 40)
+    out = tmp_path / "scored.jsonl"
+    argv = ["data", "score", str(data), "--out", str(out), "--model", "bundled:all-MiniLM-L6-v2"]
+    assert main([*argv, "--batch-rows", "16"]) == 0
+    lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    out.write_text("".join(lines[:35]), encoding="utf-8")
+    kept = out.read_bytes()
+    rows = data.read_text(encoding="utf-8").splitlines()
+    data.write_text("\n".join(reversed(rows)) + "\n", encoding="utf-8")
+    capsys.readouterr()
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "another input" in err and "--restart" in err and "Traceback" not in err
+    assert out.read_bytes() == kept
+    score.sidecar_path(out).unlink()  # an output without its record: checked row by row
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "line 1 is not row 1" in err and "--restart" in err
+    assert out.read_bytes() == kept
+
+    assert main([*argv, "--restart"]) == 0
+    scored = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["query"] for r in scored] == [json.loads(r)["query"] for r in reversed(rows)]
+
+    out.write_text("".join(out.read_text().splitlines(keepends=True)[:35]), encoding="utf-8")
+    capsys.readouterr()
+    assert main(argv) == 0  # the same input and settings: resumed
+    assert "rows_resumed     35" in capsys.readouterr().out
+    again = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["query"] for r in again] == [r["query"] for r in scored]
+    assert main([*argv, "--temperature", "0.5"]) == 2  # other settings: refused, named
+    assert "temperature" in capsys.readouterr().err

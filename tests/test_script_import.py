@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from conftest import FE_EXAMPLES, SEED_SCRIPT
 
 from studio.hardware import Gpu, Hardware
@@ -227,3 +229,51 @@ def test_unclosed_quote_is_an_error_naming_its_line():
         p for p in import_script(script, hardware=CPU, environ={}).problems if p.code == "quote"
     ]
     assert quote.level == "error" and quote.line == 2
+
+
+def test_imported_m3_config_reads_its_paths_from_any_working_folder(tmp_path, monkeypatch, capsys):
+    """Issue 18: FlagEmbedding's m3.sh imported with 0 path errors, then `check` started in
+    another folder found 5 missing paths. The config records the script's folder (relative to
+    the config file), so `check` and `command` read the same files from anywhere."""
+    from studio import config
+    from studio.cli import main
+
+    script = FE_EXAMPLES / "embedder/encoder_only/m3.sh"
+    out = tmp_path / "configs" / "m3.yaml"
+    monkeypatch.setenv("HOME", "/home/ada")
+    main(["import-script", str(script), "--base-dir", str(script.parent), "--out", str(out)])
+    assert "base_dir: ../" in out.read_text()  # relative to the config: the pair can move
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    main(["check", str(out)])
+    checked = capsys.readouterr().out
+    assert "does not exist" not in checked  # today: 5 (4 train_data, the DeepSpeed JSON)
+    assert "1 error(s)" in checked  # the one left: 2 processes with DeepSpeed on this CPU
+
+    assert main(["command", str(out)]) == 0
+    script_text = capsys.readouterr().out
+    data = (FE_EXAMPLES / "embedder/example_data/retrieval").resolve()
+    assert str(data) in script_text  # the preview shows the paths the run will read
+    assert str((script.parent / "test_encoder_only_m3_bge-m3").resolve()) in script_text
+    resolved = config.resolve_paths(config.load(out), ".")
+    assert resolved.deepspeed.config_file == str((FE_EXAMPLES / "ds_stage0.json").resolve())
+    assert all(Path(p).exists() for p in resolved.args["train_data"])
+
+    # the web UI and the notebook: a workspace elsewhere reads the same files, and a config
+    # saved from the form keeps its base (relative to where it is saved)
+    from studio import actions, form
+
+    ws = actions.Workspace.at(tmp_path / "runs", elsewhere)
+    loaded = actions.load_config(ws, out)
+    checked = actions.check_form(ws, loaded)
+    assert not [p for p in checked.problems if "does not exist" in p.message]
+    assert str(data) in checked.script
+    studio_keys, problems = form.studio_from_widgets(form.studio_to_widgets(loaded))
+    assert studio_keys["base_dir"] == str(script.parent.resolve()) and not problems
+    saved = actions.save_config(ws, loaded, "saved/m3.yaml", overwrite=False)
+    assert (
+        config.resolve_paths(config.load(saved), tmp_path).args["train_data"]
+        == (resolved.args["train_data"])
+    )

@@ -2,7 +2,33 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+
+
+def _count(least: int):
+    """An argparse type: a whole number of at least ``least`` (0 nodes was silently 1)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < least:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a whole number of at least {least}; give {least} or more "
+                "(or leave the option out for the config's value)"
+            )
+        return value
+
+    return parse
+
+
+def _port(text: str) -> int:
+    value = _count(1)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port; give 1-65535 (default 29500)")
+    return value
 
 
 def _problems(problems, stream) -> None:
@@ -90,9 +116,11 @@ def _slurm_settings(args, nodes: int | None):
 
 
 def _slurm_options(p) -> None:
-    p.add_argument("--nodes", type=int, help="nodes (default: the config's torchrun.nnodes)")
-    p.add_argument("--gpus-per-node", type=int, help="GPUs per node: --gres=gpu:G, G processes")
-    p.add_argument("--cpus-per-task", type=int, help="CPUs for each node's task")
+    p.add_argument("--nodes", type=_count(1), help="nodes (default: the config's torchrun.nnodes)")
+    p.add_argument(
+        "--gpus-per-node", type=_count(0), help="GPUs per node: --gres=gpu:G, G processes"
+    )
+    p.add_argument("--cpus-per-task", type=_count(1), help="CPUs for each node's task")
     p.add_argument("--time", help="time limit in Slurm's format (1:00:00, 2-00:00:00)")
     p.add_argument("--partition", help="Slurm partition (default: the cluster's)")
     p.add_argument("--account", help="Slurm account to charge")
@@ -107,10 +135,10 @@ def register(sub) -> None:
     p.add_argument("--target", required=True, choices=["nodes", "slurm", "skypilot"])
     p.add_argument("--out", required=True, help="folder to write into")
     p.add_argument("--base-dir", default=".", help="folder relative paths are read from")
-    p.add_argument("--nnodes", type=int, help="nodes (default: the config's torchrun.nnodes)")
+    p.add_argument("--nnodes", type=_count(1), help="nodes (default: the config's torchrun.nnodes)")
     p.add_argument("--head", help="nodes: the first node's address (rendezvous host)")
-    p.add_argument("--port", type=int, help="nodes: rendezvous port (default 29500)")
-    p.add_argument("--nproc-per-node", type=int, help="processes per node (default: config)")
+    p.add_argument("--port", type=_port, help="nodes: rendezvous port (default 29500)")
+    p.add_argument("--nproc-per-node", type=_count(1), help="processes per node (default: config)")
     p.add_argument("--socket-ifname", help="network interface: NCCL/GLOO_SOCKET_IFNAME")
     _slurm_options(p)
     p.add_argument("--accelerators", help="skypilot: e.g. A100:8 (default A100:<processes>)")

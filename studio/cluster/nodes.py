@@ -64,8 +64,9 @@ class NodeLaunch:
         """The config's torchrun section (nnodes, master_addr, master_port), overridden."""
         t = config.torchrun
         return cls(
-            nnodes=nnodes or t.nnodes,
-            nproc_per_node=nproc_per_node or t.nproc_per_node,
+            # 0 is a value (refused by problems()), not "unset": it never becomes the config's
+            nnodes=t.nnodes if nnodes is None else nnodes,
+            nproc_per_node=t.nproc_per_node if nproc_per_node is None else nproc_per_node,
             head=head or t.master_addr,
             port=port or t.master_port or DEFAULT_RDZV_PORT,
             socket_ifname=socket_ifname or None,

@@ -530,7 +530,10 @@ def path_problems(found: datafiles.DataFiles, code_prefix: str = "path") -> list
         out.append(Problem(level, message, fix, field="train_data", file=str(path), code=code))
 
     for p in found.missing:
-        fix = "Fix the path (relative paths are read from the folder the studio runs in)."
+        fix = (
+            "Fix the path (relative paths are read from the config's `studio.base_dir` when it "
+            "records one, else from the folder the studio runs in)."
+        )
         add(ERROR, "missing", p, f"`{p}` does not exist.", fix)
     for p in found.skipped:
         if p.is_file():

@@ -265,7 +265,12 @@ def cmd_score(args) -> int:
     try:
         scorer = make_scorer(model, cfg, args.base_dir, temperature=args.temperature)
         result = score_file(
-            args.path, args.out, scorer, rows_per_batch=args.batch_rows, progress=_progress
+            args.path,
+            args.out,
+            scorer,
+            rows_per_batch=args.batch_rows,
+            progress=_progress,
+            restart=args.restart,
         )
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -364,5 +369,11 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--temperature", type=float, help="embedder scores are similarity / this (default 0.02)"
     )
     p.add_argument("--batch-rows", type=int, default=32, help="rows scored and written at once")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="score from the start, replacing --out (by default a re-run resumes it, and only "
+        "when it was scored from this input with these settings)",
+    )
     p.set_defaults(func=cmd_score)
     return data

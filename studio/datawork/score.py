@@ -19,11 +19,18 @@ The scoring model is
   target the student's own loss would produce.
 
 Output line ``i`` is input row ``i`` (blank lines are dropped; a line that is not a usable row is
-copied as is and reported), so resuming needs only the count of lines already written.
+copied as is and reported), so resuming needs only the count of lines already written. That count
+is trusted only for the input it was made from: a sidecar ``<out>.score-resume`` (not ``.json``,
+so a folder of training data never reads it as rows) records a fingerprint of the input's rows and
+of the scorer's settings, and every line already written is checked against its input row before
+any new one is added. Another input, other settings, or an output whose lines are not the input's
+rows is refused with the fix (start again with ``restart``, or write to a new file), never
+appended to.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -108,6 +115,11 @@ class RerankerScorer:
         self.model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
         self.model.to(self.device).eval()
         self.max_length = max_length
+        self.settings_record = {
+            "scorer": self.kind,
+            "model": str(Path(model_dir).resolve()),
+            "max_length": max_length,
+        }
 
     def score(self, pairs: list[tuple[str, str]]) -> list[float]:
         import torch
@@ -163,6 +175,13 @@ class EmbedderScorer:
         )
         folder = resolve_model(str(model), Path(base_dir))
         self.encoder = Encoder(folder, settings.pooling, settings.normalize)
+        record = {k: v for k, v in vars(settings).items() if k != "source"}
+        self.settings_record = {
+            "scorer": self.kind,
+            "model": str(Path(folder).resolve()),
+            "temperature": self.temperature,
+            **record,
+        }
 
     def score(self, pairs: list[tuple[str, str]]) -> list[float]:
         import numpy as np
@@ -194,16 +213,111 @@ def make_scorer(
     return EmbedderScorer(folder, config, temperature, base_dir)
 
 
-def _resume_point(out_path: Path) -> int:
-    """Complete lines already in ``out_path``; a partial last line is cut off."""
+class ResumeMismatch(ValueError):
+    """The output already holds lines that do not belong to this input or these settings."""
+
+
+SIDECAR_SUFFIX = ".score-resume"
+
+
+def sidecar_path(out_path: str | Path) -> Path:
+    """Where the fingerprint of the input an output belongs to is kept."""
+    out_path = Path(out_path)
+    return out_path.with_name(out_path.name + SIDECAR_SUFFIX)
+
+
+def _fingerprint(path: Path, settings: dict[str, Any]) -> tuple[str, str, int]:
+    """Digests of the input's non-blank lines, and of those with the scorer's settings, and the
+    row count."""
+    digest = hashlib.sha256()
+    rows = 0
+    with path.open("rb") as source:
+        for raw in source:
+            if not raw.strip():
+                continue
+            rows += 1
+            digest.update(raw.rstrip(b"\r\n") + b"\n")
+    rows_digest = digest.hexdigest()
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode("utf-8"))
+    return rows_digest, digest.hexdigest(), rows
+
+
+def _fix(out_path: Path) -> str:
+    return (
+        f"Score again from the start with `--restart` (it replaces {out_path}), "
+        "or write to a new output file (`--out`)."
+    )
+
+
+def _check_sidecar(out_path: Path, path: Path, digests: tuple[str, str], settings: dict) -> None:
+    """Refuse an output whose recorded input or settings are not these."""
+    side = sidecar_path(out_path)
+    try:
+        recorded = json.loads(side.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return  # an output from before sidecars: its lines are still checked row by row
+    except (OSError, ValueError):
+        recorded = {}
+    rows_digest, fingerprint = digests
+    if recorded.get("fingerprint") == fingerprint:
+        return
+    was = recorded.get("settings") or {}
+    changed = sorted(k for k in {*was, *settings} if was.get(k) != settings.get(k))
+    what = (
+        f"other settings ({', '.join(changed)})"
+        if changed and recorded.get("input_sha256") == rows_digest
+        else f"another input ({recorded.get('input', 'unknown')}, "
+        f"{recorded.get('rows', '?')} rows) or other settings"
+    )
+    raise ResumeMismatch(
+        f"{out_path} was scored from {what}, not from {path} as it is now; "
+        "resuming would mix rows that do not belong together. " + _fix(out_path)
+    )
+
+
+def _write_sidecar(out_path: Path, path: Path, digests: tuple[str, str], rows: int, settings):
+    record = {
+        "input": str(path.resolve()),
+        "rows": rows,
+        "input_sha256": digests[0],
+        "fingerprint": digests[1],
+        "settings": settings,
+    }
+    sidecar_path(out_path).write_text(
+        json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8"
+    )
+
+
+def _without_scores(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: v for k, v in obj.items() if k not in ("pos_scores", "neg_scores")}
+    return obj
+
+
+def _same_row(written: bytes, obj: Any, raw: bytes) -> bool:
+    """Whether an output line is what scoring this input line writes (scores aside)."""
+    text = written.rstrip(b"\r\n")
+    if obj is None:
+        return text == raw.rstrip(b"\r\n").decode("utf-8", "replace").encode("utf-8")
+    try:
+        row = json.loads(text)
+    except ValueError:
+        return False
+    return (
+        isinstance(row, dict)
+        and isinstance(row.get("pos_scores"), list)
+        and _without_scores(row) == _without_scores(obj)
+    )
+
+
+def _resume_point(out_path: Path) -> tuple[int, int]:
+    """Complete lines already in ``out_path``, and the byte length they end at (a partial last
+    line after it is cut off once those lines are known to belong to the input)."""
     if not out_path.exists():
-        return 0
+        return 0, 0
     data = out_path.read_bytes()
     end = data.rfind(b"\n") + 1
-    if end < len(data):
-        with open(out_path, "r+b") as handle:
-            handle.truncate(end)
-    return data[:end].count(b"\n")
+    return data[:end].count(b"\n"), end
 
 
 def _usable(obj: Any) -> bool:
@@ -217,14 +331,26 @@ def _usable(obj: Any) -> bool:
     )
 
 
+def _parse(raw: bytes) -> Any:
+    try:
+        return json.loads(raw[3:] if raw.startswith(BOM) else raw)
+    except ValueError:
+        return None
+
+
 def score_file(
     path: str | Path,
     out_path: str | Path,
     scorer,
     rows_per_batch: int = ROWS_PER_BATCH,
     progress: Progress | None = None,
+    restart: bool = False,
 ) -> ScoreResult:
-    """Stream ``path`` into ``out_path`` with teacher scores; resume where ``out_path`` ends."""
+    """Stream ``path`` into ``out_path`` with teacher scores; resume where ``out_path`` ends.
+
+    Resuming is refused (:class:`ResumeMismatch`) when the output was made from another input
+    or other settings, or a line already written is not its input row; ``restart`` starts the
+    output again from nothing instead."""
     started = time.perf_counter()
     path, out_path = Path(path), Path(out_path)
     if not path.is_file():
@@ -233,9 +359,20 @@ def score_file(
         out_path.exists() and os.path.samefile(out_path, path)
     ):
         raise ValueError(f"refusing to write over the input {path}; give another output file")
-    done = _resume_point(out_path)
-    with path.open("rb") as counting:
-        total = sum(1 for raw in counting if raw.strip())
+    settings = getattr(scorer, "settings_record", None) or {"scorer": scorer.kind}
+    rows_digest, fingerprint, total = _fingerprint(path, settings)
+    digests = (rows_digest, fingerprint)
+    if restart:
+        for stale in (out_path, sidecar_path(out_path)):
+            stale.unlink(missing_ok=True)
+    done, end = _resume_point(out_path)
+    if done:
+        _check_sidecar(out_path, path, digests, settings)
+    if done > total:
+        raise ResumeMismatch(
+            f"{out_path} already has {done} lines but {path} has only {total} rows: "
+            "it was scored from another input. " + _fix(out_path)
+        )
     report = progress or (lambda stage, n, of: None)
     result = ScoreResult(out_path, scorer.kind, 0, done, 0, 0.0)
     batch: list[tuple[int, Any, bytes]] = []
@@ -263,6 +400,31 @@ def score_file(
         batch.clear()
 
     index = 0
+    written = out_path.open("rb") if done else None
+    try:
+        with open(path, "rb") as source:
+            for lineno, raw in enumerate(source, 1):
+                if not raw.strip():
+                    continue
+                index += 1
+                if index > done:
+                    break
+                obj = _parse(raw)
+                if not _same_row(written.readline(), obj if _usable(obj) else None, raw):
+                    raise ResumeMismatch(
+                        f"{out_path} line {index} is not row {index} of {path} (line "
+                        f"{lineno}): the output was scored from another input or order. "
+                        + _fix(out_path)
+                    )
+    finally:
+        if written is not None:
+            written.close()
+    if out_path.exists() and out_path.stat().st_size > end:
+        with open(out_path, "r+b") as handle:
+            handle.truncate(end)
+    _write_sidecar(out_path, path, digests, total, settings)
+
+    index = 0
     with open(path, "rb") as source, open(out_path, "a", encoding="utf-8") as handle:
         for lineno, raw in enumerate(source, 1):
             if not raw.strip():
@@ -270,10 +432,7 @@ def score_file(
             index += 1
             if index <= done:
                 continue
-            try:
-                obj = json.loads(raw[3:] if raw.startswith(BOM) else raw)
-            except ValueError:
-                obj = None
+            obj = _parse(raw)
             if not _usable(obj):
                 result.lines_copied += 1
                 result.problems.append(

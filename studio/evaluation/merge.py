@@ -20,6 +20,7 @@ is ``x`` in floating point), which the tests check.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -244,6 +245,55 @@ def sweep(
         )
         report.mixes.append(Mix(weight, str(dest.resolve()), scores.metrics, general_scores))
     return report
+
+
+def check_destinations(
+    weights: list[float],
+    export: str | Path | None = None,
+    pick: float | None = None,
+    json_out: str | Path | None = None,
+) -> None:
+    """Refuse, before any merge or evaluation, what would fail only after the whole sweep: a
+    ``pick`` the sweep does not make, an export folder that exists or cannot be made, a report
+    file whose folder cannot take it. ValueError/FileExistsError naming the value and the fix."""
+    if pick is not None:
+        if export is None:
+            raise ValueError(
+                f"--pick {pick:g} chooses the mix --export copies, and no --export is given. "
+                "Fix: add --export FOLDER, or drop --pick."
+            )
+        if not any(abs(w - pick) < 1e-9 for w in weights):
+            have = ", ".join(f"{w:g}" for w in weights)
+            raise ValueError(
+                f"--pick {pick:g} is not one of the weights swept ({have}). "
+                "Fix: pick one of them, or add it to --weights."
+            )
+    if export is not None:
+        dest = Path(export).expanduser()
+        if dest.exists():
+            raise FileExistsError(
+                f"--export {dest} exists. Fix: choose a new folder for the exported mix "
+                "(nothing was merged)."
+            )
+        _check_writable_parent(dest, "--export")
+    if json_out is not None:
+        target = Path(json_out).expanduser()
+        if target.is_dir():
+            raise ValueError(
+                f"--json {target} is a folder. Fix: give a file name, e.g. merge.json."
+            )
+        _check_writable_parent(target, "--json")
+
+
+def _check_writable_parent(path: Path, option: str) -> None:
+    """The nearest existing folder above ``path`` is a folder this process may write in."""
+    parent = path.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"{option} {path}: cannot write in {parent}. Fix: choose a folder you can write to."
+        )
 
 
 def export_mix(report: MergeReport, dest: str | Path, weight: float | None = None) -> Path:

@@ -49,6 +49,7 @@ def cmd_merge(args) -> int:
         weights = merge.parse_weights(args.weights)
         ks = parse_ks(args.k)
         out = Path(args.out) if args.out else Path(args.model).parent / "merges"
+        merge.check_destinations(weights, args.export, args.pick, args.json_out)
         report = merge.sweep(
             args.base,
             args.model,

@@ -36,7 +36,11 @@ def launch_web(
     (studio.webui.exposure).
     """
     from studio.webui.app import CSS, AppContext, initial_config
+    from studio.webui.exposure import listen_host
     from studio.webui.launcher import exposure_or_exit, serving_app
+
+    if "server_name" in launch_kwargs:  # an empty one is "not given" (loopback), as launch.py
+        launch_kwargs["server_name"] = listen_host(launch_kwargs["server_name"])
 
     exposure = exposure_or_exit(
         ValueError,

@@ -46,6 +46,18 @@ def hosted_notebook(environ: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
+LOOPBACK = "127.0.0.1"
+
+
+def listen_host(host: str | None) -> str:
+    """The address to pass to Gradio: an empty or blank host is "not given" (loopback). Gradio
+    itself reads an empty ``server_name`` as unset and takes ``GRADIO_SERVER_NAME`` (often
+    0.0.0.0 in containers), so `--host ""` listened on every address with no login and no
+    warning."""
+    text = str(host or "").strip()
+    return text or LOOPBACK
+
+
 def is_loopback(host: str | None) -> bool:
     if not host or host == "localhost":
         return True

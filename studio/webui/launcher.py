@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from studio.webui.exposure import decide
+from studio.webui.exposure import decide, listen_host
 
 
 class LaunchError(SystemExit):
@@ -158,6 +158,7 @@ def serving_app(ctx):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.host = listen_host(args.host)  # `--host ""` is not "every address"
     creds = parse_credentials(args)
     exposure = exposure_or_exit(
         LaunchError,

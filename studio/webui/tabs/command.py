@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from studio import actions, command, views
+from studio import actions, views
 from studio import config as config_mod
 from studio.i18n import t
 from studio.webui import cluster_panel, form_state
@@ -25,7 +25,7 @@ def layout(ctx, reg, lang: str) -> None:
         label = {} if text else {"label": t(key, lang)}
         return reg.add(f"command.{cid}", make(**text, **label, **options), text=key)
 
-    script = command.render_script(ctx.config)
+    script = actions.command_script(ctx.ws, ctx.config)
     add(
         "script",
         gr.Code,
@@ -93,7 +93,7 @@ def bind(ctx, reg, demo) -> None:
         cfg, _ = form_state.read_config(reg, data)
         folder = Path(tempfile.mkdtemp(prefix="bge-studio-"))
         script = folder / "command.sh"
-        script.write_text(command.render_script(cfg), encoding="utf-8")
+        script.write_text(actions.command_script(ws, cfg), encoding="utf-8")
         cfg_file = folder / "config.yaml"
         cfg_file.write_text(config_mod.dump(cfg), encoding="utf-8")
         return {
