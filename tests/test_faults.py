@@ -229,6 +229,78 @@ def test_two_concurrent_resumes_start_one_attempt_then_launcher_kill_is_named(wo
     assert all(kept.values()), kept
 
 
+def _own_live_record(run_dir: Path, role_prefix: str) -> procs.ProcRecord:
+    """A live record of this folder's own processes (a copy also lists the original's)."""
+    folder = RunFolder(run_dir)
+
+    def find():
+        return next(
+            (
+                r
+                for r in procs.records(folder)
+                if r.role.startswith(role_prefix) and r.alive() and procs.belongs(r.pid, folder)
+            ),
+            None,
+        )
+
+    return wait_for(find, what=f"a live {role_prefix} of {run_dir.name}")
+
+
+def test_stop_on_a_copied_run_folder_leaves_the_original_and_the_copy_resumes_into_itself(
+    tmp_path,
+):
+    cfg = fault_config(max_steps=400, save_steps=2, save_total_limit=3)
+    run_dir = runs.start(cfg, tmp_path / "runs", ROOT)
+    checkpoint = run_dir / "model" / "checkpoint-2" / "trainer_state.json"
+    wait_for(
+        lambda: checkpoint.is_file() or runs.refresh(run_dir)["state"] != "running",
+        what="checkpoint-2",
+    )
+    assert checkpoint.is_file(), log_of(run_dir)
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-a", str(run_dir), str(copy)], check=False)  # while it trains
+    original_pids = processes_of(run_dir)
+
+    stop = [sys.executable, "-m", "studio", "stop", str(copy)]
+    cli = subprocess.run(stop, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert all(procs.is_alive(p) for p in original_pids), "stop on the copy killed the original"
+    step = step_records(read_metrics(RunFolder(run_dir).metrics))[-1]["step"]
+    wait_for(
+        lambda: step_records(read_metrics(RunFolder(run_dir).metrics))[-1]["step"] > step,
+        what="the original to train on after the copy's stop",
+    )
+    copy_status = runs.refresh(copy)
+    report(
+        "`studio stop` on a copy (cp -a) of a running run folder",
+        copy,
+        {**copy_status, "error": f"original still training; copy: {copy_status.get('error')}"},
+        None,
+        original_running=runs.refresh(run_dir)["state"] == "running",
+    )
+    assert copy_status["state"] == "failed" and "copy of" in copy_status["error"]
+
+    # Resume the copy: its processes write into the copy, never into the original's model/.
+    runs.resume(copy)
+    worker = _own_live_record(copy, "worker")
+    cmdline = Path(f"/proc/{worker.pid}/cmdline").read_bytes().decode().split("\0")
+    out = cmdline[cmdline.index("--output_dir") + 1]
+    assert out == str(copy.resolve() / "model"), cmdline
+    assert runs.load_run_config(copy).args["output_dir"] == out
+    assert runs.stop(copy)["state"] == "stopped"
+    assert runs.refresh(run_dir)["state"] == "running", "the copy's stop reached the original"
+    report(
+        "resume of that copy",
+        copy,
+        {"state": "resumed into the copy", "error": runs.refresh(copy).get("adopted", "")},
+        None,
+    )
+
+    status = runs.stop(run_dir)  # the original stops as usual
+    clean_s = wait_clean(run_dir)
+    assert status["state"] == "stopped" and clean_s < CLEAN_S
+
+
 UI_SCRIPT = """
 import sys, time
 from pathlib import Path
