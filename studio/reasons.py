@@ -39,11 +39,13 @@ def no_room_in(log_text: str) -> tuple[int, str | None] | None:
         return None
     last = found[-1]
     code = int(last.group(1)) if last.group(1) else _WORDS_ERRNO.get(last.group(3) or "", 28)
-    path = last.group(2)
-    if not path:
-        saving = _SAVING.findall(log_text[: last.start()])
-        path = saving[-1] if saving else None
-    return code, path
+    return code, last.group(2) or last_saving(log_text[: last.start()])
+
+
+def last_saving(log_text: str) -> str | None:
+    """The checkpoint the trainer said it was saving last, if any."""
+    saving = _SAVING.findall(log_text)
+    return saving[-1] if saving else None
 
 
 def attempt_log(log_path: Path, offset: int | None) -> str:

@@ -63,26 +63,10 @@ def disk_full_reason(path: str | os.PathLike[str] | None, code: int = errno.ENOS
         )
     if code == errno.EDQUOT:
         return f"disk quota exceeded{where}: free space in your quota, then resume"
-    free = _free_text(path)
     return (
-        f"disk full{where}{free}: free space on that disk (e.g. delete old checkpoints, or set "
+        f"disk full{where}: free space on that disk (e.g. delete old checkpoints, or set "
         "save_total_limit), then resume"
     )
-
-
-def _free_text(path: str | os.PathLike[str] | None) -> str:
-    """' (0 B free)' for the disk holding `path` (or its nearest existing folder)."""
-    if not path:
-        return ""
-    probe = Path(path)
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        st = os.statvfs(probe)
-    except OSError:
-        return ""
-    free = st.f_bavail * st.f_frsize
-    return f" ({free / 2**20:.1f} MiB free)" if free >= 2**20 else f" ({free} B free)"
 
 
 def reserve_ending(path: Path, attempt: int) -> None:

@@ -85,7 +85,8 @@ def supervise(run_dir: Path) -> int:
         text = reasons.attempt_log(folder.log, status.get("log_offset"))
         error = reasons.failure_reason(text, exit_code)
         if reasons.no_room_in(text) is None and _no_room_left(folder):
-            error = f"{disk_full_reason(folder.path)}; {error}"  # the log itself found no room
+            where = reasons.last_saving(text) or folder.path  # the log itself found no room
+            error = f"{disk_full_reason(where)}; {error}"
         ending.update(error=error, log_tail=reasons.last_lines(text))
     record_end(folder, RunState(state), status.get("attempt"), ending)
     return exit_code

@@ -389,6 +389,75 @@ def test_a_full_run_folder_fails_with_the_write_error_and_keeps_what_was_written
     assert kept["config"] and kept["metrics"]
 
 
+FULL_DISK_SCRIPT = r"""
+set -u
+mount -t tmpfs -o size=64m tmpfs "$MNT" || exit 90
+py() { "$PY" -m studio "$@"; }
+fill() {  # once the run has logged a step, something else fills the disk to the last byte
+  until grep -qs '"loss"' "$MNT"/runs/*/metrics.jsonl; do sleep 0.2; done
+  dd if=/dev/zero of="$MNT/filler" bs=64k 2>/dev/null
+  df -B1 --output=avail "$MNT" | tail -1 >"$OUT/avail_full.txt"
+}
+fill &
+py train "$CFG" --runs-dir "$MNT/runs" >"$OUT/train.out" 2>"$OUT/train.err"; echo $? >"$OUT/train.rc"
+wait
+py runs --runs-dir "$MNT/runs" >"$OUT/runs_full.out" 2>"$OUT/runs_full.err"; echo $? >"$OUT/runs_full.rc"
+run="$MNT/runs/$(ls "$MNT/runs")"
+ls -A "$run" >"$OUT/files_full.txt"
+cp "$run/status.json" "$OUT/status_full.json"
+rm -f "$MNT/filler"  # the user frees space
+py runs --runs-dir "$MNT/runs" >"$OUT/runs_freed.out" 2>"$OUT/runs_freed.err"
+cp "$run/status.json" "$OUT/status_freed.json"
+ls -A "$run" >"$OUT/files_freed.txt"
+"""
+
+
+def test_a_disk_that_fills_mid_run_gives_disk_full_and_a_clean_status(tmp_path):
+    """A real full filesystem (a tmpfs in a private mount namespace), filled to the last byte
+    after the run's first step: the checkpoint, the log, the metrics and status.json's writes
+    all fail, until the filler is deleted."""
+    mnt, out = tmp_path / "mnt", tmp_path / "out"
+    mnt.mkdir()
+    out.mkdir()
+    cfg_path = write_config(tmp_path / "cfg.yaml", fault_config(max_steps=4, save_steps=2))
+    env = {**os.environ, "MNT": str(mnt), "OUT": str(out), "CFG": str(cfg_path)}
+    env["PY"] = sys.executable
+    argv = ["unshare", "--user", "--map-root-user", "--mount", "bash", "-c", FULL_DISK_SCRIPT]
+    try:
+        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, timeout=SLOW_S)
+    except FileNotFoundError:
+        pytest.skip("no unshare here")
+    if done.returncode == 90 or not (out / "train.rc").exists():
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr[-500:]!r}")
+    text = {p.name: p.read_text(errors="replace") for p in out.iterdir()}
+    freed = json.loads(text["status_freed.json"])
+    assert int(text["avail_full.txt"]) == 0, "the filesystem was not full"
+    shown = json.loads(text["status_full.json"])  # status.json as the disk holds it when full
+    own = text["train.err"].split("last lines of this attempt's log:")[0]  # not the run's log
+    assert text["train.rc"].strip() == "1" and "Traceback" not in own, text["train.err"][-3000:]
+    last = text["train.err"].strip().splitlines()
+    error_line = next(line for line in last if line.startswith("error: "))
+    assert error_line.startswith("error: disk full writing "), text["train.err"][-2000:]
+    assert text["runs_full.rc"].strip() == "0" and "Traceback" not in text["runs_full.err"]
+    assert " failed " in text["runs_full.out"], text["runs_full.out"]
+    assert not [n for n in text["files_full.txt"].split() if n.endswith(".tmp")], text
+    assert freed["state"] == "failed" and freed["error"].startswith("disk full writing ")
+    assert "killed or the machine restarted" not in freed["error"]
+    assert not [n for n in text["files_freed.txt"].split() if n.endswith(".tmp")]
+    report(
+        "disk full mid-run (tmpfs filled to 0 bytes free after step 1)",
+        None,
+        {
+            **freed,
+            "error": f"{freed['error']} (status.json on the full disk: {shown.get('state')}; "
+            "`studio runs` while full: listed, exit 0; no .tmp left)",
+        },
+        None,
+        config="config.yaml" in text["files_freed.txt"],
+        metrics="metrics.jsonl" in text["files_freed.txt"],
+    )
+
+
 def test_running_status_with_a_gone_or_reused_pid_is_corrected_and_kills_nothing(tmp_path):
     folder = RunFolder(runs.prepare(fault_config(), tmp_path / "runs", ROOT))
     gone = subprocess.Popen(["sleep", "0"])
