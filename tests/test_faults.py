@@ -384,7 +384,11 @@ def test_a_full_run_folder_fails_with_the_write_error_and_keeps_what_was_written
     kept = kept_files(run_dir, RunFolder(run_dir).config.read_text())
     report("run folder full (RLIMIT_FSIZE 8 MiB)", run_dir, status, clean_s, **kept)
     assert status["state"] == "failed"
-    assert "too large" in status["error"].lower() or "27" in status["error"], status["error"]
+    checkpoint = run_dir.resolve() / "model" / "checkpoint-1"
+    assert status["error"].startswith(
+        f"disk full for this process (file too large writing {checkpoint}"
+    )
+    assert "`ulimit -f`" in status["error"] and "then resume" in status["error"], status["error"]
     assert f"error: {status['error']}" in cli.stderr  # the CLI says why, with the log's end
     assert kept["config"] and kept["metrics"]
 
