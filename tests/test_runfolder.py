@@ -418,3 +418,26 @@ def test_a_vanished_run_whose_log_shows_a_full_disk_is_not_called_killed(tmp_pat
         28,
         "/d/f.json",
     )
+
+
+def test_every_face_says_disk_full_with_the_path_instead_of_a_traceback(
+    tmp_path, monkeypatch, capsys
+):
+    import errno
+
+    from studio import cli, runs, views
+
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "runs" / "x"))
+    text = views.failure_text(full)  # the web page's and the notebook's message
+    assert text.startswith(f"❌ disk full writing {tmp_path / 'runs' / 'x'}: free space")
+
+    def no_room(*_a, **_k):
+        raise full
+
+    monkeypatch.setattr(runs, "list_runs", no_room)
+    assert cli.main(["runs", "--runs-dir", str(tmp_path / "runs")]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"error: disk full writing {tmp_path / 'runs' / 'x'}")
+        and "then resume" in err
+    )
