@@ -7,8 +7,11 @@ A run folder under the runs root (default `./runs/`) holds everything about it:
     ds_config.json  the DeepSpeed config actually used (when DeepSpeed is on)
     train.log       all output of the run
     metrics.jsonl   one line per logged step, written by a callback inside the trainer
-    status.json     state (running/succeeded/failed/stopped), phase, exit code, reason, log tail
-    procs/          pid + start time of every process of the run (see studio.procs)
+    status.json     state (running/succeeded/failed/stopped), phase, exit code, reason, log tail,
+                    the run's id and the folder it was launched in (`run_id`, `run_dir`)
+    .ending.json    space reserved at each launch for the end, when status.json cannot be
+                    replaced (a full disk; see studio.statusfile)
+    procs/          pid + start time + run id of every process of the run (see studio.procs)
     model/          the output_dir, unless the config names another
 
 The names belong to :class:`studio.runfolder.RunFolder`. The disk is the only state: any face,
@@ -16,6 +19,9 @@ any browser session, a restarted studio all see the same runs by listing the fol
 no global "current run" to override. A run is running while any of its processes lives
 (found from the folder, not from a process group); starting or resuming into a folder whose
 processes live is refused, under the folder's status lock, so two resumes cannot both start.
+A process is the run's only when its environment carries the run's id and the folder's
+identity, so a copied folder never stops or claims the original's processes, and a copy is
+made its own (its paths moved into it, a new run id) before it resumes (:func:`adopt_copy`).
 """
 
 from __future__ import annotations
