@@ -253,10 +253,14 @@ def cmd_resume(args) -> int:
     if run_dir is None:
         return 2
     try:
+        adopted = RunFolder(run_dir).read_status().get("adopted")
         run_dir = runs.resume(run_dir)
-    except RuntimeError as exc:  # RunBusy (a live run holds the folder), no checkpoint
+    except RuntimeError as exc:  # RunBusy, no checkpoint, a copy sharing the original's output
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    note = RunFolder(run_dir).read_status().get("adopted")
+    if note and note != adopted:  # a copied or moved folder made its own before resuming
+        print(note, file=sys.stderr)
     print(run_dir)
     if args.wait:
         status = runs.wait(run_dir)
@@ -411,4 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except OSError as exc:  # a full disk (or file-size limit): words and the path, no traceback
+        from studio.statusfile import disk_full, disk_full_reason
+
+        if not disk_full(exc):
+            raise
+        print(f"error: {disk_full_reason(exc.filename, exc.errno)}", file=sys.stderr)
+        return 1

@@ -10,6 +10,10 @@ left a worker training with nobody to stop it. So each process of a run:
 * carries `STUDIO_RUN_DIR=<run folder>` in its environment, inherited by anything it spawns
   (compilers of a DeepSpeed op build included), so even an unrecorded descendant is found by
   scanning `/proc/*/environ`;
+* carries the run's id (`STUDIO_RUN_ID`, also in status.json and each record) and the folder's
+  identity (`STUDIO_RUN_KEY`, device:inode), and no process is taken for the run's unless its
+  environment says so: a copy of a run folder lists the original's pids in its `procs/`, and
+  its Stop must never reach them (a move keeps the inode, so a moved folder still stops its run);
 * when it is a worker, asks the kernel to TERM it when its parent dies (`PR_SET_PDEATHSIG`),
   and the supervisor asks the same for the launcher, so killing any link ends the links below.
 
@@ -31,6 +35,8 @@ from pathlib import Path
 from studio.runfolder import RunFolder
 
 RUN_DIR_ENV = "STUDIO_RUN_DIR"
+RUN_ID_ENV = "STUDIO_RUN_ID"
+RUN_KEY_ENV = "STUDIO_RUN_KEY"
 _PR_SET_PDEATHSIG = 1
 _PROC = Path("/proc")
 
@@ -41,6 +47,7 @@ class ProcRecord:
     start_time: int | None
     role: str
     recorded_at: float = 0.0
+    run_id: str | None = None
 
     def alive(self) -> bool:
         """Alive and the same process that recorded itself (start time rules out pid reuse)."""
@@ -66,16 +73,24 @@ def is_alive(pid: int) -> bool:
     return _stat(pid)[1]
 
 
-def record(folder: RunFolder, pid: int, role: str) -> ProcRecord | None:
-    """Write `procs/<role>-<pid>.json`; None when the process is already gone."""
-    rec = ProcRecord(pid, start_time(pid), role, time.time())
+def record(folder: RunFolder, pid: int, role: str, run_id: str | None = None) -> ProcRecord | None:
+    """Write `procs/<role>-<pid>.json`; None when the process is already gone.
+
+    The run id defaults to this process's own (a supervisor recording its launcher)."""
+    run_id = run_id or os.environ.get(RUN_ID_ENV)
+    rec = ProcRecord(pid, start_time(pid), role, time.time(), run_id)
     if rec.start_time is None:
         return None
     folder.procs.mkdir(exist_ok=True)
     path = folder.procs / f"{role}-{pid}.json"
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(asdict(rec)), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(asdict(rec)), encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:  # a full disk: no half-written record left behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     return rec
 
 
@@ -98,27 +113,79 @@ def role_alive(folder: RunFolder, role: str) -> bool:
     return any(r.alive() for r in records(folder) if r.role == role)
 
 
-def tagged(folder: RunFolder) -> list[int]:
+def _environ(pid: int) -> dict[str, str] | None:
+    """The studio's entries of a process's environment; None when it cannot be read."""
+    try:
+        raw = (_PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        return None
+    out = {}
+    for item in raw.split(b"\0"):
+        if item.startswith(b"STUDIO_RUN_"):
+            key, _, value = item.decode("utf-8", "replace").partition("=")
+            out[key] = value
+    return out
+
+
+def _same_folder(path: str, folder: RunFolder) -> bool:
+    try:
+        return os.path.samefile(path, folder.path)
+    except OSError:
+        return False
+
+
+def env_belongs(environ: dict[str, str], folder: RunFolder, run_id: str | None) -> bool:
+    """Whether a process with these studio entries in its environment is one of this run's.
+
+    The folder's identity (device:inode) must match: a copy has another, a move keeps it. The
+    run id, where both sides have one, must match too (an inode is reused after a deletion).
+    A process from before run ids (no key) must name this very folder."""
+    key = environ.get(RUN_KEY_ENV)
+    if key is not None:
+        if key != folder.identity():
+            return False
+        theirs = environ.get(RUN_ID_ENV)
+        return not (run_id and theirs and theirs != run_id)
+    path = environ.get(RUN_DIR_ENV)
+    return bool(path) and _same_folder(path, folder)
+
+
+def belongs(pid: int, folder: RunFolder, run_id: str | None = None) -> bool:
+    """Checked before any signal: the live process `pid` carries this run's tags."""
+    environ = _environ(pid)
+    return environ is not None and env_belongs(environ, folder, run_id)
+
+
+def folder_run_id(folder: RunFolder) -> str | None:
+    return folder.read_status().get("run_id")
+
+
+def tagged(folder: RunFolder, run_id: str | None = None) -> list[int]:
     """Live processes whose environment names this run folder (descendants included)."""
     if not _PROC.is_dir():
         return []
-    needle = f"{RUN_DIR_ENV}={folder.path.resolve()}".encode() + b"\0"
     found = []
     for entry in _PROC.iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if b"\0" + needle in b"\0" + environ + b"\0" and is_alive(int(entry.name)):
+        environ = _environ(int(entry.name))
+        if (
+            environ
+            and env_belongs(environ, folder, run_id)
+            and (RUN_DIR_ENV in environ or RUN_KEY_ENV in environ)
+            and is_alive(int(entry.name))
+        ):
             found.append(int(entry.name))
     return found
 
 
 def live(folder: RunFolder, include_self: bool = False) -> list[int]:
-    """Every live process of the run: recorded (start time checked) or tagged."""
-    pids = {r.pid for r in records(folder) if r.alive()} | set(tagged(folder))
+    """Every live process of the run: recorded (start time and tags checked) or tagged.
+
+    A record alone is never enough: the record may be a copy's (see :func:`belongs`)."""
+    run_id = folder_run_id(folder)
+    recorded = {r.pid for r in records(folder) if r.alive() and belongs(r.pid, folder, run_id)}
+    pids = recorded | set(tagged(folder, run_id))
     if not include_self:
         pids.discard(os.getpid())
     return sorted(pids)
@@ -127,9 +194,10 @@ def live(folder: RunFolder, include_self: bool = False) -> list[int]:
 def signal_all(folder: RunFolder, sig: int, exclude: set[int] | None = None) -> list[int]:
     """Send `sig` to every live process of the run; return the pids signalled."""
     sent = []
+    run_id = folder_run_id(folder)
     for pid in live(folder):
-        if exclude and pid in exclude:
-            continue
+        if (exclude and pid in exclude) or not belongs(pid, folder, run_id):
+            continue  # checked again at the signal: never another run's process
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
             sent.append(pid)

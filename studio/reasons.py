@@ -13,11 +13,39 @@ import signal
 from pathlib import Path
 
 from studio.runlog import exception_line_in
+from studio.statusfile import disk_full_reason
 
 _TAIL_BYTES = 256 * 1024
 _TORCHRUN_SIGNAL = re.compile(r"Signal (\d+) \((SIG\w+)\) received by PID (\d+)")
 _TORCHRUN_EXIT = re.compile(r"exitcode\s*:\s*(-?\d+)")
 TAIL_LINES = 15
+# How a write that found no room shows in a log: Python's OSError, safetensors' Rust IoError,
+# torch.save's stream writer. The errno picks the words (28 disk full, 27 size limit, 122 quota).
+_NO_ROOM = re.compile(
+    r"\[Errno (28|27|122)\][^\n]*?(?:: '([^'\n]+)')?$"
+    r"|(No space left on device|StorageFull|File too large|FileTooLarge|Disk quota exceeded)",
+    re.MULTILINE,
+)
+_SAVING = re.compile(r"Saving model checkpoint to (\S+)")
+_WORDS_ERRNO = {"File too large": 27, "FileTooLarge": 27, "Disk quota exceeded": 122}
+
+
+def no_room_in(log_text: str) -> tuple[int, str | None] | None:
+    """(errno, path or None) of the last "no room to write" error in a log, else None.
+
+    The path is the one the error names, else the checkpoint the trainer was saving."""
+    found = list(_NO_ROOM.finditer(log_text))
+    if not found:
+        return None
+    last = found[-1]
+    code = int(last.group(1)) if last.group(1) else _WORDS_ERRNO.get(last.group(3) or "", 28)
+    return code, last.group(2) or last_saving(log_text[: last.start()])
+
+
+def last_saving(log_text: str) -> str | None:
+    """The checkpoint the trainer said it was saving last, if any."""
+    saving = _SAVING.findall(log_text)
+    return saving[-1] if saving else None
 
 
 def attempt_log(log_path: Path, offset: int | None) -> str:
@@ -59,6 +87,10 @@ def failure_reason(log_text: str, exit_code: int | None) -> str:
     if found:
         return f"worker killed by {signal_words(int(found.group(1)))}"
     exc = exception_line_in(log_text)
+    no_room = no_room_in(log_text)
+    if no_room:
+        reason = disk_full_reason(no_room[1], no_room[0])
+        return f"{reason} ({exc})" if exc else reason
     if exc:
         return exc
     codes = [int(c) for c in _TORCHRUN_EXIT.findall(log_text)]
@@ -72,6 +104,10 @@ def failure_reason(log_text: str, exit_code: int | None) -> str:
 def vanished_reason(log_text: str, supervisor_pid: int | None) -> str:
     """Why a run whose processes are all gone never recorded an end."""
     exc = exception_line_in(log_text)
+    no_room = no_room_in(log_text)
+    if no_room:  # its supervisor could not write the end: not a kill
+        reason = disk_full_reason(no_room[1], no_room[0])
+        return f"{reason}; the run's end could not be recorded then ({exc or 'see the log'})"
     who = f"supervisor (pid {supervisor_pid})" if supervisor_pid else "supervisor"
     base = (
         f"the run's {who} was killed or the machine restarted: its processes are gone "

@@ -167,6 +167,7 @@ class RunFolder:
     PROCS = "procs"
     BUILD_LOCKS = "build_locks.txt"
     STATUS_LOCK = ".status.lock"
+    ENDING = ".ending.json"  # the end, written in place when status.json cannot be replaced
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -225,8 +226,23 @@ class RunFolder:
     def build_locks(self) -> Path:
         return self.path / self.BUILD_LOCKS
 
+    @property
+    def ending(self) -> Path:
+        return self.path / self.ENDING
+
     def is_run(self) -> bool:
         return self.status.is_file()
+
+    def identity(self) -> str | None:
+        """'device:inode' of the folder: kept by a move (rename), never by a copy.
+
+        Every process of a run carries it in its environment (:func:`run_folder_env`), so a
+        copy of the folder, whose `procs/` names the original's pids, cannot claim them."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return f"{st.st_dev}:{st.st_ino}"
 
     # ------------------------------------------------------------------ the status store
 
@@ -285,11 +301,25 @@ class RunFolder:
             self.update_status(phase=str(phase), phase_detail=detail, phase_since=time.time())
 
 
-def run_folder_env(folder: RunFolder) -> dict[str, str]:
-    """The environment entries that tag every process of a run with its folder."""
-    from studio.procs import RUN_DIR_ENV
+def new_run_id() -> str:
+    """A run's own name for itself, written in status.json, its pid records and its processes'
+    environment (a folder name can be copied, reused or moved; this is checked before a signal)."""
+    import uuid
 
-    return {RUN_DIR_ENV: str(folder.path.resolve())}
+    return uuid.uuid4().hex
+
+
+def run_folder_env(folder: RunFolder, run_id: str | None = None) -> dict[str, str]:
+    """The environment entries that tag every process of a run with its folder and run id."""
+    from studio.procs import RUN_DIR_ENV, RUN_ID_ENV, RUN_KEY_ENV
+
+    env = {RUN_DIR_ENV: str(folder.path.resolve())}
+    identity = folder.identity()
+    if identity:
+        env[RUN_KEY_ENV] = identity
+    if run_id:
+        env[RUN_ID_ENV] = run_id
+    return env
 
 
 def current_folder(environ=os.environ) -> RunFolder | None:

@@ -7,8 +7,11 @@ A run folder under the runs root (default `./runs/`) holds everything about it:
     ds_config.json  the DeepSpeed config actually used (when DeepSpeed is on)
     train.log       all output of the run
     metrics.jsonl   one line per logged step, written by a callback inside the trainer
-    status.json     state (running/succeeded/failed/stopped), phase, exit code, reason, log tail
-    procs/          pid + start time of every process of the run (see studio.procs)
+    status.json     state (running/succeeded/failed/stopped), phase, exit code, reason, log tail,
+                    the run's id and the folder it was launched in (`run_id`, `run_dir`)
+    .ending.json    space reserved at each launch for the end, when status.json cannot be
+                    replaced (a full disk; see studio.statusfile)
+    procs/          pid + start time + run id of every process of the run (see studio.procs)
     model/          the output_dir, unless the config names another
 
 The names belong to :class:`studio.runfolder.RunFolder`. The disk is the only state: any face,
@@ -16,6 +19,9 @@ any browser session, a restarted studio all see the same runs by listing the fol
 no global "current run" to override. A run is running while any of its processes lives
 (found from the folder, not from a process group); starting or resuming into a folder whose
 processes live is refused, under the folder's status lock, so two resumes cannot both start.
+A process is the run's only when its environment carries the run's id and the folder's
+identity, so a copied folder never stops or claims the original's processes, and a copy is
+made its own (its paths moved into it, a new run id) before it resumes (:func:`adopt_copy`).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -37,8 +43,16 @@ from studio import config as config_mod
 from studio.config import StudioConfig
 from studio.problems import Problem, errors
 from studio.runfolder import ACTIVE_STATES as runfolder_ACTIVE
-from studio.runfolder import RunFolder, RunState, phase_text, run_folder_env, state_of
+from studio.runfolder import (
+    RunFolder,
+    RunState,
+    new_run_id,
+    phase_text,
+    run_folder_env,
+    state_of,
+)
 from studio.runlog import last_metrics
+from studio.statusfile import disk_full, disk_full_reason, read_ending, reserve_ending
 
 DEFAULT_RUNS_DIR = Path("runs")
 STOP_GRACE_S = 10.0
@@ -203,9 +217,10 @@ def _launch(
         master_port=config.torchrun.master_port or _free_port(),
     )
     argv += extra_args
+    run_id = folder.read_status().get("run_id") or new_run_id()
     child_env = dict(os.environ if env is None else env)
     child_env["STUDIO_METRICS_FILE"] = str(folder.metrics.resolve())
-    child_env.update(run_folder_env(folder))
+    child_env.update(run_folder_env(folder, run_id))
     child_env.update(loss_health.env_for(config.studio))
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     with folder.locked():
@@ -219,8 +234,11 @@ def _launch(
             )
         folder.stop_marker.unlink(missing_ok=True)
         now = time.time()
+        attempt = previous.get("attempt", 0) + 1
         folder._update_unlocked(
             state=RunState.RUNNING,
+            run_id=run_id,
+            run_dir=str(folder.path.resolve()),
             phase="starting",
             phase_detail=None,
             phase_since=now,
@@ -228,7 +246,7 @@ def _launch(
             cwd=str(cwd),
             started_at=now,
             first_started_at=previous.get("first_started_at", now),
-            attempt=previous.get("attempt", 0) + 1,
+            attempt=attempt,
             log_offset=folder.log.stat().st_size if folder.log.exists() else 0,
             exit_code=None,
             error=None,
@@ -244,6 +262,7 @@ def _launch(
                 None,
             ),
         )
+        reserve_ending(folder.ending, attempt)
         proc = subprocess.Popen(
             [sys.executable, "-m", "studio.supervisor", str(run_dir)],
             cwd=str(cwd),
@@ -254,7 +273,7 @@ def _launch(
             stderr=subprocess.DEVNULL,
         )
         _CHILDREN[str(run_dir)] = proc
-        procs.record(folder, proc.pid, "supervisor")
+        procs.record(folder, proc.pid, "supervisor", run_id)
         folder._update_unlocked(pid=proc.pid, pgid=proc.pid)
 
 
@@ -315,6 +334,7 @@ def resume(run_dir: str | Path, env: dict[str, str] | None = None) -> Path:
             f"run {run_dir.name} is still running (attempt {status.get('attempt', '?')}); "
             "stop it first"
         )
+    adopt_copy(run_dir)
     checkpoint = last_checkpoint(run_dir)
     if checkpoint is None:
         raise RuntimeError(
@@ -324,6 +344,85 @@ def resume(run_dir: str | Path, env: dict[str, str] | None = None) -> Path:
     cwd = Path(status.get("cwd") or ".")
     _launch(run_dir, config, ["--resume_from_checkpoint", str(checkpoint)], cwd, env)
     return run_dir
+
+
+class CopyConflict(RuntimeError):
+    """A copied run folder whose output_dir is still the original's (outside both folders)."""
+
+
+def _under(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _origin(folder: RunFolder, status: dict, config: StudioConfig) -> Path | None:
+    """The folder this one was copied or moved from, or None when it is where it was made.
+
+    Recorded at each launch (`run_dir`); for a folder from before that, the run folder its
+    output_dir lies in, when that is another one."""
+    here = folder.path.resolve()
+    recorded = status.get("run_dir")
+    if recorded:
+        return None if Path(recorded) == here else Path(recorded)
+    out = config.args.get("output_dir")
+    if not out:
+        return None
+    for parent in Path(out).parents:
+        if RunFolder(parent).is_run():
+            return None if parent.resolve() == here else parent
+    return None
+
+
+def _rebase(value, old: Path, new: Path):
+    """A path under the old folder, moved under the new one; anything else as it was."""
+    if isinstance(value, list):
+        return [_rebase(v, old, new) for v in value]
+    if isinstance(value, str) and value.startswith("/") and _under(Path(value), old):
+        return str(new / Path(value).relative_to(old))
+    return value
+
+
+def adopt_copy(run_dir: str | Path) -> str | None:
+    """Make a copied (or moved) run folder its own before it runs again; return a note.
+
+    The config of a run folder names paths inside it absolutely (output_dir = <folder>/model),
+    so a copy would resume into the original's model/ and write over its checkpoints. Those
+    paths are moved into this folder (config.yaml and command.sh rewritten), and a copy gets a
+    run id of its own. An output_dir outside both folders, while the original still exists, is
+    refused: the two runs would write into one folder."""
+    folder = RunFolder(run_dir)
+    status = folder.read_status()
+    config = load_run_config(run_dir)
+    origin = _origin(folder, status, config)
+    if origin is None:
+        return None
+    here = folder.path.resolve()
+    original_exists = RunFolder(origin).is_run()
+    args = {k: _rebase(v, origin, here) for k, v in config.args.items()}
+    out = args.get("output_dir")
+    if out and original_exists and not _under(Path(out), here):
+        raise CopyConflict(
+            f"run {folder.name} is a copy of {origin}, and both write to output_dir {out}: "
+            f"set output_dir in {folder.config} to a folder of this copy's own (copy the "
+            "checkpoints there), then resume"
+        )
+    adopted = replace(config, args=args)
+    if adopted != config:
+        config_mod.save(adopted, folder.config, overwrite=True)
+        folder.command.write_text(command.render_script(adopted), encoding="utf-8")
+    word = "copied" if original_exists else "moved"
+    note = (
+        f"[studio] this run folder was {word} from {origin}: its paths now point into {here}"
+        + (f" (output_dir {out})" if out else "")
+        + ("; it has a run id of its own" if original_exists else "")
+    )
+    folder.update_status(
+        run_dir=str(here),
+        run_id=new_run_id() if original_exists else status.get("run_id"),
+        adopted=note,
+    )
+    with contextlib.suppress(OSError), folder.log.open("a", encoding="utf-8") as log:
+        log.write(note + "\n")
+    return note
 
 
 # --------------------------------------------------------------------------- watch & stop
@@ -338,17 +437,24 @@ def _cluster(run_dir: Path):
     return None
 
 
-def _legacy_group(status: dict) -> list[int]:
+def _legacy_group(folder: RunFolder, status: dict) -> list[int]:
     """A folder from before pid records: its supervisor's group, if that leader is still a
     studio supervisor of this run (a bare pgid may belong to anything after a reboot)."""
     pgid = status.get("pgid")
     if not pgid:
         return []
     try:
-        cmdline = Path(f"/proc/{int(pgid)}/cmdline").read_bytes()
+        cmdline = Path(f"/proc/{int(pgid)}/cmdline").read_bytes().split(b"\0")
+        cwd = os.readlink(f"/proc/{int(pgid)}/cwd")
     except OSError:
         return []
-    if b"studio.supervisor" not in cmdline:
+    if b"studio.supervisor" not in cmdline or len(cmdline) < 2:
+        return []
+    named = next((a for a in reversed(cmdline) if a), b"").decode("utf-8", "replace")
+    try:  # the supervisor of this very folder, not of the folder a copy was made from
+        if not os.path.samefile(os.path.join(cwd, named), folder.path):
+            return []
+    except OSError:
         return []
     return group_members(int(pgid))
 
@@ -357,7 +463,7 @@ def _live(folder: RunFolder, status: dict) -> list[int]:
     """Every live process of the run (recorded with start time, or tagged with its folder)."""
     if folder.procs.is_dir():
         return procs.live(folder)
-    return sorted(set(procs.live(folder)) | set(_legacy_group(status)))
+    return sorted(set(procs.live(folder)) | set(_legacy_group(folder, status)))
 
 
 def refresh(run_dir: str | Path) -> dict:
@@ -391,15 +497,56 @@ def refresh(run_dir: str | Path) -> dict:
         status = folder.read_status()
         if state_of(status) is not RunState.RUNNING or _live(folder, status):
             return status
-        if folder.stop_marker.exists():
-            return folder._update_unlocked(state=RunState.STOPPED, ended_at=time.time())
+        return _record_vanished(folder, status)
+
+
+def _record_vanished(folder: RunFolder, status: dict) -> dict:
+    """The end of a running attempt whose processes are gone, written if the disk allows.
+
+    From the supervisor's end record when it could not replace status.json (a full disk), else
+    "stopped" after a Stop, else a reason read from the log. A write that fails (the disk is
+    still full) returns the same corrected status unwritten, never an exception: `studio runs`
+    and every face keep working while the disk is full."""
+    ending = read_ending(folder.ending, status.get("attempt"))
+    ending.pop("attempt", None)
+    copied = _copied_from(folder, status)
+    if ending:
+        changes = ending
+    elif folder.stop_marker.exists():
+        changes = {"state": RunState.STOPPED.value, "ended_at": time.time()}
+    else:
         text = reasons.attempt_log(folder.log, status.get("log_offset"))
-        return folder._update_unlocked(
-            state=RunState.FAILED,
-            ended_at=time.time(),
-            error=reasons.vanished_reason(text, status.get("pid")),
-            log_tail=reasons.last_lines(text),
-        )
+        changes = {
+            "state": RunState.FAILED.value,
+            "ended_at": time.time(),
+            "error": (
+                f"this folder is a copy of {copied}, made while that run was running: no process "
+                "of the run belongs to this folder (the run goes on there; resume here to train "
+                "this copy from its last checkpoint)"
+                if copied
+                else reasons.vanished_reason(text, status.get("pid"))
+            ),
+            "log_tail": reasons.last_lines(text),
+        }
+    try:
+        return folder._update_unlocked(**changes)
+    except OSError as exc:
+        if not disk_full(exc):
+            raise
+        unwritten = {**status, **changes}
+        unwritten["write_error"] = disk_full_reason(folder.status, exc.errno)
+        return unwritten
+
+
+def _copied_from(folder: RunFolder, status: dict) -> str | None:
+    """The folder this one was copied from, when the original still exists beside it."""
+    recorded = status.get("run_dir")
+    if not recorded or Path(recorded) == folder.path.resolve():
+        return None
+    original = RunFolder(recorded)
+    if original.is_run() and original.read_status().get("run_id") == status.get("run_id"):
+        return recorded
+    return None
 
 
 def stop(run_dir: str | Path, grace_s: float = STOP_GRACE_S) -> dict:
@@ -415,11 +562,12 @@ def stop(run_dir: str | Path, grace_s: float = STOP_GRACE_S) -> dict:
     if not _live(folder, status):
         return refresh(run_dir)
     if state_of(status) is RunState.RUNNING:
-        folder.stop_marker.touch()
+        with contextlib.suppress(OSError):  # a full disk: stop anyway (the end says failed)
+            folder.stop_marker.touch()
     for pgid in _legacy_groups_to_signal(folder, status):
         _signal_group(pgid, signal.SIGTERM)
     procs.signal_all(folder, signal.SIGTERM)
-    if procs.wait_gone(folder, grace_s, reap=_reap) or _legacy_group(status):
+    if procs.wait_gone(folder, grace_s, reap=_reap) or _legacy_group(folder, status):
         for pgid in _legacy_groups_to_signal(folder, status):
             _signal_group(pgid, signal.SIGKILL)
         procs.signal_all(folder, signal.SIGKILL)
@@ -428,7 +576,9 @@ def stop(run_dir: str | Path, grace_s: float = STOP_GRACE_S) -> dict:
 
 
 def _legacy_groups_to_signal(folder: RunFolder, status: dict) -> list[int]:
-    return [] if folder.procs.is_dir() or not _legacy_group(status) else [int(status["pgid"])]
+    return (
+        [] if folder.procs.is_dir() or not _legacy_group(folder, status) else [int(status["pgid"])]
+    )
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -17,13 +17,16 @@ ignores TERM itself, so that a Stop (TERM to everything) lets it record "stopped
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from studio import buildlocks, procs, reasons
 from studio.runfolder import Phase, RunFolder, RunState
+from studio.statusfile import disk_full, disk_full_reason, write_ending
 
 STOP_MARKER = RunFolder.STOP_MARKER
 SWEEP_GRACE_S = 5.0
@@ -80,14 +83,55 @@ def supervise(run_dir: Path) -> int:
     ending: dict = {"exit_code": exit_code, "error": None, "log_tail": None}
     if state == RunState.FAILED:
         text = reasons.attempt_log(folder.log, status.get("log_offset"))
-        ending.update(
-            error=reasons.failure_reason(text, exit_code), log_tail=reasons.last_lines(text)
-        )
-    try:
-        folder.end_running(RunState(state), **ending)
-    except OSError as exc:
-        print(f"[studio] cannot record the end in {folder.status}: {exc}", file=sys.stderr)
+        error = reasons.failure_reason(text, exit_code)
+        if reasons.no_room_in(text) is None and _no_room_left(folder):
+            where = reasons.last_saving(text) or folder.path  # the log itself found no room
+            error = f"{disk_full_reason(where)}; {error}"
+        ending.update(error=error, log_tail=reasons.last_lines(text))
+    record_end(folder, RunState(state), status.get("attempt"), ending)
     return exit_code
+
+
+def _no_room_left(folder: RunFolder) -> bool:
+    """The run folder's disk has (almost) no free space: under 1 MiB."""
+    try:
+        st = os.statvfs(folder.path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 2**20
+
+
+def record_end(folder: RunFolder, state: RunState, attempt: int | None, ending: dict) -> None:
+    """Write the end to status.json; when the disk has no room for that, keep it in the
+    attempt's reserved `.ending.json` (written in place), which every refresh reads.
+
+    Without this, a full disk left status.json at "running" and the next refresh, finding no
+    process, blamed a kill or a restart."""
+    for attempt_no in range(3):
+        try:
+            folder.end_running(state, **ending)
+            return
+        except OSError as exc:
+            if state == RunState.FAILED and not str(ending.get("error") or "").startswith("disk"):
+                ending = {**ending, "error": f"{_reason_for(exc, folder)}; {ending.get('error')}"}
+            elif state != RunState.FAILED:
+                ending = {**ending, "write_error": _reason_for(exc, folder)}
+            print(f"[studio] cannot record the end in {folder.status}: {exc}", file=sys.stderr)
+            if attempt_no < 2:
+                time.sleep(1.0)  # a moment for space to come back (a log rotated, a tmp deleted)
+    try:
+        write_ending(
+            folder.ending,
+            {"attempt": attempt, "state": state.value, "ended_at": time.time(), **ending},
+        )
+    except OSError as exc:
+        print(f"[studio] cannot record the end in {folder.ending} either: {exc}", file=sys.stderr)
+
+
+def _reason_for(exc: OSError, folder: RunFolder) -> str:
+    if disk_full(exc):
+        return disk_full_reason(folder.status, exc.errno)
+    return f"cannot write {folder.status}: {exc}"
 
 
 if __name__ == "__main__":

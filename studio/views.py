@@ -193,6 +193,10 @@ def failure_text(exc: BaseException) -> str:
     problems = getattr(exc, "problems", None)
     if problems:
         return problems_text(list(problems))
+    from studio.statusfile import disk_full, disk_full_reason
+
+    if disk_full(exc):  # the same words as a run's reason and the CLI's error line
+        return f"❌ {prose(disk_full_reason(exc.filename, exc.errno))}"
     return f"❌ {prose(exc)}"
 
 

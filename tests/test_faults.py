@@ -229,6 +229,78 @@ def test_two_concurrent_resumes_start_one_attempt_then_launcher_kill_is_named(wo
     assert all(kept.values()), kept
 
 
+def _own_live_record(run_dir: Path, role_prefix: str) -> procs.ProcRecord:
+    """A live record of this folder's own processes (a copy also lists the original's)."""
+    folder = RunFolder(run_dir)
+
+    def find():
+        return next(
+            (
+                r
+                for r in procs.records(folder)
+                if r.role.startswith(role_prefix) and r.alive() and procs.belongs(r.pid, folder)
+            ),
+            None,
+        )
+
+    return wait_for(find, what=f"a live {role_prefix} of {run_dir.name}")
+
+
+def test_stop_on_a_copied_run_folder_leaves_the_original_and_the_copy_resumes_into_itself(
+    tmp_path,
+):
+    cfg = fault_config(max_steps=400, save_steps=2, save_total_limit=3)
+    run_dir = runs.start(cfg, tmp_path / "runs", ROOT)
+    checkpoint = run_dir / "model" / "checkpoint-2" / "trainer_state.json"
+    wait_for(
+        lambda: checkpoint.is_file() or runs.refresh(run_dir)["state"] != "running",
+        what="checkpoint-2",
+    )
+    assert checkpoint.is_file(), log_of(run_dir)
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-a", str(run_dir), str(copy)], check=False)  # while it trains
+    original_pids = processes_of(run_dir)
+
+    stop = [sys.executable, "-m", "studio", "stop", str(copy)]
+    cli = subprocess.run(stop, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert all(procs.is_alive(p) for p in original_pids), "stop on the copy killed the original"
+    step = step_records(read_metrics(RunFolder(run_dir).metrics))[-1]["step"]
+    wait_for(
+        lambda: step_records(read_metrics(RunFolder(run_dir).metrics))[-1]["step"] > step,
+        what="the original to train on after the copy's stop",
+    )
+    copy_status = runs.refresh(copy)
+    report(
+        "`studio stop` on a copy (cp -a) of a running run folder",
+        copy,
+        {**copy_status, "error": f"original still training; copy: {copy_status.get('error')}"},
+        None,
+        original_running=runs.refresh(run_dir)["state"] == "running",
+    )
+    assert copy_status["state"] == "failed" and "copy of" in copy_status["error"]
+
+    # Resume the copy: its processes write into the copy, never into the original's model/.
+    runs.resume(copy)
+    worker = _own_live_record(copy, "worker")
+    cmdline = Path(f"/proc/{worker.pid}/cmdline").read_bytes().decode().split("\0")
+    out = cmdline[cmdline.index("--output_dir") + 1]
+    assert out == str(copy.resolve() / "model"), cmdline
+    assert runs.load_run_config(copy).args["output_dir"] == out
+    assert runs.stop(copy)["state"] == "stopped"
+    assert runs.refresh(run_dir)["state"] == "running", "the copy's stop reached the original"
+    report(
+        "resume of that copy",
+        copy,
+        {"state": "resumed into the copy", "error": runs.refresh(copy).get("adopted", "")},
+        None,
+    )
+
+    status = runs.stop(run_dir)  # the original stops as usual
+    clean_s = wait_clean(run_dir)
+    assert status["state"] == "stopped" and clean_s < CLEAN_S
+
+
 UI_SCRIPT = """
 import sys, time
 from pathlib import Path
@@ -312,9 +384,82 @@ def test_a_full_run_folder_fails_with_the_write_error_and_keeps_what_was_written
     kept = kept_files(run_dir, RunFolder(run_dir).config.read_text())
     report("run folder full (RLIMIT_FSIZE 8 MiB)", run_dir, status, clean_s, **kept)
     assert status["state"] == "failed"
-    assert "too large" in status["error"].lower() or "27" in status["error"], status["error"]
+    checkpoint = run_dir.resolve() / "model" / "checkpoint-1"
+    assert status["error"].startswith(
+        f"disk full for this process (file too large writing {checkpoint}"
+    )
+    assert "`ulimit -f`" in status["error"] and "then resume" in status["error"], status["error"]
     assert f"error: {status['error']}" in cli.stderr  # the CLI says why, with the log's end
     assert kept["config"] and kept["metrics"]
+
+
+FULL_DISK_SCRIPT = r"""
+set -u
+mount -t tmpfs -o size=64m tmpfs "$MNT" || exit 90
+py() { "$PY" -m studio "$@"; }
+fill() {  # once the run has logged a step, something else fills the disk to the last byte
+  until grep -qs '"loss"' "$MNT"/runs/*/metrics.jsonl; do sleep 0.2; done
+  dd if=/dev/zero of="$MNT/filler" bs=64k 2>/dev/null
+  df -B1 --output=avail "$MNT" | tail -1 >"$OUT/avail_full.txt"
+}
+fill &
+py train "$CFG" --runs-dir "$MNT/runs" >"$OUT/train.out" 2>"$OUT/train.err"; echo $? >"$OUT/train.rc"
+wait
+py runs --runs-dir "$MNT/runs" >"$OUT/runs_full.out" 2>"$OUT/runs_full.err"; echo $? >"$OUT/runs_full.rc"
+run="$MNT/runs/$(ls "$MNT/runs")"
+ls -A "$run" >"$OUT/files_full.txt"
+cp "$run/status.json" "$OUT/status_full.json"
+rm -f "$MNT/filler"  # the user frees space
+py runs --runs-dir "$MNT/runs" >"$OUT/runs_freed.out" 2>"$OUT/runs_freed.err"
+cp "$run/status.json" "$OUT/status_freed.json"
+ls -A "$run" >"$OUT/files_freed.txt"
+"""
+
+
+def test_a_disk_that_fills_mid_run_gives_disk_full_and_a_clean_status(tmp_path):
+    """A real full filesystem (a tmpfs in a private mount namespace), filled to the last byte
+    after the run's first step: the checkpoint, the log, the metrics and status.json's writes
+    all fail, until the filler is deleted."""
+    mnt, out = tmp_path / "mnt", tmp_path / "out"
+    mnt.mkdir()
+    out.mkdir()
+    cfg_path = write_config(tmp_path / "cfg.yaml", fault_config(max_steps=4, save_steps=2))
+    env = {**os.environ, "MNT": str(mnt), "OUT": str(out), "CFG": str(cfg_path)}
+    env["PY"] = sys.executable
+    argv = ["unshare", "--user", "--map-root-user", "--mount", "bash", "-c", FULL_DISK_SCRIPT]
+    try:
+        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, timeout=SLOW_S)
+    except FileNotFoundError:
+        pytest.skip("no unshare here")
+    if done.returncode == 90 or not (out / "train.rc").exists():
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr[-500:]!r}")
+    text = {p.name: p.read_text(errors="replace") for p in out.iterdir()}
+    freed = json.loads(text["status_freed.json"])
+    assert int(text["avail_full.txt"]) == 0, "the filesystem was not full"
+    shown = json.loads(text["status_full.json"])  # status.json as the disk holds it when full
+    own = text["train.err"].split("last lines of this attempt's log:")[0]  # not the run's log
+    assert text["train.rc"].strip() == "1" and "Traceback" not in own, text["train.err"][-3000:]
+    last = text["train.err"].strip().splitlines()
+    error_line = next(line for line in last if line.startswith("error: "))
+    assert error_line.startswith("error: disk full writing "), text["train.err"][-2000:]
+    assert text["runs_full.rc"].strip() == "0" and "Traceback" not in text["runs_full.err"]
+    assert " failed " in text["runs_full.out"], text["runs_full.out"]
+    assert not [n for n in text["files_full.txt"].split() if n.endswith(".tmp")], text
+    assert freed["state"] == "failed" and freed["error"].startswith("disk full writing ")
+    assert "killed or the machine restarted" not in freed["error"]
+    assert not [n for n in text["files_freed.txt"].split() if n.endswith(".tmp")]
+    report(
+        "disk full mid-run (tmpfs filled to 0 bytes free after step 1)",
+        None,
+        {
+            **freed,
+            "error": f"{freed['error']} (status.json on the full disk: {shown.get('state')}; "
+            "`studio runs` while full: listed, exit 0; no .tmp left)",
+        },
+        None,
+        config="config.yaml" in text["files_freed.txt"],
+        metrics="metrics.jsonl" in text["files_freed.txt"],
+    )
 
 
 def test_running_status_with_a_gone_or_reused_pid_is_corrected_and_kills_nothing(tmp_path):

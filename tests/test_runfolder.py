@@ -18,7 +18,14 @@ import pytest
 from studio import buildlocks, deepspeed_config, procs, reasons
 from studio.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
 from studio.hardware import Hardware
-from studio.runfolder import Phase, RunFolder, RunState, TransitionError, phase_text
+from studio.runfolder import (
+    Phase,
+    RunFolder,
+    RunState,
+    TransitionError,
+    phase_text,
+    run_folder_env,
+)
 
 # --------------------------------------------------------------------------- status store
 
@@ -120,9 +127,15 @@ def test_reasons_name_the_kill_and_only_this_attempt(tmp_path):
 # --------------------------------------------------------------------------- process records
 
 
+def _tagged_sleep(folder: RunFolder, seconds: int = 30, run_id: str | None = None):
+    """A process started as the studio starts a run's processes (its tags in the environment)."""
+    env = {**os.environ, **run_folder_env(folder, run_id)}
+    return subprocess.Popen(["sleep", str(seconds)], env=env)
+
+
 def test_a_record_is_alive_only_for_the_same_process(tmp_path):
     folder = RunFolder(tmp_path)
-    proc = subprocess.Popen(["sleep", "30"])
+    proc = _tagged_sleep(folder)
     try:
         rec = procs.record(folder, proc.pid, "worker0")
         assert rec.alive() and procs.live(folder) == [proc.pid]
@@ -238,7 +251,7 @@ def test_stop_on_a_failed_run_with_a_live_worker_kills_it(tmp_path):
     folder.path.mkdir()
     folder.update_status(state="running", attempt=1)
     folder.update_status(state="failed", error="launcher killed by signal 9")
-    orphan = subprocess.Popen(["sleep", "60"])  # a worker that outlived its launcher
+    orphan = _tagged_sleep(folder, 60)  # a worker that outlived its launcher
     try:
         procs.record(folder, orphan.pid, "worker0")
         seen = runs.refresh(folder.path)
@@ -252,3 +265,179 @@ def test_stop_on_a_failed_run_with_a_live_worker_kills_it(tmp_path):
     finally:
         orphan.kill()
         orphan.wait()
+
+
+# --------------------------------------------------------------------------- copied folders
+
+
+def _running_folder(path: Path) -> tuple[RunFolder, subprocess.Popen]:
+    """A run folder as `_launch` leaves it: status with run id and folder, a recorded process."""
+    from studio.runfolder import new_run_id
+
+    folder = RunFolder(path)
+    folder.path.mkdir()
+    run_id = new_run_id()
+    folder.update_status(
+        state="running", attempt=1, run_id=run_id, run_dir=str(folder.path.resolve())
+    )
+    proc = _tagged_sleep(folder, 60, run_id)
+    procs.record(folder, proc.pid, "supervisor", run_id)
+    return folder, proc
+
+
+def test_stop_on_a_copy_signals_nothing_of_the_original_and_a_move_still_stops(tmp_path):
+    import shutil
+
+    from studio import runs
+
+    original, proc = _running_folder(tmp_path / "run")
+    try:
+        copy = RunFolder(shutil.copytree(original.path, tmp_path / "copy"))
+        assert procs.records(copy)[0].pid == proc.pid  # the copy names the original's pid
+        assert procs.live(copy) == [] and procs.live(original) == [proc.pid]
+        status = runs.stop(copy.path, grace_s=2)
+        assert proc.poll() is None, "stop on a copy killed the original's process"
+        assert status["state"] == "failed" and "copy of" in status["error"]
+        assert "killed or the machine restarted" not in status["error"]
+        moved = RunFolder(original.path.rename(tmp_path / "moved"))
+        assert procs.live(moved) == [proc.pid]  # a move keeps the folder: it still stops
+        assert runs.stop(moved.path, grace_s=5)["state"] == "stopped"
+        assert proc.wait(10) is not None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _prepared(tmp_path: Path, **args) -> Path:
+    from studio import runs
+
+    cfg = StudioConfig(
+        {"model_name_or_path": "bert-base-uncased", "train_data": ["t.jsonl"], **args}
+    )
+    run_dir = runs.prepare(cfg, tmp_path / "runs", tmp_path)
+    folder = RunFolder(run_dir)
+    folder.update_status(state="running", run_id="r1", run_dir=str(run_dir.resolve()), attempt=1)
+    folder.update_status(state="failed")
+    return run_dir
+
+
+def test_a_copy_is_given_its_own_output_dir_and_run_id_before_it_resumes(tmp_path):
+    import shutil
+
+    from studio import runs
+
+    run_dir = _prepared(tmp_path)
+    before = RunFolder(run_dir).config.read_text()
+    copy = shutil.copytree(run_dir, tmp_path / "copy")
+    note = runs.adopt_copy(copy)
+    assert note and f"copied from {run_dir.resolve()}" in note
+    out = runs.load_run_config(copy).args["output_dir"]
+    assert out == str(copy.resolve() / "model")
+    assert str(copy.resolve() / "model") in RunFolder(copy).command.read_text()
+    assert RunFolder(run_dir).config.read_text() == before  # the original is untouched
+    status = RunFolder(copy).read_status()
+    assert status["run_id"] != "r1" and status["run_dir"] == str(copy.resolve())
+    assert runs.adopt_copy(copy) is None  # adopted once
+
+
+def test_a_copy_sharing_an_outside_output_dir_is_refused_with_the_fix(tmp_path):
+    import shutil
+
+    from studio import runs
+
+    run_dir = _prepared(tmp_path, output_dir=str(tmp_path / "shared_out"))
+    copy = shutil.copytree(run_dir, tmp_path / "copy")
+    with pytest.raises(runs.CopyConflict, match="set output_dir in .*config.yaml"):
+        runs.adopt_copy(copy)
+
+
+# --------------------------------------------------------------------------- full disk
+
+
+def _no_room(*_args, **_kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_failed_status_write_keeps_the_old_status_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    folder = RunFolder(tmp_path)
+    folder.update_status(state="running", attempt=1)
+    before = folder.status.read_text()
+    real_write = Path.write_text
+
+    def half_then_full(self, text, *a, **kw):
+        real_write(self, text[:10], *a, **kw)  # a part reaches the disk, then no room
+        _no_room()
+
+    monkeypatch.setattr(Path, "write_text", half_then_full)
+    with pytest.raises(OSError):
+        folder.update_status(state="failed", error="x")
+    monkeypatch.undo()
+    assert folder.status.read_text() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_refresh_and_runs_list_work_while_the_disk_is_full_and_read_the_kept_end(
+    tmp_path, monkeypatch
+):
+    from studio import runfolder, runs, statusfile
+
+    folder = RunFolder(tmp_path / "runs" / "r")
+    folder.path.mkdir(parents=True)
+    folder.update_status(state="running", attempt=2, started_at=1.0)
+    statusfile.reserve_ending(folder.ending, 2)
+    monkeypatch.setattr(runfolder, "write_json", _no_room)  # the disk is full from here
+    from studio import supervisor
+
+    monkeypatch.setattr(supervisor.time, "sleep", lambda s: None)
+    supervisor.record_end(
+        folder, RunState.FAILED, 2, {"exit_code": 1, "error": "OSError: x", "log_tail": "t"}
+    )
+    status = runs.refresh(folder.path)  # no exception
+    assert status["state"] == "failed" and status["error"].startswith("disk full writing ")
+    assert str(folder.status) in status["error"] and "then resume" in status["error"]
+    assert [r.state for r in runs.list_runs(tmp_path / "runs")] == ["failed"]
+    monkeypatch.undo()  # space is back: the next refresh writes the kept end
+    assert runs.refresh(folder.path)["error"] == status["error"]
+    assert folder.read_status()["state"] == "failed"
+
+
+def test_a_vanished_run_whose_log_shows_a_full_disk_is_not_called_killed(tmp_path):
+    log = (
+        "Saving model checkpoint to /r/model/checkpoint-2\n"
+        "Traceback (most recent call last):\n"
+        "OSError: [Errno 28] No space left on device\n"
+    )
+    reason = reasons.vanished_reason(log, 123)
+    assert reason.startswith("disk full writing /r/model/checkpoint-2") and "killed" not in reason
+    safetensors = 'SafetensorError: Error while serializing: IoError(Os { code: 27, kind: FileTooLarge, message: "File too large" })'
+    assert reasons.no_room_in(safetensors) == (27, None)
+    assert "file-size limit" in reasons.failure_reason(safetensors, 1)
+    assert reasons.no_room_in("OSError: [Errno 28] No space left on device: '/d/f.json'") == (
+        28,
+        "/d/f.json",
+    )
+
+
+def test_every_face_says_disk_full_with_the_path_instead_of_a_traceback(
+    tmp_path, monkeypatch, capsys
+):
+    import errno
+
+    from studio import cli, runs, views
+
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "runs" / "x"))
+    text = views.failure_text(full)  # the web page's and the notebook's message
+    assert text.startswith(f"❌ disk full writing {tmp_path / 'runs' / 'x'}: free space")
+
+    def no_room(*_a, **_k):
+        raise full
+
+    monkeypatch.setattr(runs, "list_runs", no_room)
+    assert cli.main(["runs", "--runs-dir", str(tmp_path / "runs")]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"error: disk full writing {tmp_path / 'runs' / 'x'}")
+        and "then resume" in err
+    )
