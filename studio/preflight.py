@@ -431,7 +431,74 @@ def check_eval_data(config: StudioConfig, hw: Hardware, schema: Schema) -> list[
                 code="eval_data_missing",
             )
         ]
-    return []
+    root = Path(data)
+    stamps = tuple(
+        (str(f), f.stat().st_size, f.stat().st_mtime_ns)
+        for f in sorted(root.rglob("*"))
+        if f.is_file() and f.suffix in (".jsonl", ".tsv")
+    )
+    return list(_eval_data_problems(str(root), stamps))
+
+
+@lru_cache(maxsize=4)
+def _eval_data_problems(root: str, stamps: tuple) -> tuple[Problem, ...]:
+    """The evaluation's own strict reader over the folder (what evaluate_at_end will load after
+    training), so a missing qrels file or a bad line stops the run before it starts rather than
+    after hours of training. Cached per file version: the corpus can be large."""
+    from studio.evaluation.data import EvalDataError, load_eval_data
+
+    try:
+        found = load_eval_data(root).summary()
+    except EvalDataError as exc:
+        return (
+            Problem(
+                ERROR,
+                f"the evaluation data cannot be read after training: {exc.message}",
+                exc.fix or "Fix the file, or turn `studio.evaluate_at_end` off.",
+                field="studio.eval_data",
+                file=exc.file,
+                line=exc.line,
+                code="eval_data_bad",
+            ),
+        )
+    out = []
+    if found["qrels_without_query"]:
+        out.append(
+            Problem(
+                WARNING,
+                f"{found['qrels_without_query']:,} query id(s) in the qrels are not in the "
+                "queries file; their judgments are never scored.",
+                "Add those queries, or check that both files use the same query ids.",
+                field="studio.eval_data",
+                file=root,
+                code="eval_qrels_unknown_query",
+            )
+        )
+    if found["judged_docs_missing"]:
+        out.append(
+            Problem(
+                WARNING,
+                f"{found['judged_docs_missing']:,} judged document(s) are not in corpus.jsonl: "
+                "no model can retrieve them, so recall stays below 1.",
+                "Add them to corpus.jsonl, or check that the qrels use the corpus ids.",
+                field="studio.eval_data",
+                file=root,
+                code="eval_docs_missing",
+            )
+        )
+    if found["skipped_queries"]:
+        out.append(
+            Problem(
+                WARNING,
+                f"{found['skipped_queries']:,} of {found['n_queries'] + found['skipped_queries']:,}"
+                " queries have no relevant document in the qrels and are left out of the metrics.",
+                "Add judgments for them, or drop them from the queries file.",
+                field="studio.eval_data",
+                file=root,
+                code="eval_queries_unjudged",
+            )
+        )
+    return tuple(out)
 
 
 CHECKS: tuple[Check, ...] = (

@@ -222,3 +222,36 @@ def test_rows_are_read_as_the_module_reads_them(tmp_path):
     )
     assert codes(m3)["scores_absent"].level == "error"
     assert "scores_absent" not in codes(m3.with_args(knowledge_distillation=False))
+
+
+def _eval_config(folder):
+    cfg = tiny_train_config()
+    cfg.studio = {"evaluate_at_end": True, "eval_data": str(folder)}
+    return cfg
+
+
+def test_evaluate_at_end_reads_the_eval_folder_before_the_run(tmp_path):
+    """An eval folder without qrels let the run "succeed" with the error only in status.json;
+    now pre-flight reads it with the evaluation's own reader and names the file and the fix."""
+    import shutil
+
+    folder = tmp_path / "eval"
+    shutil.copytree(ROOT / "tests" / "data" / "eval_tiny", folder)
+    assert not [p for p in codes(_eval_config(folder)).values() if p.code.startswith("eval")]
+
+    qrels = folder / "qrels" / "test.tsv"
+    good = qrels.read_text()
+    qrels.write_text(good + "q1\tnot-a-doc\tmany\n")
+    bad = codes(_eval_config(folder))["eval_data_bad"]
+    assert bad.level == "error" and bad.file == str(qrels) and bad.line
+    assert "relevance must be an integer" in bad.message
+
+    qrels.write_text(good + "nosuchquery\td1\t1\n")
+    found = codes(_eval_config(folder))
+    assert "eval_data_bad" not in found
+    assert found["eval_qrels_unknown_query"].level == "warning"
+
+    shutil.rmtree(folder / "qrels")
+    bad = codes(_eval_config(folder))["eval_data_bad"]
+    assert bad.level == "error" and "no queries and qrels" in bad.message
+    assert "qrels/test.tsv" in bad.fix and bad.file == str(folder)
