@@ -243,7 +243,8 @@ def cmd_estimate(args) -> int:
     try:
         result = memory.estimate(cfg, args.base_dir, device=device)
     except (FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in [str(p) for p in getattr(exc, "problems", [])] or [f"error: {exc}"]:
+            print(line, file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

@@ -377,6 +377,68 @@ def check_batch(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Prob
     return []
 
 
+def training_value_problems(config: StudioConfig, schema: Schema | None = None) -> list[Problem]:
+    """Values FlagEmbedding accepts at parse time and fails on (or ignores) once it runs.
+
+    One implementation for pre-flight and the memory estimate (which refuses them): a batch of
+    0 fails at the first DataLoader ("batch_size should be a positive integer"), a group under
+    1 at the first row (`random.sample` of a negative count), and no epochs and no `max_steps`
+    trains 0 steps and saves the untrained model as if it were the result.
+    """
+    schema = schema or load_schema(config.module)
+    get = lambda name: config.get(name, schema)  # noqa: E731
+    out = []
+    batch = get("per_device_train_batch_size")
+    if isinstance(batch, int | float) and batch < 1:
+        out.append(
+            Problem(
+                ERROR,
+                f"`per_device_train_batch_size` is {batch}: the training DataLoader refuses "
+                "a batch under 1 (ValueError: batch_size should be a positive integer).",
+                "Set `per_device_train_batch_size` to 1 or more (e.g. 8).",
+                field="per_device_train_batch_size",
+                code="batch_not_positive",
+            )
+        )
+    group = get("train_group_size") if "train_group_size" in schema else None
+    if isinstance(group, int | float) and group < 1:
+        out.append(
+            Problem(
+                ERROR,
+                f"`train_group_size` is {group}: FlagEmbedding samples `train_group_size - 1` "
+                "negatives per query and stops at the first row (ValueError: Sample larger "
+                "than population or is negative).",
+                "Set `train_group_size` to 1 or more: 1 positive plus that many minus 1 "
+                "negatives (e.g. 8).",
+                field="train_group_size",
+                code="group_not_positive",
+            )
+        )
+    epochs, steps = get("num_train_epochs"), get("max_steps")
+    if (
+        isinstance(epochs, int | float)
+        and isinstance(steps, int | float)
+        and epochs <= 0
+        and steps <= 0
+    ):
+        out.append(
+            Problem(
+                ERROR,
+                f"`num_train_epochs` is {epochs:g} and `max_steps` is {steps}: the run would "
+                "train 0 steps and save the untrained model as its result.",
+                "Set `num_train_epochs` above 0 (e.g. 1), or `max_steps` to the number of "
+                "steps to train.",
+                field="num_train_epochs",
+                code="no_training",
+            )
+        )
+    return out
+
+
+def check_training_values(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
+    return training_value_problems(config, schema)
+
+
 def check_mrl(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
     if config.args.get("use_mrl") and not config.args.get("mrl_dims"):
         return [
@@ -510,6 +572,7 @@ CHECKS: tuple[Check, ...] = (
     check_processes,
     check_deepspeed,
     check_output_dir,
+    check_training_values,
     check_batch,
     check_mrl,
     check_report_to,

@@ -255,3 +255,34 @@ def test_evaluate_at_end_reads_the_eval_folder_before_the_run(tmp_path):
     bad = codes(_eval_config(folder))["eval_data_bad"]
     assert bad.level == "error" and "no queries and qrels" in bad.message
     assert "qrels/test.tsv" in bad.fix and bad.file == str(folder)
+
+
+@pytest.mark.parametrize(
+    ("values", "code", "field"),
+    [
+        ({"per_device_train_batch_size": 0}, "batch_not_positive", "per_device_train_batch_size"),
+        ({"train_group_size": -5}, "group_not_positive", "train_group_size"),
+        ({"train_group_size": 0}, "group_not_positive", "train_group_size"),
+        ({"num_train_epochs": 0, "max_steps": None}, "no_training", "num_train_epochs"),
+        ({"num_train_epochs": 0, "max_steps": 0}, "no_training", "num_train_epochs"),
+    ],
+)
+def test_values_flagembedding_fails_on_are_errors(values, code, field):
+    """They passed pre-flight and failed (or trained 0 steps) only at run time."""
+    cfg = tiny_train_config()
+    cfg = cfg.with_args(**values)  # None: the field left unset (max_steps: FlagEmbedding's -1)
+    found = codes(cfg)[code]
+    assert found.level == "error" and found.field == field and field in found.fix
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"per_device_train_batch_size": 1, "train_group_size": 1},
+        {"num_train_epochs": 0, "max_steps": 2},
+        {"num_train_epochs": 0.5, "max_steps": None},
+    ],
+)
+def test_the_smallest_values_that_train_pass(values):
+    found = codes(tiny_train_config().with_args(**values))
+    assert not {"batch_not_positive", "group_not_positive", "no_training"} & set(found)
