@@ -153,8 +153,20 @@ def cmd_train(args) -> int:
 
     for warning in warning_lines(run_dir):
         print(f"warning: {warning}", file=sys.stderr)
+    failures = _print_after_training(run_dir, status)
     print(run_dir)
-    return 0 if state_of(status) is RunState.SUCCEEDED else 1
+    return 0 if state_of(status) is RunState.SUCCEEDED and not failures else 1
+
+
+def _print_after_training(run_dir: Path, status: dict) -> list[str]:
+    """The evaluation or export that failed after a finished training, last (not only in
+    status.json); the caller exits non-zero when there is one."""
+    from studio.views import after_training_failures
+
+    failures = after_training_failures(run_dir, status)
+    for line in failures:
+        print(f"error: {line}", file=sys.stderr)
+    return failures
 
 
 def _print_reason(status: dict) -> None:
@@ -211,7 +223,8 @@ def cmd_resume(args) -> int:
         status = runs.wait(run_dir)
         print(status.get("state"))
         _print_reason(status)
-        return 0 if state_of(status) is RunState.SUCCEEDED else 1
+        failures = _print_after_training(run_dir, status)
+        return 0 if state_of(status) is RunState.SUCCEEDED and not failures else 1
     return 0
 
 

@@ -108,6 +108,23 @@ def test_status_line_reads_the_same_and_names_the_exit_code_of_a_failure_only(tm
     assert "queued (Resources)" in texts["q"]
 
 
+def test_a_failed_evaluation_after_training_shows_in_every_face(tmp_path, faces):
+    """Was: only in status.json; the status line said "succeeded" and nothing else."""
+    from studio.notebook.render import status_html
+
+    status = {"state": "succeeded", "eval_error": "EvalDataError: no qrels here."}
+    text = same_words(
+        views.status_text(tmp_path / "r", status), status_html(tmp_path / "r", status)
+    )
+    assert "the evaluation after training failed: EvalDataError: no qrels here." in text
+    assert f"studio eval --run {tmp_path / 'r'}" in text
+    fine = same_words(
+        views.status_text(tmp_path / "r", {"state": "succeeded"}),
+        status_html(tmp_path / "r", {"state": "succeeded"}),
+    )
+    assert "failed" not in fine
+
+
 # ---------------------------------------------------------------------------- run summary
 
 
