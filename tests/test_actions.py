@@ -177,6 +177,19 @@ def test_problems_read_the_same_in_both_faces(faces):
     assert "no/such/model" in text and "model_name_or_path" in text
 
 
+def test_preflight_names_bad_data_lines_in_every_face(faces, tmp_path):
+    """Pre-flight is the data checker: the web Train tab and the notebook show its errors with
+    file:line and block Start (was: 0 errors, and the run failed with no file or line)."""
+    demo, studio, _ = faces
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q", "pos": ["p"], "neg": ["n"]}\n' * 3 + "garbage\n")
+    studio.set(train_data=[str(bad)])
+    web = page_call(demo, "field_changed_train_data", form__train_data=str(bad))
+    text = same_words(web["train.preflight"], studio.preflight.value)
+    assert f"error {bad}:4 : not valid JSON" in text and "one complete JSON object" in text
+    assert web["train.start"]["interactive"] is False and studio.train_tab.start_button.disabled
+
+
 # ---------------------------------------------------------------------------- cutoffs
 
 
