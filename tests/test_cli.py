@@ -168,3 +168,27 @@ def test_train_says_last_and_exits_1_when_the_evaluation_after_training_fails(tm
     assert last[-1].startswith("error: the evaluation after training failed: EvalDataError")
     assert "no queries and qrels" in last[-1] and f"studio eval --run {run_dir}" in last[-1]
     assert f"succeeded: {run_dir}" in stderr
+
+
+def test_train_refuses_data_the_checker_rejects_with_file_and_line(tmp_path):
+    """Was: pre-flight 0 errors, then "ValueError: Expected object or value at position 23"
+    from the run with no file or line (and an empty file: a warning, then StopIteration)."""
+    from conftest import MSMARCO
+
+    good = [line for line in MSMARCO.read_text().splitlines() if line.strip()][:5]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([*good, '{"query":"q","pos":"x","neg":["a"]}', "garbage"]) + "\n")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    path = tmp_path / "c.yaml"
+    config.save(tiny_train_config(train_data=[str(bad), str(empty)]), path)
+    out = studio("train", str(path), "--runs-dir", str(tmp_path / "runs"))
+    assert out.returncode == 1 and not (tmp_path / "runs").exists()
+    assert f"error: {bad}:6 pos: `pos` is a string, not a list" in out.stderr
+    assert f"error: {bad}:7: not valid JSON" in out.stderr
+    assert f"error: {empty} train_data: the file holds no rows" in out.stderr
+    checked = studio("data", "check", str(bad), str(empty))
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 3
+    for line in errors:
+        assert line in checked.stdout  # the data checker's words, line for line
