@@ -184,15 +184,16 @@ def test_a_folder_is_read_one_level_deep_and_json_only(tmp_path):
 
 
 def test_a_big_file_is_checked_on_a_stated_sample(tmp_path):
-    """Above `studio.preflight_max_lines` only the first lines are checked, and it says so."""
+    """Past `studio.preflight_max_mb` a file is not checked, and pre-flight says so."""
     bad = _bad_lines_file(tmp_path)
     cfg = tiny_train_config(train_data=[str(bad)])
-    cfg.studio = {"preflight_max_lines": 5}
+    head = sum(len(line) + 1 for line in bad.read_text().splitlines()[:5])
+    cfg.studio = {"preflight_max_mb": head / 1e6}
     found = codes(cfg)
     assert "pos_type" not in found and "not_json" not in found
     assert found["sampled"].level == "warning"
     assert "checked the first 5 of 7 lines" in found["sampled"].message
-    cfg.studio = {"preflight_max_lines": 0}
+    cfg.studio = {"preflight_max_mb": 0}
     assert "sampled" not in codes(cfg) and "pos_type" in codes(cfg)
 
 

@@ -69,7 +69,7 @@ def cmd_check(args) -> int:
         knowledge_distillation=kd,
         max_examples_per_kind=args.examples,
         train_group_size=cfg.get("train_group_size") if cfg is not None else None,
-        max_lines=args.max_lines,
+        max_bytes=int(args.max_mb * 1_000_000) if args.max_mb else None,
     )
     extra: list[Problem] = []
     if cfg is not None:
@@ -302,10 +302,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--examples", type=int, default=5, help="examples shown per kind of problem")
     p.add_argument(
-        "--max-lines",
-        type=int,
+        "--max-mb",
+        type=float,
         default=None,
-        help="check only the first N lines of each file, and say so (default: every line)",
+        help="check each file only up to its first N MB, and say so (default: every line)",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_check)
