@@ -194,6 +194,15 @@ def test_the_estimate_refuses_what_no_run_could_train(values, tmp_path):
     assert shown == plain(to_html(failure_text(caught.value)))
     assert plain(to_html(words[0].message)) in shown and "Peak" not in shown
 
+    from conftest import web_event
+
+    from studio.webui.app import AppContext, build_app
+
+    demo = build_app(AppContext(tmp_path / "runs", ROOT, "en", bad))
+    event = web_event(demo, "estimate")  # the memory panel's button
+    web = event.fn({c: c.value for c in event.inputs})
+    assert plain(to_html(web)) == shown
+
 
 def test_every_face_shows_the_same_estimate(tmp_path):
     """Web Launch/Train tabs and the notebook render the one core estimate."""
