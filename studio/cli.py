@@ -183,8 +183,20 @@ def cmd_train(args) -> int:
 
     for warning in warning_lines(run_dir):
         print(f"warning: {warning}", file=sys.stderr)
+    failures = _print_after_training(run_dir, status)
     print(run_dir)
-    return 0 if state_of(status) is RunState.SUCCEEDED else 1
+    return 0 if state_of(status) is RunState.SUCCEEDED and not failures else 1
+
+
+def _print_after_training(run_dir: Path, status: dict) -> list[str]:
+    """The evaluation or export that failed after a finished training, last (not only in
+    status.json); the caller exits non-zero when there is one."""
+    from studio.views import after_training_failures
+
+    failures = after_training_failures(run_dir, status)
+    for line in failures:
+        print(f"error: {line}", file=sys.stderr)
+    return failures
 
 
 def _print_reason(status: dict) -> None:
@@ -266,7 +278,8 @@ def cmd_resume(args) -> int:
         status = runs.wait(run_dir)
         print(status.get("state"))
         _print_reason(status)
-        return 0 if state_of(status) is RunState.SUCCEEDED else 1
+        failures = _print_after_training(run_dir, status)
+        return 0 if state_of(status) is RunState.SUCCEEDED and not failures else 1
     return 0
 
 
@@ -305,7 +318,8 @@ def cmd_estimate(args) -> int:
     try:
         result = memory.estimate(cfg, args.base_dir, device=device)
     except (FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in [str(p) for p in getattr(exc, "problems", [])] or [f"error: {exc}"]:
+            print(line, file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

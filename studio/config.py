@@ -51,6 +51,9 @@ STUDIO_KEYS = {
     "rerank_top_k": int,
     "m3_weights": str,
     "ignore_nan": bool,  # studio.loss_health: true lets a NaN/inf loss go on (default: stop)
+    # studio.preflight: a train file is checked up to its first this many MB only, and
+    # pre-flight says so (0: every line; default 200)
+    "preflight_max_mb": int,
     "stuck_loss_steps": int,  # a loss stuck this many logged steps warns (0: off; default 20)
 }
 

@@ -465,7 +465,16 @@ def estimate(
     """Estimate ``config``'s peak memory per device on ``device`` (default: this machine's).
 
     ``device`` is ``(name, bytes)``; pass one to ask about a machine other than this one.
+    A config no run could train (a batch or group under 1, no epochs and no steps) is refused
+    with pre-flight's words (:class:`studio.config.ConfigError` carrying the problems): a
+    "fits" about it would be a verdict on nothing.
     """
+    from studio.config import ConfigError
+    from studio.preflight import training_value_problems
+
+    refused = training_value_problems(config)
+    if refused:
+        raise ConfigError(refused)
     model = str(config.args.get("model_name_or_path", ""))
     shape = model_shape(model, base_of(config, base_dir))
     setup = read_setup(config)

@@ -84,6 +84,34 @@ def problem_rows(problems: Iterable[Problem], columns=PROBLEM_COLUMNS) -> list[l
     return [[getattr(p, c) or "" for c in columns] for p in problems]
 
 
+# status.json fields post_train writes when a step after training failed: (field, what failed,
+# the fix). Training itself succeeded and its model is saved; the step did not happen.
+AFTER_TRAINING = (
+    (
+        "eval_error",
+        "the evaluation after training failed",
+        "The trained model is saved; fix the cause, then evaluate it with "
+        "`python -m studio eval --run {run}`.",
+    ),
+    (
+        "export_error",
+        "the export after training (sentence-transformers files, model card) failed",
+        "The trained model is saved; fix the cause and run the run's export again.",
+    ),
+)
+
+
+def after_training_failures(run_dir: Path, status: Mapping[str, Any] | None) -> list[str]:
+    """What failed after a finished training (the evaluation, the export), one plain line each
+    with its fix: the CLI prints them at the end (and exits non-zero), status_text shows them."""
+    status = status or {}
+    return [
+        f"{what}: {status[name]} Fix: {fix.format(run=run_dir)}"
+        for name, what, fix in AFTER_TRAINING
+        if status.get(name)
+    ]
+
+
 def status_text(run_dir: Path | None, status: Mapping[str, Any] | None, note: str = "") -> str:
     """The watched run in a few lines: name, state (and the scheduler's reason), its phase,
     the exit code when it failed, the error line and log tail of this attempt, loss warnings."""
@@ -105,6 +133,8 @@ def status_text(run_dir: Path | None, status: Mapping[str, Any] | None, note: st
         text += f"\n\n**Error:** {code(status['error'])}"
     if status.get("log_tail"):
         text += "\n\nLast lines of this attempt's log:\n\n" + block(str(status["log_tail"]))
+    for failure in after_training_failures(Path(run_dir), status):
+        text += f"\n\n❌ {prose(failure)}"
     for warning in loss_health.warning_lines(Path(run_dir)):
         text += f"\n\n⚠️ {prose(warning)}"
     if note:

@@ -108,6 +108,23 @@ def test_status_line_reads_the_same_and_names_the_exit_code_of_a_failure_only(tm
     assert "queued (Resources)" in texts["q"]
 
 
+def test_a_failed_evaluation_after_training_shows_in_every_face(tmp_path, faces):
+    """Was: only in status.json; the status line said "succeeded" and nothing else."""
+    from studio.notebook.render import status_html
+
+    status = {"state": "succeeded", "eval_error": "EvalDataError: no qrels here."}
+    text = same_words(
+        views.status_text(tmp_path / "r", status), status_html(tmp_path / "r", status)
+    )
+    assert "the evaluation after training failed: EvalDataError: no qrels here." in text
+    assert f"studio eval --run {tmp_path / 'r'}" in text
+    fine = same_words(
+        views.status_text(tmp_path / "r", {"state": "succeeded"}),
+        status_html(tmp_path / "r", {"state": "succeeded"}),
+    )
+    assert "failed" not in fine
+
+
 # ---------------------------------------------------------------------------- run summary
 
 
@@ -158,6 +175,19 @@ def test_problems_read_the_same_in_both_faces(faces):
     )
     text = same_words(web["train.preflight"], studio.preflight.value)
     assert "no/such/model" in text and "model_name_or_path" in text
+
+
+def test_preflight_names_bad_data_lines_in_every_face(faces, tmp_path):
+    """Pre-flight is the data checker: the web Train tab and the notebook show its errors with
+    file:line and block Start (was: 0 errors, and the run failed with no file or line)."""
+    demo, studio, _ = faces
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q", "pos": ["p"], "neg": ["n"]}\n' * 3 + "garbage\n")
+    studio.set(train_data=[str(bad)])
+    web = page_call(demo, "field_changed_train_data", form__train_data=str(bad))
+    text = same_words(web["train.preflight"], studio.preflight.value)
+    assert f"error {bad}:4 : not valid JSON" in text and "one complete JSON object" in text
+    assert web["train.start"]["interactive"] is False and studio.train_tab.start_button.disabled
 
 
 # ---------------------------------------------------------------------------- cutoffs

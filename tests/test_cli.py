@@ -8,9 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
-from conftest import ROOT, SEED_SCRIPT
+from conftest import ROOT, SEED_SCRIPT, tiny_train_config
 
 from studio import config, runs
 from studio.runs import group_members
@@ -118,3 +119,76 @@ def test_train_in_the_foreground_and_ctrl_c_stops_cleanly(tmp_path):
     assert group_members(pgid) == []
     listed = studio("runs", "--runs-dir", str(tmp_path / "runs"))
     assert metrics.parent.name in listed.stdout and "stopped" in listed.stdout
+
+
+@pytest.mark.slow
+def test_train_says_last_and_exits_1_when_the_evaluation_after_training_fails(tmp_path):
+    """The eval data passed pre-flight, then changed under the run (its qrels deleted while it
+    trained): the evaluation after training fails. That was only in status.json, and
+    `studio train` exited 0; now its last lines say it, with the fix, and it exits 1.
+    The smallest real run: 2 steps of batch 2, lengths 32, no DeepSpeed, the tiny eval set."""
+    import shutil
+
+    eval_dir = tmp_path / "eval"
+    shutil.copytree(ROOT / "tests" / "data" / "eval_tiny", eval_dir)
+    cfg = tiny_train_config(
+        tmp_path / "out", max_steps=2, query_max_len=32, passage_max_len=32, save_steps=1000
+    )
+    cfg.deepspeed = None
+    cfg.studio = {"evaluate_at_end": True, "eval_data": str(eval_dir)}
+    path = tmp_path / "run.yaml"
+    config.save(cfg, path)
+    env = dict(os.environ, BGE_STUDIO_CACHE=str(tmp_path / "cache"))
+    argv = [
+        sys.executable,
+        "-m",
+        "studio",
+        "train",
+        str(path),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    ]
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        first = proc.stderr.readline()  # "run folder: ...", printed once pre-flight passed
+        assert first.startswith("run folder:"), first + proc.stderr.read()
+        shutil.rmtree(eval_dir / "qrels")
+        stdout, stderr = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+        for run in runs.list_runs(tmp_path / "runs"):
+            runs.stop(run.path)
+    run_dir = stdout.strip()
+    status = json.loads((Path(run_dir) / "status.json").read_text())
+    assert status["state"] == "succeeded" and "no queries and qrels" in status["eval_error"]
+    assert proc.returncode == 1, stderr
+    last = stderr.strip().splitlines()
+    assert last[-1].startswith("error: the evaluation after training failed: EvalDataError")
+    assert "no queries and qrels" in last[-1] and f"studio eval --run {run_dir}" in last[-1]
+    assert f"succeeded: {run_dir}" in stderr
+
+
+def test_train_refuses_data_the_checker_rejects_with_file_and_line(tmp_path):
+    """Was: pre-flight 0 errors, then "ValueError: Expected object or value at position 23"
+    from the run with no file or line (and an empty file: a warning, then StopIteration)."""
+    from conftest import MSMARCO
+
+    good = [line for line in MSMARCO.read_text().splitlines() if line.strip()][:5]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([*good, '{"query":"q","pos":"x","neg":["a"]}', "garbage"]) + "\n")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    path = tmp_path / "c.yaml"
+    config.save(tiny_train_config(train_data=[str(bad), str(empty)]), path)
+    out = studio("train", str(path), "--runs-dir", str(tmp_path / "runs"))
+    assert out.returncode == 1 and not (tmp_path / "runs").exists()
+    assert f"error: {bad}:6 pos: `pos` is a string, not a list" in out.stderr
+    assert f"error: {bad}:7: not valid JSON" in out.stderr
+    assert f"error: {empty} train_data: the file holds no rows" in out.stderr
+    checked = studio("data", "check", str(bad), str(empty))
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 3
+    for line in errors:
+        assert line in checked.stdout  # the data checker's words, line for line

@@ -42,6 +42,14 @@ def test_check_passes_clean_data(capsys):
     assert out.strip().endswith("0 error(s), 0 warning(s)")
 
 
+def test_check_max_mb_checks_a_stated_sample(tmp_path, capsys):
+    path = tmp_path / "a.jsonl"
+    path.write_text(MSMARCO.read_text().splitlines()[0] + "\n" + "garbage\n")
+    assert run(["data", "check", str(path)], capsys)[0] == 1
+    code, out, _ = run(["data", "check", str(path), "--max-mb", "0.000001"], capsys)
+    assert code == 0 and "checked the first 1 of 2 lines" in out and "--max-mb" in out
+
+
 def test_check_json(capsys):
     code, out, _ = run(["data", "check", str(BAD / "kd"), "--kd", "--json"], capsys)
     report = json.loads(out)

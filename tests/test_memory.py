@@ -20,6 +20,7 @@ from studio.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 BIG = ("CPU RAM", 1 << 40)
+NOT_TRAINABLE = {"batch_not_positive", "group_not_positive", "no_training"}
 
 
 def cfg(**args) -> StudioConfig:
@@ -151,6 +152,56 @@ def test_a_device_far_too_small_gets_a_combination():
 def test_a_model_without_config_json_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         memory.estimate(cfg(model_name_or_path=str(tmp_path)), ROOT, device=BIG)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"per_device_train_batch_size": 0},
+        {"train_group_size": -5},
+        {"num_train_epochs": 0},
+    ],
+)
+def test_the_estimate_refuses_what_no_run_could_train(values, tmp_path):
+    """`estimate` said such configs "fit"; now it refuses them in pre-flight's words, in every
+    face (CLI, web memory panel, notebook)."""
+    from studio import preflight
+    from studio.notebook import Studio
+    from studio.views import failure_text, plain, to_html
+
+    bad = cfg(**values)
+    with pytest.raises(config_mod.ConfigError) as caught:
+        memory.estimate(bad, ROOT, device=BIG)
+    words = [p for p in preflight.run_checks(bad, ROOT) if p.code in NOT_TRAINABLE]
+    assert [str(p) for p in caught.value.problems] == [str(p) for p in words]
+    assert len(words) == 1
+
+    path = tmp_path / "bad.yaml"
+    config_mod.save(bad, path)
+    out = subprocess.run(
+        [sys.executable, "-m", "studio", "estimate", str(path), "--device-gib", "1000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2 and "fits" not in out.stdout
+    assert out.stderr.strip() == str(words[0]) and "Traceback" not in out.stderr
+
+    studio = Studio(bad, runs_dir=tmp_path / "runs", base_dir=ROOT)
+    studio.memory_box.button.click()
+    shown = plain(studio.memory_box.message.value)
+    assert shown == plain(to_html(failure_text(caught.value)))
+    assert plain(to_html(words[0].message)) in shown and "Peak" not in shown
+
+    from conftest import web_event
+
+    from studio.webui.app import AppContext, build_app
+
+    demo = build_app(AppContext(tmp_path / "runs", ROOT, "en", bad))
+    event = web_event(demo, "estimate")  # the memory panel's button
+    web = event.fn({c: c.value for c in event.inputs})
+    assert plain(to_html(web)) == shown
 
 
 def test_every_face_shows_the_same_estimate(tmp_path):

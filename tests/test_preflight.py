@@ -139,3 +139,151 @@ def test_evaluate_at_end_needs_eval_data(tmp_path):
     assert "nope" in codes(cfg)["eval_data_missing"].message
     cfg.studio["eval_data"] = "example_data/eval"
     assert "eval_data_missing" not in codes(cfg, base_dir=ROOT)
+
+
+def _bad_lines_file(folder):
+    """Good rows, then a string `pos` and a line that is not JSON: the issue-18 case."""
+    good = [line for line in MSMARCO.read_text().splitlines() if line.strip()][:5]
+    path = folder / "bad.jsonl"
+    path.write_text("\n".join([*good, '{"query":"q","pos":"x","neg":["a"]}', "garbage"]) + "\n")
+    return path
+
+
+def test_bad_rows_are_errors_with_file_line_in_the_data_checkers_words(tmp_path):
+    """An empty file and bad lines used to pass pre-flight (a warning, or nothing) and fail the
+    run with StopIteration / "Expected object or value at position 23" and no file or line."""
+    from studio.datawork.check import check_paths
+
+    (tmp_path / "empty.jsonl").write_text("")
+    bad = _bad_lines_file(tmp_path)
+    for path, want in ((tmp_path / "empty.jsonl", {None}), (bad, {6, 7})):
+        found = preflight.run_checks(tiny_train_config(train_data=[str(path)]), ".", CPU)
+        errors = [p for p in found if p.level == "error"]
+        assert {p.line for p in errors} == want and {p.file for p in errors} == {str(path)}
+        checker = [p for p in check_paths([path], train_group_size=2).problems]
+        assert [(p.message, p.fix, p.line) for p in errors] == [
+            (p.message, p.fix, p.line) for p in checker if p.level == "error"
+        ]
+    assert "batch_too_big" not in codes(
+        tiny_train_config(train_data=[str(tmp_path / "empty.jsonl")])
+    )
+
+
+def test_a_folder_is_read_one_level_deep_and_json_only(tmp_path):
+    (tmp_path / "d" / "deeper").mkdir(parents=True)
+    (tmp_path / "d" / "ok.jsonl").write_text(MSMARCO.read_text())
+    (tmp_path / "d" / "notes.txt").write_text("garbage\n")
+    (tmp_path / "d" / "deeper" / "x.jsonl").write_text("garbage\n")
+    assert not [
+        p
+        for p in codes(tiny_train_config(train_data=[str(tmp_path / "d")])).values()
+        if p.level == "error"
+    ]
+    (tmp_path / "d" / "b.json").write_text("garbage\n")
+    assert codes(tiny_train_config(train_data=[str(tmp_path / "d")]))["not_json"].line == 1
+
+
+def test_a_big_file_is_checked_on_a_stated_sample(tmp_path):
+    """Past `studio.preflight_max_mb` a file is not checked, and pre-flight says so."""
+    bad = _bad_lines_file(tmp_path)
+    cfg = tiny_train_config(train_data=[str(bad)])
+    head = sum(len(line) + 1 for line in bad.read_text().splitlines()[:5])
+    cfg.studio = {"preflight_max_mb": head / 1e6}
+    found = codes(cfg)
+    assert "pos_type" not in found and "not_json" not in found
+    assert found["sampled"].level == "warning"
+    assert "checked the first 5 of 7 lines" in found["sampled"].message
+    cfg.studio = {"preflight_max_mb": 0}
+    assert "sampled" not in codes(cfg) and "pos_type" in codes(cfg)
+
+
+def test_many_bad_lines_are_counted_not_all_listed(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("garbage\n" * 40)
+    found = preflight.run_checks(tiny_train_config(train_data=[str(path)]), ".", CPU)
+    assert sum(p.code == "not_json" for p in found) == preflight.EXAMPLES_PER_KIND
+    assert any(p.code == "data_more" and "40 lines" in p.message for p in found)
+
+
+def test_rows_are_read_as_the_module_reads_them(tmp_path):
+    """A reranker reads the same rows; `train_group_size` 1 reads no negatives (a warning)."""
+    from studio.config import StudioConfig
+
+    path = tmp_path / "neg.jsonl"
+    path.write_text('{"query": "q", "pos": ["p"], "neg": []}\n' * 4)
+    args = tiny_train_config(train_data=[str(path)]).args
+    reranker = StudioConfig(dict(args), module="reranker.encoder_only.base")
+    assert codes(reranker)["neg_empty"].level == "error"
+    assert codes(reranker.with_args(train_group_size=1))["neg_unused"].level == "warning"
+    kd = tmp_path / "kd.jsonl"
+    kd.write_text('{"query": "q", "pos": ["p"], "neg": ["n"], "pos_scores": [1.0]}\n' * 4)
+    m3 = StudioConfig(
+        dict(args, train_data=[str(kd)], knowledge_distillation=True),
+        module="embedder.encoder_only.m3",
+    )
+    assert codes(m3)["scores_absent"].level == "error"
+    assert "scores_absent" not in codes(m3.with_args(knowledge_distillation=False))
+
+
+def _eval_config(folder):
+    cfg = tiny_train_config()
+    cfg.studio = {"evaluate_at_end": True, "eval_data": str(folder)}
+    return cfg
+
+
+def test_evaluate_at_end_reads_the_eval_folder_before_the_run(tmp_path):
+    """An eval folder without qrels let the run "succeed" with the error only in status.json;
+    now pre-flight reads it with the evaluation's own reader and names the file and the fix."""
+    import shutil
+
+    folder = tmp_path / "eval"
+    shutil.copytree(ROOT / "tests" / "data" / "eval_tiny", folder)
+    assert not [p for p in codes(_eval_config(folder)).values() if p.code.startswith("eval")]
+
+    qrels = folder / "qrels" / "test.tsv"
+    good = qrels.read_text()
+    qrels.write_text(good + "q1\tnot-a-doc\tmany\n")
+    bad = codes(_eval_config(folder))["eval_data_bad"]
+    assert bad.level == "error" and bad.file == str(qrels) and bad.line
+    assert "relevance must be an integer" in bad.message
+
+    qrels.write_text(good + "nosuchquery\td1\t1\n")
+    found = codes(_eval_config(folder))
+    assert "eval_data_bad" not in found
+    assert found["eval_qrels_unknown_query"].level == "warning"
+
+    shutil.rmtree(folder / "qrels")
+    bad = codes(_eval_config(folder))["eval_data_bad"]
+    assert bad.level == "error" and "no queries and qrels" in bad.message
+    assert "qrels/test.tsv" in bad.fix and bad.file == str(folder)
+
+
+@pytest.mark.parametrize(
+    ("values", "code", "field"),
+    [
+        ({"per_device_train_batch_size": 0}, "batch_not_positive", "per_device_train_batch_size"),
+        ({"train_group_size": -5}, "group_not_positive", "train_group_size"),
+        ({"train_group_size": 0}, "group_not_positive", "train_group_size"),
+        ({"num_train_epochs": 0, "max_steps": None}, "no_training", "num_train_epochs"),
+        ({"num_train_epochs": 0, "max_steps": 0}, "no_training", "num_train_epochs"),
+    ],
+)
+def test_values_flagembedding_fails_on_are_errors(values, code, field):
+    """They passed pre-flight and failed (or trained 0 steps) only at run time."""
+    cfg = tiny_train_config()
+    cfg = cfg.with_args(**values)  # None: the field left unset (max_steps: FlagEmbedding's -1)
+    found = codes(cfg)[code]
+    assert found.level == "error" and found.field == field and field in found.fix
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"per_device_train_batch_size": 1, "train_group_size": 1},
+        {"num_train_epochs": 0, "max_steps": 2},
+        {"num_train_epochs": 0.5, "max_steps": None},
+    ],
+)
+def test_the_smallest_values_that_train_pass(values):
+    found = codes(tiny_train_config().with_args(**values))
+    assert not {"batch_not_positive", "group_not_positive", "no_training"} & set(found)

@@ -282,6 +282,11 @@ class FileSummary:
     # has a decimal point; datasets types the column per file from that
     score_kinds: dict[str, str] = field(default_factory=dict)
     keys: dict[str, int] = field(default_factory=dict)  # top-level key -> rows
+    # When only the first `lines` were checked (a sample): the whole file's lines, the bytes
+    # checked and the file's size; else None.
+    lines_total: int | None = None
+    bytes_checked: int | None = None
+    bytes_total: int | None = None
 
     @property
     def prompt_absent(self) -> int:
@@ -397,6 +402,15 @@ class _Collector:
             self.examples[code] = kept
         else:
             self.examples.pop(code, None)
+
+
+def _count_lines(fh) -> int:
+    """Lines left in a binary file (the last one counts without its newline), at read speed."""
+    count, last = 0, b"\n"
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        count += chunk.count(b"\n")
+        last = chunk[-1:]
+    return count + (last != b"\n")
 
 
 def _size(n: int) -> str:
@@ -566,8 +580,16 @@ def path_problems(found: datafiles.DataFiles, code_prefix: str = "path") -> list
 
 
 class _Checker:
-    def __init__(self, kd: bool, max_examples: int, max_line_bytes: int, negs_used: bool = True):
+    def __init__(
+        self,
+        kd: bool,
+        max_examples: int,
+        max_line_bytes: int,
+        negs_used: bool = True,
+        max_bytes: int | None = None,
+    ):
         self.kd = kd
+        self.max_bytes = max_bytes or None  # 0 or None: every line
         self.negs_used = negs_used
         self.max_line_bytes = max_line_bytes
         self.collector = _Collector(max_examples)
@@ -607,9 +629,19 @@ class _Checker:
         decode = json.JSONDecoder().decode  # json.loads minus its per-call encoding sniffing
         check_object = self._check_object
         limit = self.max_line_bytes
+        stop = self.max_bytes
+        offset = 0
         lineno = 0
         with open(path, "rb") as fh:
             for lineno, raw in enumerate(fh, 1):  # noqa: B007 - lineno is read after the loop
+                if stop is not None:
+                    if offset >= stop:
+                        # A stated sample: count the rest at read speed, check none of it.
+                        summary.lines_total = lineno + _count_lines(fh)
+                        summary.bytes_checked, summary.bytes_total = offset, path.stat().st_size
+                        lineno -= 1
+                        break
+                    offset += len(raw)
                 if lineno == 1 and raw.startswith(BOM):
                     summary.bom = True
                     add("bom", name, 1)
@@ -743,6 +775,22 @@ def _file_problems(files: list[FileSummary], kd: bool) -> list[Problem]:
     """Problems that only show across rows or files: partial prompts, mixed types, empty files."""
     out: list[Problem] = []
     for f in files:
+        if f.lines_total is not None:
+            out.append(
+                Problem(
+                    WARNING,
+                    f"checked the first {f.lines:,} of {f.lines_total:,} lines "
+                    f"({_size(f.bytes_checked or 0)} of {_size(f.bytes_total or 0)}); the other "
+                    f"{f.lines_total - f.lines:,} are not checked, and FlagEmbedding stops at "
+                    "the first bad one when it reaches it.",
+                    f"Check the whole file with `python -m studio data check {f.file}`, or "
+                    "raise the limit (`studio.preflight_max_mb` for pre-flight, `--max-mb` "
+                    "for data check; 0 checks every line).",
+                    field="train_data",
+                    file=f.file,
+                    code="sampled",
+                )
+            )
         if f.rows == 0 and f.lines - f.blank_lines == 0:
             out.append(
                 Problem(
@@ -853,18 +901,23 @@ def check_paths(
     max_examples_per_kind: int = 5,
     max_line_bytes: int = HUGE_LINE_BYTES,
     train_group_size: int | None = None,
+    max_bytes: int | None = None,
 ) -> CheckReport:
     """Check every row of the files FlagEmbedding would read for these paths, in one pass.
 
     Teacher scores are checked only when `knowledge_distillation` is on (FlagEmbedding drops
     them otherwise). With `train_group_size` 1 FlagEmbedding reads no negatives, so a bad
-    `neg` item is a warning (None: FlagEmbedding's default, 8). Nothing is printed or raised
-    for bad data: it is all in the report.
+    `neg` item is a warning (None: FlagEmbedding's default, 8). With `max_bytes` (0 or None:
+    no limit) each JSON Lines file is checked up to the first line past that many bytes, and
+    the report says so (code ``sampled``, with the file's whole line count). Nothing is printed
+    or raised for bad data: it is all in the report.
     """
     started = time.perf_counter()
     found = datafiles.expand(list(paths))
     negs_used = train_group_size is None or train_group_size > 1
-    checker = _Checker(knowledge_distillation, max_examples_per_kind, max_line_bytes, negs_used)
+    checker = _Checker(
+        knowledge_distillation, max_examples_per_kind, max_line_bytes, negs_used, max_bytes
+    )
     files = [checker.check_file(path) for path in found.files]
     found_problems = path_problems(found) + _file_problems(files, knowledge_distillation)
     collector = checker.collector

@@ -69,6 +69,7 @@ def cmd_check(args) -> int:
         knowledge_distillation=kd,
         max_examples_per_kind=args.examples,
         train_group_size=cfg.get("train_group_size") if cfg is not None else None,
+        max_bytes=int(args.max_mb * 1_000_000) if args.max_mb else None,
     )
     extra: list[Problem] = []
     if cfg is not None:
@@ -305,6 +306,12 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--kd", action="store_true", help="check teacher scores (knowledge distillation)"
     )
     p.add_argument("--examples", type=int, default=5, help="examples shown per kind of problem")
+    p.add_argument(
+        "--max-mb",
+        type=float,
+        default=None,
+        help="check each file only up to its first N MB, and say so (default: every line)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_check)
 

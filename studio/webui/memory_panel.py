@@ -28,6 +28,6 @@ def bind(ctx, reg, elem_id: str) -> None:
         try:
             return views.memory_text(actions.estimate_memory(ctx.ws, cfg))
         except (FileNotFoundError, KeyError, ValueError) as exc:
-            return f"⚠️ {views.escape(exc)}"
+            return views.failure_text(exc)
 
     reg[f"{elem_id}.button"].click(estimate, reg.form_inputs(), reg[f"{elem_id}.box"])
