@@ -38,12 +38,18 @@ fine-tunes of the bundled MiniLM and compares; see the README for the table):
   unused at the peak: ``ALLOCATOR_RESERVE`` of the peak. Each process also holds a CUDA context
   (the driver's state, the kernels of torch/cuBLAS/cuDNN loaded lazily, cuBLAS workspaces, NCCL's
   buffers under torchrun): ``CUDA_CONTEXT_BYTES``, not reclaimable and not in any torch counter.
-  Both come from one measured pair on an H200 (torch 2.11, CUDA 13; bench/bench_gpu.py measures
-  more): base-size fp16 ZeRO-1, ``max_memory_allocated`` 23.33 GB, nvidia-smi 26.88 GB. The figure
-  is ``peak × (1 + ALLOCATOR_RESERVE) + CUDA_CONTEXT_BYTES``, so it carries the peak's own error:
-  where the estimate is high (that run: 1.18x) the figure is high too. The reserve varies with the
-  allocator's settings (``PYTORCH_CUDA_ALLOC_CONF``) and with how much the batch shapes vary; the
-  allocator gives reserved blocks back before it fails an allocation, so ``fits`` stays on the peak.
+  Both come from one measured pair on an H200 (torch 2.11, CUDA 13): base-size fp16 ZeRO-1,
+  ``max_memory_allocated`` 23.33 GB, nvidia-smi 26.88 GB. ``bench/bench_gpu.py`` then measured two
+  more (MiniLM size, bench/results/gpu-h200.md): without DeepSpeed 14.68 -> 16.41 GB (the terms
+  give 1.045x), ZeRO-1 11.78 -> 14.74 GB (0.94x: DeepSpeed's NCCL buffers sit outside torch's
+  counters, so its fixed part is larger). The figure is ``peak × (1 + ALLOCATOR_RESERVE) +
+  CUDA_CONTEXT_BYTES``, so it carries the peak's own error: where the estimate is high (base
+  ZeRO-1: 1.18x of what was allocated) the figure is high too, where it is low (MiniLM without
+  DeepSpeed, fp16/bf16 autocast: 0.92x) it is low. The reserve likely grows when batch shapes
+  vary: the recorded fp16 run on the example data (shorter texts, padded per batch) showed
+  17.16 GB against this bench's 16.41 GB at the longest texts (its allocation was not recorded);
+  it also moves with ``PYTORCH_CUDA_ALLOC_CONF``. The allocator gives reserved blocks back before
+  it fails an allocation, so ``fits`` stays on the peak.
 """
 
 from __future__ import annotations
