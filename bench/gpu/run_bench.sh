@@ -3,9 +3,15 @@
 #
 #   KIT/run_bench.sh [bench_gpu.py options]
 #
-# KIT (this script's folder) holds: whl/ (wheels + DeepSpeed's sdist, see bench/results/README
-# or ../shared/gpu/README.md for the list), project/ (a `git archive` of the project) and
-# model_src/ (a BERT config.json + tokenizer: MiniLM-L6's). The wheels go to /tmp/site, DeepSpeed
+# Copy it into a folder KIT that also holds: project/ (`git archive HEAD | tar -x -C KIT/project`),
+# model_src/ (a BERT config.json + tokenizer: the bundled MiniLM-L6's) and whl/, made where pip
+# works with `pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp
+# --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform any -d whl`
+# transformers==4.57.6 huggingface_hub==0.36.2 tokenizers==0.22.2 sentence-transformers==5.7.0
+# FlagEmbedding==1.4.2 datasets==5.0.1 dill==0.4.1 multiprocess==0.70.19 pydantic==2.14.4
+# pydantic_core==2.50.5 annotated-types typing-inspection hjson pytrec_eval-terrier peft fsspec
+# typing_extensions (torch, numpy, pyarrow... come with the GPU image), plus
+# `pip download --no-deps --no-binary=:all: -d whl deepspeed==0.19.8`. The wheels go to /tmp/site, DeepSpeed
 # is built from its sdist without ops (DS_BUILD_OPS=0: the studio's default DeepSpeed config uses
 # torch's AdamW). Results: $OUT/bench_gpu.json, $OUT/bench_gpu.md, $OUT/log.txt.
 # GPU_KIT_DRY=1: no install, GPU_KIT_PYTHON (default python3), --dry: a CPU rehearsal.
