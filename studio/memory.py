@@ -32,6 +32,24 @@ fine-tunes of the bundled MiniLM and compares; see the README for the table):
   allocator frees activations during backward and the Trainer sets gradients to None after each
   step, so the peak is weights + optimizer + the larger of (activations) and (gradients + the
   optimizer step's temporaries); the activations are ``GPU_ACT_SCALE`` of the CPU model's.
+* **what nvidia-smi shows** (``nvidia_smi_bytes``, GPU only): more than the peak above, which is
+  what tensors hold (``max_memory_allocated``). PyTorch's caching allocator keeps freed blocks
+  reserved for reuse, and their size classes and fragmentation leave part of what it reserves
+  unused at the peak: ``ALLOCATOR_RESERVE`` of the peak. Each process also holds a CUDA context
+  (the driver's state, the kernels of torch/cuBLAS/cuDNN loaded lazily, cuBLAS workspaces, NCCL's
+  buffers under torchrun): ``CUDA_CONTEXT_BYTES``, not reclaimable and not in any torch counter.
+  Both come from one measured pair on an H200 (torch 2.11, CUDA 13): base-size fp16 ZeRO-1,
+  ``max_memory_allocated`` 23.33 GB, nvidia-smi 26.88 GB. ``bench/bench_gpu.py`` then measured two
+  more (MiniLM size, bench/results/gpu-h200.md): without DeepSpeed 14.68 -> 16.41 GB (the terms
+  give 1.045x), ZeRO-1 11.78 -> 14.74 GB (0.94x: DeepSpeed's NCCL buffers sit outside torch's
+  counters, so its fixed part is larger). The figure is ``peak × (1 + ALLOCATOR_RESERVE) +
+  CUDA_CONTEXT_BYTES``, so it carries the peak's own error: where the estimate is high (base
+  ZeRO-1: 1.18x of what was allocated) the figure is high too, where it is low (MiniLM without
+  DeepSpeed, fp16/bf16 autocast: 0.92x) it is low. The reserve likely grows when batch shapes
+  vary: the recorded fp16 run on the example data (shorter texts, padded per batch) showed
+  17.16 GB against this bench's 16.41 GB at the longest texts (its allocation was not recorded);
+  it also moves with ``PYTORCH_CUDA_ALLOC_CONF``. The allocator gives reserved blocks back before
+  it fails an allocation, so ``fits`` stays on the peak.
 """
 
 from __future__ import annotations
@@ -65,6 +83,9 @@ CHECKPOINT_LIVE_LAYERS = 2.0  # layers' worth of activations alive while one is 
 # step needs GPU_STEP_TEMP_PER_PARAM bytes per parameter beside the gradients (foreach Adam).
 GPU_ACT_SCALE = 0.78
 GPU_STEP_TEMP_PER_PARAM = 5.0
+# What nvidia-smi shows beside the peak (see the module's docstring): an H200, torch 2.11/CUDA 13.
+CUDA_CONTEXT_BYTES = 600 * MIB  # driver context, loaded kernels, cuBLAS workspace, NCCL buffers
+ALLOCATOR_RESERVE = 0.125  # reserved but unused by tensors at the peak, a fraction of the peak
 
 
 @dataclass(frozen=True)
@@ -104,6 +125,9 @@ class Estimate:
     inputs: dict[str, Any]
     changes: list[Change] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # On a GPU, what nvidia-smi will show for the process: the peak + the caching allocator's
+    # reserve + the CUDA context (None on a CPU).
+    nvidia_smi_bytes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +138,8 @@ class Estimate:
             f"Peak per device: {fmt_bytes(self.peak_bytes)} on {self.device}"
             + (f" ({fmt_bytes(self.device_bytes)})" if self.device_bytes else ""),
         ]
+        if self.nvidia_smi_bytes is not None:
+            out.append(nvidia_smi_line(self))
         for name, value in self.parts.items():
             out.append(f"  {name:<12} {fmt_bytes(value):>10}")
         if self.cpu_bytes:
@@ -126,6 +152,21 @@ class Estimate:
             out += [f"  - {c.label}: {fmt_bytes(c.peak_bytes)}" for c in self.changes]
         out += [f"Note: {n}" for n in self.notes]
         return out
+
+
+def nvidia_smi_line(est: Estimate) -> str:
+    """The sentence every face shows under the peak on a GPU."""
+    extra = (est.nvidia_smi_bytes or 0) - est.peak_bytes
+    return (
+        f"nvidia-smi will show about {fmt_bytes(est.nvidia_smi_bytes)}: the peak + "
+        f"{fmt_bytes(extra)} (the caching allocator's reserve, ~{ALLOCATOR_RESERVE:.0%} of the "
+        f"peak, and the CUDA context, ~{fmt_bytes(CUDA_CONTEXT_BYTES)})"
+    )
+
+
+def nvidia_smi_bytes(peak_bytes: float) -> int:
+    """What nvidia-smi shows for a process whose tensors peak at ``peak_bytes`` on a GPU."""
+    return int(peak_bytes * (1 + ALLOCATOR_RESERVE) + CUDA_CONTEXT_BYTES)
 
 
 def fmt_bytes(value: int | float | None) -> str:
@@ -353,6 +394,7 @@ def estimate_for(
         fits=None if headroom is None else headroom >= 0,
         shape=shape,
         inputs=asdict(setup),
+        nvidia_smi_bytes=nvidia_smi_bytes(peak) if gpu else None,
     )
 
 

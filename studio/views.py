@@ -233,7 +233,7 @@ def failure_text(exc: BaseException) -> str:
 def memory_text(est) -> str:
     """A memory estimate (studio.memory.Estimate): the verdict, the parts, and the cheapest
     changes that make it fit."""
-    from studio.memory import fmt_bytes
+    from studio.memory import fmt_bytes, nvidia_smi_line
 
     if est.fits is None:
         verdict = ""
@@ -244,6 +244,7 @@ def memory_text(est) -> str:
     lines = [
         f"**Peak per device: {fmt_bytes(est.peak_bytes)}** on {escape(est.device)} "
         f"({fmt_bytes(est.device_bytes)}) — {verdict}",
+        *([] if est.nvidia_smi_bytes is None else ["", prose(nvidia_smi_line(est))]),
         "",
         "| part | size |",
         "| --- | ---: |",
