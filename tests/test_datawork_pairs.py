@@ -256,3 +256,29 @@ def test_parse_questions_strips_numbering_and_keeps_n():
     answer = "1. What is it?\n- Why?\n\nQ3: How does it work?\n2) What is it?"
     assert llm_pairs.parse_questions(answer, 5) == ["What is it?", "Why?", "How does it work?"]
     assert pairs.split_title("## Heading ##\nbody") == ("Heading", "body")
+
+
+def test_pairs_from_the_web_page_and_the_notebook_are_the_same_action(tmp_path):
+    from conftest import ROOT
+    from test_actions import QUICKSTART, page_call
+
+    from studio import config as config_mod
+    from studio.notebook import Studio
+    from studio.webui.app import AppContext, build_app
+
+    corpus = write_corpus(tmp_path / "corpus.jsonl", n=3)
+    demo = build_app(AppContext(tmp_path / "runs", ROOT, initial=config_mod.load(QUICKSTART)))
+    web_out = tmp_path / "web.jsonl"
+    shown = page_call(
+        demo, "do_pairs", pairs__corpus=str(corpus), pairs__out=str(web_out), pairs__method="title"
+    )[None]
+    assert "rows written" in shown and "3" in shown and "data mine" in shown
+    studio = Studio(QUICKSTART, runs_dir=tmp_path / "runs", base_dir=ROOT)
+    try:
+        box = studio.pairs_box
+        box.corpus.value, box.out.value = str(corpus), str(tmp_path / "nb.jsonl")
+        box.button.click()
+        assert "rows written: 3" in box.output.value, box.message.value
+    finally:
+        studio.close()
+    assert read_rows(web_out) == read_rows(tmp_path / "nb.jsonl")
