@@ -1,7 +1,7 @@
 """`python -m studio data ...`: the command-line face of the data workbench.
 
 `register(subparsers)` adds the `data` command with `check`, `stats`, `preview`, `lengths`,
-`split`, `mine`, `score` and `pairs` beneath it; `studio.cli` calls it. Each handler parses, calls one core
+`split`, `mine`, `score`, `pairs` and `difficulty` beneath it; `studio.cli` calls it. Each handler parses, calls one core
 function, prints what came back and returns the exit code (`data check` returns 1 on errors).
 Only this module prints. Heavy imports happen inside the handlers, so `--help` answers at once.
 """
@@ -352,6 +352,48 @@ def _eta_progress(done: int, total: int, eta: float | None) -> None:
     print(f"\rpairs: {done:,}/{total:,} documents{left}   ", end=end, file=sys.stderr, flush=True)
 
 
+def cmd_difficulty(args) -> int:
+    """Score positives and negatives with the model to train; flag too easy and false ones."""
+    from studio.datawork.difficulty import difficulty
+    from studio.datawork.encoder import Encoder
+
+    cfg = _config(args)
+    if cfg is None and not args.model:
+        print("error: give --model or --config (for its model and pooling)", file=sys.stderr)
+        return 2
+    options = {"max_length": args.max_length} if args.max_length else {}
+    if cfg is not None:
+        if args.model:
+            cfg = cfg.with_args(model_name_or_path=args.model)
+        encoder = Encoder.from_config(cfg, args.base_dir, **options)
+        temperature = args.temperature or float(cfg.get("temperature") or 0.02)
+        instruction = cfg.get("query_instruction_for_retrieval")
+        fmt = (cfg.get("query_instruction_format") or "{}{}").replace("\\n", "\n")
+    else:
+        encoder = Encoder(args.model, **options)
+        temperature, instruction, fmt = args.temperature or 0.02, None, "{}{}"
+    try:
+        report = difficulty(
+            _paths(args, cfg),
+            encoder,
+            temperature=temperature,
+            query_instruction=instruction,
+            query_format=fmt,
+            sample_size=args.sample,
+            ratio=args.max_neg_ratio,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for key, value in report.summary().items():
+        print(f"{key:24} {value}")
+    _print_problems(report.problems)
+    if args.html:
+        report.figure().write_html(args.html, include_plotlyjs="cdn")
+        print(f"wrote {args.html}")
+    return 0
+
+
 def register(subparsers) -> argparse.ArgumentParser:
     """Add `data` and its subcommands to a `subparsers` object of the studio's CLI."""
     data = subparsers.add_parser(
@@ -486,4 +528,22 @@ def register(subparsers) -> argparse.ArgumentParser:
         help="print the first N prompts (default 3) and send nothing",
     )
     p.set_defaults(func=cmd_pairs)
+
+    p = sub.add_parser(
+        "difficulty",
+        help="how hard the negatives are: too easy (loss ~0) or likely false negatives",
+    )
+    common(p)
+    p.add_argument("--model", help="the model to train (default: the config's)")
+    p.add_argument("--max-length", type=int, help="tokens per text (default: passage_max_len)")
+    p.add_argument("--temperature", type=float, help="default: the config's, else 0.02")
+    p.add_argument("--sample", type=int, default=1000, help="rows scored (a random sample)")
+    p.add_argument(
+        "--max-neg-ratio",
+        type=float,
+        default=0.95,
+        help="a negative scoring at least this share of its positive is a likely false one",
+    )
+    p.add_argument("--html", help="also write the score histogram to this HTML file")
+    p.set_defaults(func=cmd_difficulty)
     return data
