@@ -379,6 +379,37 @@ def score_data(
     return score.score_file(source, ws.path(out), scorer, progress=progress, restart=restart)
 
 
+def make_pairs(
+    ws: Workspace,
+    corpus: str,
+    out: str,
+    method: str = "title",
+    base_url: str = "",
+    model: str = "",
+    questions: int = 1,
+    force: bool = False,
+    progress=None,
+):
+    """Training pairs from documents (``data pairs``): ``title`` or ``crop`` at once, ``llm``
+    streamed and resumable (the key from $OPENAI_API_KEY). A datawork.pairs PairsResult."""
+    from studio.datawork import llm_pairs, pairs
+
+    if not str(corpus or "").strip():
+        raise ValueError("give the documents: a BEIR corpus.jsonl or a folder of .txt/.md files")
+    source, target = ws.path(corpus), ws.path(out)
+    if method != "llm":
+        return pairs.make_pairs(source, target, method, force=bool(force))
+    if not str(model or "").strip():
+        raise ValueError("LLM pairs need a model: its name at the endpoint, or a model folder")
+    settings = llm_pairs.LLMSettings(
+        model=str(ws.path(model)) if not base_url else model,
+        base_url=base_url or None,
+        questions_per_doc=int(questions or 1),
+    )
+    report = (lambda done, total, eta: progress("pairs", done, total)) if progress else None
+    return llm_pairs.llm_pairs(source, target, settings, restart=bool(force), progress=report)
+
+
 # ---------------------------------------------------------------------------- evaluation
 
 

@@ -152,6 +152,17 @@ TEXT: dict[str, tuple[str, str]] = {
     "memory": ("Memory estimate (per device)", "显存/内存估算（每个设备）"),
     "memory_btn": ("Estimate memory", "估算内存"),
     "data_score": ("Teacher scores for distillation", "为蒸馏添加教师分数"),
+    "data_pairs": ("Training pairs from documents", "从文档生成训练对"),
+    "data_pairs_corpus": (
+        "Documents (a BEIR corpus.jsonl or a folder of .txt/.md)",
+        "文档（BEIR corpus.jsonl 或 .txt/.md 文件夹）",
+    ),
+    "data_pairs_out": ("Pairs file (then mine negatives)", "训练对文件（之后挖掘负例）"),
+    "data_pairs_method": ("Query from", "查询来源"),
+    "data_pairs_llm": (
+        "LLM: an OpenAI-compatible endpoint (key from $OPENAI_API_KEY) or a model folder",
+        "LLM：OpenAI 兼容接口（密钥取自 $OPENAI_API_KEY）或本地模型文件夹",
+    ),
     "data_score_out": ("Scored file (re-run resumes it)", "输出文件（重新运行可续写）"),
     "data_score_model": (
         "Scoring model: a reranker, or an embedder (empty: the form's model)",

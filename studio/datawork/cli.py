@@ -1,7 +1,7 @@
 """`python -m studio data ...`: the command-line face of the data workbench.
 
 `register(subparsers)` adds the `data` command with `check`, `stats`, `preview`, `lengths`,
-`split`, `mine` and `score` beneath it; `studio.cli` calls it. Each handler parses, calls one core
+`split`, `mine`, `score`, `pairs` and `difficulty` beneath it; `studio.cli` calls it. Each handler parses, calls one core
 function, prints what came back and returns the exit code (`data check` returns 1 on errors).
 Only this module prints. Heavy imports happen inside the handlers, so `--help` answers at once.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from studio.problems import ERROR, WARNING, Problem
 
@@ -282,6 +283,123 @@ def cmd_score(args) -> int:
     return 0
 
 
+def _word_range(text: str, flag: str) -> tuple[int, int]:
+    try:
+        low, high = (int(x) for x in text.split("-"))
+    except ValueError:
+        raise ValueError(f"{flag} wants FROM-TO words, e.g. 8-24, got {text!r}") from None
+    return low, high
+
+
+def cmd_pairs(args) -> int:
+    """Training pairs from documents: `title` and `crop` at once, `llm` streamed and resumable."""
+    from studio.datawork import llm_pairs, pairs
+
+    try:
+        if args.method == "llm":
+            if not args.model:
+                print(
+                    "error: --from llm needs --model (a model name at --base-url, or a local "
+                    "model folder)",
+                    file=sys.stderr,
+                )
+                return 2
+            prompt = llm_pairs.DEFAULT_PROMPT
+            if args.prompt_file:
+                prompt = Path(args.prompt_file).read_text(encoding="utf-8")
+            settings = llm_pairs.LLMSettings(
+                model=args.model,
+                base_url=args.base_url or None,
+                api_key_env=args.api_key_env,
+                prompt=prompt,
+                questions_per_doc=args.questions,
+                concurrency=args.concurrency,
+                retries=args.retries,
+                timeout_s=args.timeout,
+                backoff_s=args.backoff,
+            )
+            if args.dry_run:
+                for i, text in enumerate(llm_pairs.dry_run(args.corpus, settings, args.dry_run), 1):
+                    print(f"--- prompt {i} ---\n{text}")
+                print("(dry run: nothing was sent)")
+                return 0
+            result = llm_pairs.llm_pairs(
+                args.corpus,
+                args.out,
+                settings,
+                restart=args.restart,
+                limit=args.limit,
+                progress=_eta_progress,
+            )
+        else:
+            crop = pairs.CropSettings(
+                query_words=_word_range(args.query_words, "--query-words"),
+                passage_words=_word_range(args.passage_words, "--passage-words"),
+                per_document=args.per_document,
+                seed=args.seed,
+            )
+            result = pairs.make_pairs(
+                args.corpus, args.out, args.method, crop=crop, limit=args.limit, force=args.force
+            )
+    except (FileExistsError, FileNotFoundError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (llm_pairs.EndpointError, ConnectionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("Rerun the same command to resume: nothing written is lost.", file=sys.stderr)
+        return 1
+    _print_result(result, 14)
+    return 1 if result.method == "llm" and result.failed else 0
+
+
+def _eta_progress(done: int, total: int, eta: float | None) -> None:
+    left = "" if eta is None else f", about {eta:,.0f} s left"
+    end = "\n" if done >= total else ""
+    print(f"\rpairs: {done:,}/{total:,} documents{left}   ", end=end, file=sys.stderr, flush=True)
+
+
+def cmd_difficulty(args) -> int:
+    """Score positives and negatives with the model to train; flag too easy and false ones."""
+    from studio.datawork.difficulty import difficulty
+    from studio.datawork.encoder import Encoder
+
+    cfg = _config(args)
+    if cfg is None and not args.model:
+        print("error: give --model or --config (for its model and pooling)", file=sys.stderr)
+        return 2
+    options = {"max_length": args.max_length} if args.max_length else {}
+    if cfg is not None:
+        if args.model:
+            cfg = cfg.with_args(model_name_or_path=args.model)
+        encoder = Encoder.from_config(cfg, args.base_dir, **options)
+        temperature = args.temperature or float(cfg.get("temperature") or 0.02)
+        instruction = cfg.get("query_instruction_for_retrieval")
+        fmt = (cfg.get("query_instruction_format") or "{}{}").replace("\\n", "\n")
+    else:
+        encoder = Encoder(args.model, **options)
+        temperature, instruction, fmt = args.temperature or 0.02, None, "{}{}"
+    try:
+        report = difficulty(
+            _paths(args, cfg),
+            encoder,
+            temperature=temperature,
+            query_instruction=instruction,
+            query_format=fmt,
+            sample_size=args.sample,
+            ratio=args.max_neg_ratio,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for key, value in report.summary().items():
+        print(f"{key:24} {value}")
+    _print_problems(report.problems)
+    if args.html:
+        report.figure().write_html(args.html, include_plotlyjs="cdn")
+        print(f"wrote {args.html}")
+    return 0
+
+
 def register(subparsers) -> argparse.ArgumentParser:
     """Add `data` and its subcommands to a `subparsers` object of the studio's CLI."""
     data = subparsers.add_parser(
@@ -383,4 +501,67 @@ def register(subparsers) -> argparse.ArgumentParser:
         "when it was scored from this input with these settings)",
     )
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser(
+        "pairs",
+        help="training pairs from documents (title, random crops or LLM questions)",
+        description="Queries for a BEIR corpus.jsonl or a folder of text files: the title, two "
+        "random spans (Contriever's cropping) or questions an LLM writes. Rows keep their doc_id "
+        "and have no negatives yet: mine them next.",
+    )
+    p.add_argument("corpus", help="a BEIR corpus.jsonl (or its folder), or a folder of .txt/.md")
+    p.add_argument("--from", dest="method", choices=["title", "crop", "llm"], required=True)
+    p.add_argument("--out", required=True, help="the pairs file (JSON Lines)")
+    p.add_argument("--limit", type=int, help="only the first N documents")
+    p.add_argument("--force", action="store_true", help="title/crop: replace an existing --out")
+    g = p.add_argument_group("crop")
+    g.add_argument("--query-words", default="8-24", help="query span length in words, FROM-TO")
+    g.add_argument("--passage-words", default="48-160", help="positive span length, FROM-TO")
+    g.add_argument("--per-document", type=int, default=1, help="pairs per document")
+    g.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("llm")
+    g.add_argument(
+        "--base-url", help="an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1"
+    )
+    g.add_argument("--model", help="the model's name at --base-url, or a local model folder")
+    g.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        help="the environment variable holding the key (read, never written)",
+    )
+    g.add_argument("--prompt-file", help="your prompt; placeholders {n}, {title}, {text}")
+    g.add_argument("--questions", type=int, default=1, help="questions per document")
+    g.add_argument("--concurrency", type=int, default=4, help="requests at once")
+    g.add_argument("--retries", type=int, default=5, help="tries after the first, with backoff")
+    g.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    g.add_argument("--backoff", type=float, default=1.0, help="first wait in seconds, then x2")
+    g.add_argument("--restart", action="store_true", help="start over instead of resuming")
+    g.add_argument(
+        "--dry-run",
+        type=int,
+        nargs="?",
+        const=3,
+        default=0,
+        metavar="N",
+        help="print the first N prompts (default 3) and send nothing",
+    )
+    p.set_defaults(func=cmd_pairs)
+
+    p = sub.add_parser(
+        "difficulty",
+        help="how hard the negatives are: too easy (loss ~0) or likely false negatives",
+    )
+    common(p)
+    p.add_argument("--model", help="the model to train (default: the config's)")
+    p.add_argument("--max-length", type=int, help="tokens per text (default: passage_max_len)")
+    p.add_argument("--temperature", type=float, help="default: the config's, else 0.02")
+    p.add_argument("--sample", type=int, default=1000, help="rows scored (a random sample)")
+    p.add_argument(
+        "--max-neg-ratio",
+        type=float,
+        default=0.95,
+        help="a negative scoring at least this share of its positive is a likely false one",
+    )
+    p.add_argument("--html", help="also write the score histogram to this HTML file")
+    p.set_defaults(func=cmd_difficulty)
     return data

@@ -1,4 +1,5 @@
-"""Notebook boxes for "will it fit, did it help": memory estimate, teacher scores, merging.
+"""Notebook boxes for "will it fit, did it help": memory estimate, teacher scores, pairs from
+documents, merging.
 
 Layout only: each button calls one :class:`studio.notebook.Studio` method (``estimate_memory``,
 ``score_data``, ``merge``), which calls the same core function as the CLI and the web page, and
@@ -77,6 +78,57 @@ class ScoreBox:
         lines = [f"{k}: {v}" for k, v in result.summary().items()]
         lines += [str(p) for p in result.problems[:20]]
         lines += ["", "To distil from these scores, set:", kd_settings_text(result.out_path)]
+        self.output.value = render.pre("\n".join(lines))
+        return result
+
+
+class PairsBox:
+    """Training pairs from documents (title, crops or LLM questions), then mine negatives."""
+
+    def __init__(self, studio, lang: str = "en"):
+        import ipywidgets as w
+
+        from studio.i18n import t
+
+        self.studio = studio
+        wide = {"style": {"description_width": "initial"}, "layout": w.Layout(width="98%")}
+        self.corpus = w.Text(description=t("data_pairs_corpus", lang), **wide)
+        self.method = w.Dropdown(
+            options=["title", "crop", "llm"],
+            value="title",
+            description=t("data_pairs_method", lang),
+        )
+        self.out = w.Text(value="pairs.jsonl", description=t("data_pairs_out", lang), **wide)
+        self.base_url = w.Text(description=t("data_pairs_llm", lang), **wide)
+        self.model = w.Text(description="model", **wide)
+        self.button = w.Button(description=t("data_pairs", lang), layout=w.Layout(width="auto"))
+        self.output = w.HTML()
+        self.message = w.HTML()
+        self.widget = w.VBox(
+            [
+                w.HTML(f"<b>{t('data_pairs', lang)}</b>"),
+                self.corpus,
+                self.method,
+                self.out,
+                self.base_url,
+                self.model,
+                self.button,
+                self.output,
+                self.message,
+            ]
+        )
+        wire(self.button, self.make, self.message)
+
+    def make(self):
+        result = self.studio.make_pairs(
+            self.corpus.value,
+            self.out.value,
+            self.method.value,
+            base_url=self.base_url.value,
+            model=self.model.value,
+        )
+        lines = [f"{k}: {v}" for k, v in result.summary().items()]
+        lines += [str(p) for p in result.problems[:20]]
         self.output.value = render.pre("\n".join(lines))
         return result
 

@@ -42,7 +42,7 @@ class Studio:
 
         from studio.notebook.data_panel import DataPanel
         from studio.notebook.eval_panel import EvalPanel
-        from studio.notebook.extra_panels import MemoryBox, MergeBox, ScoreBox
+        from studio.notebook.extra_panels import MemoryBox, MergeBox, PairsBox, ScoreBox
         from studio.notebook.form_widgets import FormWidgets
         from studio.notebook.runs_panel import RunsPanel
         from studio.notebook.session import RunSession
@@ -61,8 +61,9 @@ class Studio:
         self.eval_tab = EvalPanel(self, lang)
         self.memory_box = MemoryBox(self, lang)
         self.score_box = ScoreBox(self, lang)
+        self.pairs_box = PairsBox(self, lang)
         self.merge_box = MergeBox(self, self.eval_tab, lang)
-        self.data_tab.widget.children += (self.score_box.widget,)
+        self.data_tab.widget.children += (self.score_box.widget, self.pairs_box.widget)
         self.eval_tab.widget.children += (self.merge_box.widget,)
         self._command_panel = None
         self._tabs = None
@@ -165,6 +166,22 @@ class Studio:
         """Add teacher scores to a training file (default: the form's first train_data);
         re-running resumes. Returns a ScoreResult (``kd_settings()`` says what to set)."""
         return actions.score_data(self.ws, self.config(), path, out, model, temperature=temperature)
+
+    def make_pairs(
+        self,
+        corpus: str | Path,
+        out: str | Path = "pairs.jsonl",
+        method: str = "title",
+        base_url: str = "",
+        model: str = "",
+        questions: int = 1,
+        force: bool = False,
+    ):
+        """Training pairs from documents (``title``, ``crop`` or ``llm``); mine negatives next.
+        Returns a PairsResult (``summary()``, ``problems``)."""
+        return actions.make_pairs(
+            self.ws, str(corpus), str(out), method, base_url, model, questions, force
+        )
 
     def merge(
         self,

@@ -112,6 +112,23 @@ def layout(ctx, reg, lang: str) -> None:
             add("score.model", gr.Textbox(label=t("data_score_model", lang), elem_id="score-model"))
         add("score.button", gr.Button(t("data_score", lang), elem_id="score-btn"))
         add("score.result", gr.Markdown(elem_id="score-result"))
+    with gr.Accordion(t("data_pairs", lang), open=False):
+        with gr.Row():
+            add("pairs.corpus", gr.Textbox(label=t("data_pairs_corpus", lang)))
+            add(
+                "pairs.method",
+                gr.Dropdown(
+                    ["title", "crop", "llm"], value="title", label=t("data_pairs_method", lang)
+                ),
+            )
+            add("pairs.out", gr.Textbox(label=t("data_pairs_out", lang), value="pairs.jsonl"))
+        with gr.Row():
+            add("pairs.base_url", gr.Textbox(label=t("data_pairs_llm", lang)))
+            add("pairs.model", gr.Textbox(label="model"))
+            add("pairs.questions", gr.Number(1, precision=0, minimum=1, label="questions"))
+            add("pairs.force", gr.Checkbox(False, label="replace / restart"))
+        add("pairs.button", gr.Button(t("data_pairs", lang)))
+        add("pairs.result", gr.Markdown())
 
 
 def bind(ctx, reg, demo) -> None:
@@ -193,6 +210,17 @@ def bind(ctx, reg, demo) -> None:
         kd = score.kd_settings_text(result.out_path)
         return lines + f"\n\nTo distil from these scores, set:\n```yaml\n{kd}```"
 
+    def do_pairs(data, progress=gr.Progress()):  # noqa: B008 - how Gradio injects progress
+        with form_state.shown_errors():
+            result = actions.make_pairs(ws, **reg.values(data, "pairs."), progress=stages(progress))
+        return views.facts_text(result.summary()) + "".join(
+            f"\n- {views.escape(p)}" for p in result.problems[:20]
+        )
+
+    pairs_inputs = set(reg.section("pairs.").values()) - set(
+        reg.many("pairs.button", "pairs.result")
+    )
+    reg["pairs.button"].click(do_pairs, pairs_inputs, reg["pairs.result"])
     file_action("split.", actions.split_data, reports_progress=False)
     file_action("mine.", actions.mine)
     file_action("score.", actions.score_data, score_tail)
