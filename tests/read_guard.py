@@ -79,7 +79,7 @@ REPORT_DIR_ENV = "BGE_STUDIO_READ_GUARD_DIR"  # the controller's folder for xdis
 def pytest_configure(config):
     FORBIDDEN[:], ALLOWED[:] = _roots()
     sys.addaudithook(_hook)
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
         os.environ[REPORT_DIR_ENV] = tempfile.mkdtemp(prefix="read-guard-")
 
 
@@ -94,7 +94,7 @@ def pytest_runtest_protocol(item, nextitem):
 
 def pytest_sessionfinish(session, exitstatus):
     report_dir = Path(os.environ.get(REPORT_DIR_ENV, ""))
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    worker = getattr(session.config, "workerinput", {}).get("workerid")
     if worker:
         if _offenders and report_dir.is_dir():
             (report_dir / f"{worker}.json").write_text(json.dumps(_offenders))
