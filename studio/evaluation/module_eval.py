@@ -129,7 +129,13 @@ def evaluate_for_module(
     else:
         from dataclasses import asdict
 
-        from studio.evaluation.rerank import evaluate_reranker, first_stage, rerank_settings
+        from studio.evaluation.rerank import (
+            evaluate_reranker,
+            first_stage,
+            has_head,
+            rerank_settings,
+            untrained_head_note,
+        )
 
         depth = int(top_k or RERANK_TOP_K)
         stage = first_stage(
@@ -152,6 +158,9 @@ def evaluate_for_module(
 
         def score(entry: dict[str, Any]) -> dict[str, EvalResult]:
             path = _plain(entry, module, config, base_model, output_dir)
+            if not has_head(path, module):
+                warnings.append(untrained_head_note(entry["label"], settings.seed))
+                extra.setdefault("untrained_head", {})[entry["label"]] = settings.seed
             reranked = evaluate_reranker(path, data, stage, settings, ks, **run(entry))
             stage_only = {
                 **stage.result.__dict__,

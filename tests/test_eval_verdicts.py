@@ -1,0 +1,74 @@
+"""Evaluation verdicts that cannot flatter (issue 18): a reranker's untrained "before", tables
+without a baseline, data-consistency counts in every face.
+
+Real scoring on the bundled MiniLM over tests/data/eval_tiny (a first stage of 5 passages per
+query), so each model costs seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from studio.config import StudioConfig, bundled_model_path
+from studio.evaluation import modes, rerank
+from studio.evaluation.data import load_eval_data
+
+REPO = Path(__file__).resolve().parents[1]
+EVAL = REPO / "tests" / "data" / "eval_tiny"
+
+
+def reranker_config(seed: int | None = None) -> StudioConfig:
+    args = {"model_name_or_path": str(bundled_model_path())}
+    if seed is not None:
+        args["seed"] = seed
+    return StudioConfig(args, module=modes.RERANKER)
+
+
+def test_base_reranker_scores_each_pair_with_a_seeded_head():
+    """The bundled MiniLM has no classifier head: FlagReranker alone adds an unseeded two-logit
+    head whose flattened logits are not one score per pair. Scored as the fine-tune starts."""
+    model = bundled_model_path()
+    pairs = [("how to sort a list", "list.sort() sorts in place"), ("median", "statistics")]
+    settings = rerank.RerankSettings(max_len=64)
+    scorer = rerank.Scorer(model, settings, "cpu")
+    both = scorer.score(pairs)
+    alone = [scorer.score([p])[0] for p in pairs]
+    np.testing.assert_allclose(both, alone, rtol=1e-5, atol=1e-6)
+    assert not rerank.has_head(model)
+    other_seed = rerank.Scorer(model, rerank.RerankSettings(max_len=64, seed=7), "cpu")
+    assert not np.allclose(other_seed.score(pairs), both)
+
+
+def test_two_identical_reranker_evals_give_identical_numbers_and_say_why(tmp_path, monkeypatch):
+    """Two identical evals gave base nDCG@10 0.2290 and 0.2419; the cache then kept one."""
+    from studio.evaluation import cache
+    from studio.evaluation.module_eval import evaluate_for_module
+
+    monkeypatch.setenv("BGE_STUDIO_CACHE", str(tmp_path / "cache"))
+    data = load_eval_data(EVAL)
+    base = bundled_model_path()
+    config = reranker_config()
+    settings = rerank.rerank_settings(config, modes.RERANKER)
+    stage = rerank.first_stage(str(base), data, 3, [1, 3])
+    fresh = rerank.evaluate_reranker(base, data, stage, settings, [1, 3], use_cache=False)
+
+    # A value cached before heads were seeded (one run's luck) is never read back for it.
+    doc = dict(zip(data.corpus_ids, data.corpus_texts, strict=True))
+    pairs = [(q, doc[d]) for q, ids in zip(data.query_texts, stage.ids, strict=True) for d in ids]
+    stale = rerank._pairs_key(cache.model_fingerprint(base), pairs, settings)
+    cache.save(stale, np.random.default_rng(0).normal(size=len(pairs)))
+
+    models = [{"label": "base", "path": str(base)}]
+    report = evaluate_for_module(models, data, config, ks=[1, 3], top_k=3)
+    again = report["modes"]["rerank"]["models"]["base"]
+    assert again["cached"] == {"pairs": False}  # scored again, and identical
+    assert again["ndcg_at_3"] == fresh.metrics["ndcg_at_3"]
+    assert again["mrr_at_3"] == fresh.metrics["mrr_at_3"]
+    assert report["untrained_head"] == {"base": 42}
+    assert any("no trained classifier head" in w and "seed 42" in w for w in report["warnings"])
+    # and the note stays when the scores come from the cache
+    cached = evaluate_for_module(models, data, config, ks=[1, 3], top_k=3)
+    assert cached["modes"]["rerank"]["models"]["base"]["cached"] == {"pairs": True}
+    assert cached["untrained_head"] == {"base": 42}
