@@ -72,3 +72,38 @@ def test_two_identical_reranker_evals_give_identical_numbers_and_say_why(tmp_pat
     cached = evaluate_for_module(models, data, config, ks=[1, 3], top_k=3)
     assert cached["modes"]["rerank"]["models"]["base"]["cached"] == {"pairs": True}
     assert cached["untrained_head"] == {"base": 42}
+
+
+def single_model_report() -> dict:
+    """A reranker report of one model (no baseline), in evaluate_for_module's shape."""
+    metrics = {"ndcg_at_10": 0.5123, "mrr_at_10": 0.4}
+    first = {"ndcg_at_10": 0.45, "mrr_at_10": 0.35}
+    return {
+        "module": modes.RERANKER,
+        "kind": "reranker",
+        "primary": "rerank",
+        "compared": ["model", "model"],
+        "modes": {
+            "rerank": {"models": {"model": metrics}, "delta": {}},
+            "first_stage": {"models": {"model": first}, "delta": {}},
+        },
+        "models": {"model": metrics},
+        "delta": {},
+        "warnings": [],
+        "data": {"n_queries": 3, "n_corpus": 10},
+    }
+
+
+def test_a_table_without_a_baseline_has_no_delta_column():
+    """A single-model reranker table printed `delta 0.0000` everywhere: it read as no change."""
+    from studio import actions
+    from studio.evaluation.module_eval import summary_line
+    from studio.evaluation.present import modes_table
+
+    report = single_model_report()
+    table = modes_table(report)  # what the CLI prints
+    assert "delta" not in table.columns and list(table["model"])[:1] == [0.5123]
+    view = actions.eval_view(report)  # what the web UI and the notebook show
+    assert "delta" not in view.table.columns
+    assert "+0.0000" not in view.summary and "rerank 0.5123" in view.summary
+    assert summary_line(report) == "nDCG@10: rerank 0.5123; first_stage 0.4500"

@@ -179,7 +179,8 @@ def evaluate_for_module(
         first, last = results[labels[0]], results[labels[-1]]
         modes_out[name] = {
             "models": {label: r.to_dict(details=label in details) for label, r in results.items()},
-            "delta": _delta(first, last),
+            # one model has no baseline: no delta, rather than zeros that read as "no change"
+            "delta": _delta(first, last) if len(results) > 1 else {},
         }
     report: dict[str, Any] = {
         "version": 1,
@@ -202,7 +203,8 @@ def evaluate_for_module(
 
 
 def mode_summary(report: dict[str, Any], metric: str = "ndcg_at_10") -> list[dict[str, Any]]:
-    """One row per mode: before, after and the change of one metric (CLI lines, cards, notes)."""
+    """One row per mode: before, after and the change of one metric (CLI lines, cards, notes);
+    with one model only, ``before`` and ``delta`` are None."""
     rows = []
     first, last = report.get("compared") or [None, None]
     for name, mode in (report.get("modes") or {}).items():
@@ -211,6 +213,9 @@ def mode_summary(report: dict[str, Any], metric: str = "ndcg_at_10") -> list[dic
             continue
         before, after = models[first].get(metric), models[last].get(metric)
         if before is None or after is None:
+            continue
+        if first == last:  # one model: no before, no change
+            rows.append({"mode": name, "before": None, "after": after, "delta": None})
             continue
         rows.append({"mode": name, "before": before, "after": after, "delta": after - before})
     return rows
@@ -221,7 +226,10 @@ def summary_line(report: dict[str, Any], metric: str = "ndcg_at_10") -> str:
     rows = mode_summary(report, metric) if len(report.get("modes") or {}) > 1 else []
     if rows:
         parts = [
-            f"{r['mode']} {r['before']:.4f} -> {r['after']:.4f} ({r['delta']:+.4f})" for r in rows
+            f"{r['mode']} {r['after']:.4f}"
+            if r["delta"] is None
+            else f"{r['mode']} {r['before']:.4f} -> {r['after']:.4f} ({r['delta']:+.4f})"
+            for r in rows
         ]
         return "nDCG@10: " + "; ".join(parts)
     delta = (report.get("delta") or {}).get(metric)

@@ -288,7 +288,8 @@ def modes_chart(report: Mapping[str, Any], metric: str = "ndcg_at_10", title: st
 
 def modes_table(report: Mapping[str, Any], metrics: Sequence[str] | None = None):
     """For a module with several scores (M3's dense/sparse/colbert/hybrid, a reranker's
-    rerank and first_stage): one row per mode and metric, before, after and delta.
+    rerank and first_stage): one row per mode and metric, before, after and delta; with one
+    model only, its values and no delta column (a column of zeros reads as "no change").
 
     Empty for a report without ``modes`` (the base embedder's). ``metrics`` defaults to every
     metric at every cutoff of the report.
@@ -309,11 +310,14 @@ def modes_table(report: Mapping[str, Any], metrics: Sequence[str] | None = None)
             before, after = base.metrics.get(name), tuned.metrics.get(name)
             if before is None or after is None:
                 continue
+            if base is tuned:  # one model: its values, and no delta that reads "no change"
+                rows.append({"mode": mode, "metric": pretty_metric(name), tuned.label: after})
+                continue
             rows.append(
                 {
                     "mode": mode,
                     "metric": pretty_metric(name),
-                    base.label if base is not tuned else "value": before,
+                    base.label: before,
                     tuned.label: after,
                     "delta": after - before,
                 }
