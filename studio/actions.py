@@ -460,12 +460,12 @@ class EvalView:
 def eval_view(report: dict[str, Any], data: str | None = None) -> EvalView:
     from studio import views
     from studio.evaluation.module_eval import summary_line
-    from studio.evaluation.present import results_view
+    from studio.evaluation.present import report_notes, results_view
 
     table, chart, per_query, steps = results_view(report, data)
     line = summary_line(report)
     text = f"**{views.escape(line)}**" if line else ""
-    notes = "\n".join(f"- {views.prose(w)}" for w in report.get("warnings", []))
+    notes = "\n".join(f"- {views.prose(w)}" for w in report_notes(report))
     if notes:
         text += ("\n\n" if text else "") + notes
     return EvalView(text, table, chart, per_query, steps)

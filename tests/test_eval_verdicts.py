@@ -107,3 +107,46 @@ def test_a_table_without_a_baseline_has_no_delta_column():
     assert "delta" not in view.table.columns
     assert "+0.0000" not in view.summary and "rerank 0.5123" in view.summary
     assert summary_line(report) == "nDCG@10: rerank 0.5123; first_stage 0.4500"
+
+
+def test_every_data_consistency_count_shows_in_every_face(tmp_path, monkeypatch, capsys):
+    """652 judgments naming absent queries were counted only in the JSON; the CLI printed only
+    the one missing corpus document."""
+    import json
+
+    from studio import actions, views
+    from studio.cli import main
+
+    monkeypatch.setenv("BGE_STUDIO_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "eval"
+    (folder / "qrels").mkdir(parents=True)
+    docs = ["Sort a list in place.", "The high median of data.", "Split a path.", "Join paths."]
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(docs))
+    )
+    queries = ["how to sort a list", "median of data", "a query nobody judged"]
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{i}", "text": t}) + "\n" for i, t in enumerate(queries))
+    )
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq0\td0\t1\nq0\td_gone\t1\nq1\td1\t1\n"
+        "q_absent\td2\t1\nq_absent\td3\t0\nq_other\td3\t1\n"
+    )
+    out = tmp_path / "report.json"
+    code = main(
+        ["eval", "--model", "bundled:all-MiniLM-L6-v2", "--data", str(folder), "--k", "1,3"]
+        + ["--json", str(out)]
+    )
+    err = capsys.readouterr().err
+    assert code == 0
+    expected = [
+        "1 queries are left out of every metric (1 with no judgments)",
+        "3 judgment(s) in the qrels name 2 query id(s) absent from the queries file",
+        "1 judgment(s) of scored queries name a document absent from the corpus",
+    ]
+    for line in expected:
+        assert err.count(line) == 1, (line, err)  # the CLI, once each
+    view = actions.eval_view(json.loads(out.read_text()))  # the Evaluate tab and the notebook
+    page = views.plain(views.to_html(view.summary))
+    for line in expected:
+        assert view.summary.count(line) == 1 and line in page

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from studio.evaluation.data import EvalData
+from studio.evaluation.data import EvalData, data_notes
 from studio.evaluation.evaluate import EvalResult, evaluate_model, resolve_model_path
 from studio.evaluation.metrics import DEFAULT_KS
 from studio.evaluation.modes import (
@@ -191,7 +191,7 @@ def evaluate_for_module(
         "data": data.summary(),
         "k": ks,
         "settings": {**settings_dict, "source": f"training config ({module})"},
-        "warnings": warnings,
+        "warnings": [*warnings, *data_notes(data.summary())],
         **extra,
         "modes": modes_out,
         "models": modes_out[primary]["models"],

@@ -18,6 +18,16 @@ from studio.evaluation.metrics import METRICS, parse_metric_name
 _LABELS = {"ndcg": "nDCG", "recall": "Recall", "mrr": "MRR", "map": "MAP"}
 
 
+def report_notes(report: Mapping[str, Any]) -> list[str]:
+    """What a report warns about, once each: its warnings (settings, untrained heads, ...) and
+    every data-consistency count of its data (also for reports written before they were kept
+    in ``warnings``). The CLI prints these lines; the web UI and the notebook list them."""
+    from studio.evaluation.data import data_notes
+
+    found = [*(report.get("warnings") or []), *data_notes(report.get("data") or {})]
+    return list(dict.fromkeys(str(n) for n in found))
+
+
 def pretty_metric(name: str) -> str:
     parsed = parse_metric_name(name)
     return f"{_LABELS[parsed[0]]}@{parsed[1]}" if parsed else name
