@@ -130,3 +130,44 @@ def test_split_of_a_beir_folder_keeps_corpus_titles_and_grades(tmp_path, capsys)
     rows = [json.loads(x) for x in (tmp_path / "g2" / "train.jsonl").open()]
     assert all(len(r["pos"]) == 1 and r["pos"][0].startswith("Title a") for r in rows)
     assert beir.is_folder(beir_dir) and not beir.is_folder(out)
+
+
+def test_beir_data_converts_to_training_rows_and_check_says_how(tmp_path, capsys):
+    """`data split DIR` said "not a file", `data split queries.jsonl` "0 distinct usable
+    queries", `data check corpus.jsonl` one error per row with no hint of a corpus."""
+    beir_dir = make_beir(tmp_path / "beir")
+    out = tmp_path / "train.jsonl"
+    code, stdout, err = run_cli(
+        ["data", "convert", str(beir_dir), "--out", str(out), "--min-grade", "2"], capsys
+    )
+    assert code == 0, err
+    rows = [json.loads(x) for x in out.open()]
+    assert len(rows) == 10 and rows[3] == {
+        "query": "query 3",
+        "pos": ["Title a3 passage a number 3"],  # grade 2 only: the threshold the user picked
+        "neg": ["Title c3 passage c number 3"],  # judged 0
+    }
+    assert "judgments_without_query  1" in stdout
+    assert not check_paths([out]).has_errors
+    code, _, err = run_cli(["data", "convert", str(beir_dir), "--out", str(out)], capsys)
+    assert code == 2 and "already exists" in err  # never overwritten
+    code, _, _ = run_cli(["data", "convert", str(beir_dir), "--out", str(tmp_path / "g1")], capsys)
+    assert code == 0
+    rows = [json.loads(x) for x in (tmp_path / "g1").open()]
+    assert len(rows[0]["pos"]) == 2  # default threshold 1: grades 1 and 2
+
+    # `data check` on the corpus: one error that says what it is and how to convert it
+    code, stdout, _ = run_cli(["data", "check", str(beir_dir / "corpus.jsonl")], capsys)
+    assert code == 1
+    assert stdout.rstrip().endswith(": 1 error(s), 0 warning(s)")
+    assert "this is a BEIR corpus" in stdout and f"data convert {beir_dir}" in stdout
+    report = check_paths([beir_dir / "queries.jsonl"])
+    assert [p.code for p in report.problems] == ["beir_file"]
+    assert "BEIR queries file" in report.problems[0].message
+    # `data split` on the queries file points at the folder
+    code, _, err = run_cli(
+        ["data", "split", str(beir_dir / "queries.jsonl"), "--out", str(tmp_path / "s")]
+        + ["--n-queries", "2"],
+        capsys,
+    )
+    assert code == 2 and f"data convert {beir_dir}" in err
