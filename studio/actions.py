@@ -313,6 +313,15 @@ def split_data(ws: Workspace, cfg: StudioConfig, paths: Any, out: str, n: int, s
     return split.split(source, ws.path(out), int(n), int(seed or 0))
 
 
+def convert_beir(ws: Workspace, cfg: StudioConfig, paths: Any, out: str, min_grade: int = 1):
+    """A BEIR folder (the one path given) as training rows: positives graded `min_grade` or
+    more, passages judged 0 as negatives (studio.datawork.convert.convert)."""
+    from studio.datawork import convert
+
+    source = one_data_file(ws, cfg, paths, "Converting")
+    return convert.convert(source, ws.path(out), min_grade=int(min_grade or 1))
+
+
 def mine(
     ws: Workspace,
     cfg: StudioConfig,

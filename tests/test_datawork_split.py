@@ -171,3 +171,38 @@ def test_beir_data_converts_to_training_rows_and_check_says_how(tmp_path, capsys
         capsys,
     )
     assert code == 2 and f"data convert {beir_dir}" in err
+
+
+def test_convert_is_offered_on_the_data_tab_and_in_the_notebook(tmp_path):
+    """The web Data tab and the notebook's data panel call the same action as the CLI."""
+    from conftest import ROOT, web_event
+
+    from studio import views
+    from studio.notebook import Studio
+    from studio.webui.app import AppContext, build_app
+
+    beir_dir = make_beir(tmp_path / "beir")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    demo = build_app(AppContext(runs, ROOT))
+    event = web_event(demo, "do_convert")
+    reg = demo.registry
+    data = {c: c.value for c in event.inputs}
+    data[reg["data.paths"]] = str(beir_dir)
+    data[reg["convert.out"]] = str(tmp_path / "web.jsonl")
+    data[reg["convert.min_grade"]] = 2
+    web = views.plain(views.to_html(event.fn(data)))
+    assert "rows : 10" in web and "min_grade : 2" in web
+    assert len((tmp_path / "web.jsonl").read_text().splitlines()) == 10
+
+    studio = Studio(runs_dir=runs, base_dir=ROOT)
+    try:
+        box = studio.convert_box
+        assert box.widget in studio.data_tab.widget.children
+        box.folder.value, box.out.value = str(beir_dir), str(tmp_path / "nb.jsonl")
+        box.button.click()
+        notebook = views.plain(box.output.value)
+        assert "rows : 10" in notebook and "min_grade : 1" in notebook, box.message.value
+        assert len((tmp_path / "nb.jsonl").read_text().splitlines()) == 10
+    finally:
+        studio.close()
