@@ -206,3 +206,24 @@ def test_convert_is_offered_on_the_data_tab_and_in_the_notebook(tmp_path):
         assert len((tmp_path / "nb.jsonl").read_text().splitlines()) == 10
     finally:
         studio.close()
+
+
+def test_convert_mines_negatives_in_the_same_step(tmp_path, capsys):
+    """Judgments without any graded-0 passage give rows with `neg: []`: with --model they are
+    mined from the corpus at once, so the file passes `data check`."""
+    beir_dir = make_beir(tmp_path / "beir")
+    qrels = beir_dir / "qrels" / "test.tsv"
+    qrels.write_text("".join(x for x in qrels.open() if not x.rstrip().endswith("\t0")))
+    out = tmp_path / "train.jsonl"
+    code, stdout, err = run_cli(
+        ["data", "convert", str(beir_dir), "--out", str(out), "--model"]
+        + ["bundled:all-MiniLM-L6-v2", "--pooling", "mean", "--n", "3"],
+        capsys,
+    )
+    assert code == 0, err
+    rows = [json.loads(x) for x in out.open()]
+    assert len(rows) == 10 and all(len(r["neg"]) == 3 for r in rows)
+    assert all(not set(r["neg"]) & set(r["pos"]) for r in rows)
+    assert "rows_mined               10" in stdout and "mine hard" not in stdout.lower()
+    assert not check_paths([out]).has_errors
+    assert not list(tmp_path.glob("*.tmp"))

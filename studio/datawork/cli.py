@@ -205,8 +205,27 @@ def cmd_split(args) -> int:
 def cmd_convert(args) -> int:
     from studio.datawork.convert import convert
 
+    encoder = None
     try:
-        result = convert(args.folder, args.out, split=args.split, min_grade=args.min_grade)
+        low, high = (int(x) for x in args.range.split("-"))
+    except ValueError:
+        print(f"error: --range wants FROM-TO, e.g. 10-100, got {args.range!r}", file=sys.stderr)
+        return 2
+    if args.model:
+        from studio.datawork.encoder import Encoder
+
+        options = {"pooling": args.pooling} if args.pooling else {}
+        encoder = Encoder(args.model, **options)
+    try:
+        result = convert(
+            args.folder,
+            args.out,
+            split=args.split,
+            min_grade=args.min_grade,
+            encoder=encoder,
+            mine_range=(low, high),
+            negatives=args.n,
+        )
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -373,6 +392,12 @@ def register(subparsers) -> argparse.ArgumentParser:
         default=1,
         help="passages graded this or more are positives (default 1); graded 0 are negatives",
     )
+    p.add_argument(
+        "--model", help="mine negatives from the corpus in the same step, with this model"
+    )
+    p.add_argument("--pooling", choices=["cls", "mean", "last_token"], help="with --model")
+    p.add_argument("--range", default="10-100", help="with --model: ranks to sample from")
+    p.add_argument("--n", type=int, default=15, help="with --model: negatives per row")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("mine", help="mine hard negatives into a new file")

@@ -4,7 +4,8 @@ Public retrieval sets come as judgments, not rows: a query, a corpus and graded 
 here is one judged query: ``query`` is its text, ``pos`` the passages judged at least
 ``min_grade`` (the user picks it: 1 keeps every relevant passage, 2 only the highly relevant
 ones of a graded set), ``neg`` the passages judged 0 (explicitly not relevant), else empty:
-such rows are then given mined negatives (``data mine --pool corpus.jsonl``), which the
+such rows are then given mined negatives from the corpus, in the same step when an encoder is
+given (``data convert --model M``), else by ``data mine --pool corpus.jsonl``, which the
 converter says. Passages are "title text", as the evaluator builds them, so a model is trained
 on the text it is scored on. Nothing is overwritten.
 """
@@ -33,6 +34,8 @@ class ConvertResult:
     judgments_without_query: int  # qrels rows naming a query absent from queries.jsonl
     judged_docs_missing: int  # qrels rows naming a document absent from the corpus
     problems: list[Problem] = field(default_factory=list)
+    rows_mined: int = 0  # rows given mined negatives in the same step (with an encoder)
+    rows_dropped: int = 0  # rows mining found no negative for, left out
 
     def summary(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "problems"} | {
@@ -143,9 +146,20 @@ def rows_problems(
 
 
 def convert(
-    folder: str | Path, out_path: str | Path, *, split: str | None = None, min_grade: int = 1
+    folder: str | Path,
+    out_path: str | Path,
+    *,
+    split: str | None = None,
+    min_grade: int = 1,
+    encoder=None,
+    mine_range: tuple[int, int] = (10, 100),
+    negatives: int = 15,
 ) -> ConvertResult:
-    """Write the training rows of a BEIR folder's judged queries to a new JSON Lines file."""
+    """Write the training rows of a BEIR folder's judged queries to a new JSON Lines file.
+
+    With an `encoder` (a :class:`studio.datawork.encoder.Encoder`), rows without negatives are
+    mined from the corpus in the same step (`negatives` per row from ranks `mine_range`), so
+    the file is ready to train on."""
     root, out_path = Path(folder), Path(out_path)
     if not beir.is_folder(root):
         raise FileNotFoundError(
@@ -162,15 +176,41 @@ def convert(
             f"{root}: no query of qrels/{split}.tsv has a passage graded {min_grade} or more "
             "in the corpus. Fix: lower --min-grade or check the qrels' ids."
         )
-    write_rows(rows, out_path)
+    problems = rows_problems(out_path, root, rows, counts, min_grade)
+    mined = dropped = 0
+    if encoder is not None and any(not r["neg"] for r in rows):
+        from studio.datawork.mining import mine
+
+        unmined = out_path.with_name(out_path.name + ".unmined.tmp")
+        write_rows(rows, unmined)
+        try:
+            result = mine(
+                unmined,
+                out_path,
+                encoder,
+                *mine_range,
+                negatives,
+                candidate_pool=root / beir.CORPUS,
+                min_negatives=1,
+            )
+        finally:
+            unmined.unlink(missing_ok=True)
+        mined, dropped = result.rows_mined - result.rows_dropped, result.rows_dropped
+        problems = [p for p in problems if p.code != "convert_no_negatives"] + [
+            p for p in result.problems if p.code != "mine_nothing"
+        ]
+    else:
+        write_rows(rows, out_path)
     return ConvertResult(
         out_path=out_path,
         split=split,
         min_grade=min_grade,
-        rows=len(rows),
+        rows=len(rows) - dropped,
         positives=sum(len(r["pos"]) for r in rows),
         negatives=sum(len(r["neg"]) for r in rows),
-        rows_without_negatives=sum(not r["neg"] for r in rows),
-        problems=rows_problems(out_path, root, rows, counts, min_grade),
+        rows_without_negatives=0 if encoder is not None else sum(not r["neg"] for r in rows),
+        problems=problems,
+        rows_mined=mined,
+        rows_dropped=dropped,
         **counts,
     )
