@@ -205,7 +205,7 @@ def bind(ctx, reg, demo) -> None:
     def problems_tail(result) -> str:
         return "\n\n" + views.problems_text(result.problems, empty="")
 
-    file_action("split.", actions.split_data, reports_progress=False)
+    file_action("split.", actions.split_data, problems_tail, reports_progress=False)
     file_action("convert.", actions.convert_beir, problems_tail, reports_progress=False)
     file_action("mine.", actions.mine)
     file_action("score.", actions.score_data, score_tail)
