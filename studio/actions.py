@@ -324,6 +324,15 @@ def split_data(ws: Workspace, cfg: StudioConfig, paths: Any, out: str, n: int, s
     return split.split(source, ws.path(out), int(n), int(seed or 0))
 
 
+def convert_beir(ws: Workspace, cfg: StudioConfig, paths: Any, out: str, min_grade: int = 1):
+    """A BEIR folder (the one path given) as training rows: positives graded `min_grade` or
+    more, passages judged 0 as negatives (studio.datawork.convert.convert)."""
+    from studio.datawork import convert
+
+    source = one_data_file(ws, cfg, paths, "Converting")
+    return convert.convert(source, ws.path(out), min_grade=int(min_grade or 1))
+
+
 def mine(
     ws: Workspace,
     cfg: StudioConfig,
@@ -509,12 +518,12 @@ class EvalView:
 def eval_view(report: dict[str, Any], data: str | None = None) -> EvalView:
     from studio import views
     from studio.evaluation.module_eval import summary_line
-    from studio.evaluation.present import results_view
+    from studio.evaluation.present import report_notes, results_view
 
     table, chart, per_query, steps = results_view(report, data)
     line = summary_line(report)
     text = f"**{views.escape(line)}**" if line else ""
-    notes = "\n".join(f"- {views.prose(w)}" for w in report.get("warnings", []))
+    notes = "\n".join(f"- {views.prose(w)}" for w in report_notes(report))
     if notes:
         text += ("\n\n" if text else "") + notes
     return EvalView(text, table, chart, per_query, steps)

@@ -92,6 +92,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "data_split": ("Split off an evaluation set", "切分评估集"),
     "data_split_out": ("Output folder", "输出目录"),
     "data_split_n": ("Held-out queries", "评估查询数"),
+    "data_convert": ("Convert a BEIR folder to training rows", "将 BEIR 目录转换为训练数据"),
+    "data_convert_out": ("Output file", "输出文件"),
+    "data_convert_grade": ("Positives: grade at least", "正例最低相关等级"),
     "data_mine": ("Mine hard negatives", "挖掘难负例"),
     "data_mine_out": ("Output file (never the input)", "输出文件（不会覆盖输入）"),
     "data_mine_pool": (

@@ -137,3 +137,32 @@ def test_mining_with_a_config_takes_its_model_pooling_and_instruction(
     assert all(q.startswith("Represent this query: ") for q in queries) and len(queries) == 4
     with pytest.raises(ValueError, match="give a model"):
         mine(source, tmp_path / "none.jsonl")
+
+
+def test_mining_never_writes_a_row_data_check_rejects(tmp_path, encoder):
+    """Ranks 10-100 of a small pool (or of dense judgments) hold nothing but positives: mining
+    wrote `neg: []`, which its own `data check` rejects with the circular fix "mine"."""
+    texts = [
+        "list.sort() sorts the list in place.",
+        "sorted() returns a new sorted list.",
+        "Use key= to sort by a field.",
+        "statistics.median returns the middle value.",
+        "statistics.median_high returns the high median.",
+    ]
+    rows = [
+        {"query": "how do I sort a list", "pos": texts[:3]},
+        {"query": "median of data", "pos": texts[3:], "neg": []},
+        {"query": "anything in python", "pos": texts},  # every passage is its positive
+    ]
+    source = tmp_path / "dense.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "mined.jsonl"
+    result = mine(source, out, encoder, 10, 100, n=3)
+    written = [json.loads(line) for line in out.open()]
+    assert [r["query"] for r in written] == ["how do I sort a list", "median of data"]
+    assert set(written[0]["neg"]) == set(texts[3:]) and len(written[1]["neg"]) == 3
+    assert not check_paths([out]).has_errors
+    assert (result.rows_widened, result.rows_dropped) == (3, 1)
+    (problem,) = [p for p in result.problems if p.code == "mine_widened"]
+    assert "2 got negatives there and 1 found none" in problem.message
+    assert "--pool" in problem.fix

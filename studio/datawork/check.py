@@ -865,6 +865,27 @@ def _file_problems(files: list[FileSummary], kd: bool) -> list[Problem]:
     return out
 
 
+def _beir_file_problem(f: FileSummary) -> Problem | None:
+    """A BEIR corpus.jsonl or queries.jsonl (rows with `_id`/`id` and `text`, no `query`) given
+    as training data: one error saying what it is and how to convert it, else None."""
+    keys = f.keys
+    if not f.rows or "query" in keys or "text" not in keys or not ("_id" in keys or "id" in keys):
+        return None
+    path = Path(f.file)
+    what = "queries file" if "quer" in path.name and "title" not in keys else "corpus"
+    return Problem(
+        ERROR,
+        f"this is a BEIR {what} (rows with `_id` and `text`), not training rows: FlagEmbedding "
+        "reads `query`, `pos` and `neg`, so every row would fail.",
+        f"Turn the BEIR folder (corpus.jsonl, queries.jsonl, qrels/) into training rows: "
+        f"`python -m studio data convert {path.parent} --out train.jsonl`, or hold out an "
+        f"evaluation set from it: `python -m studio data split {path.parent} --out DIR "
+        "--n-queries N`.",
+        file=f.file,
+        code="beir_file",
+    )
+
+
 def _score_kind_problems(files: list[FileSummary]) -> list[Problem]:
     """Whole-number teacher scores in one file and decimals in another: datasets types the
     column int64 in one and double in the other, and `concatenate_datasets` (FlagEmbedding
@@ -921,6 +942,13 @@ def check_paths(
     files = [checker.check_file(path) for path in found.files]
     found_problems = path_problems(found) + _file_problems(files, knowledge_distillation)
     collector = checker.collector
+    for f in files:
+        beir_problem = _beir_file_problem(f)
+        if beir_problem is not None:  # one problem with the fix, not one per row
+            for code, file in list(collector.per_file):
+                if file == f.file:
+                    collector.forget(code, file)
+            found_problems.append(beir_problem)
     for p in found_problems:
         if p.code == "scores_absent":  # one file-level error says it; drop the per-row echo
             collector.forget("scores_missing", p.file)

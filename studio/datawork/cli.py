@@ -1,8 +1,9 @@
 """`python -m studio data ...`: the command-line face of the data workbench.
 
 `register(subparsers)` adds the `data` command with `check`, `stats`, `preview`, `lengths`,
-`split`, `mine`, `score`, `pairs` and `difficulty` beneath it; `studio.cli` calls it. Each handler parses, calls one core
-function, prints what came back and returns the exit code (`data check` returns 1 on errors).
+`split`, `convert`, `mine`, `score`, `pairs` and `difficulty` beneath it; `studio.cli` calls it.
+Each handler parses, calls one core function, prints what came back and returns the exit code
+(`data check` returns 1 on errors).
 Only this module prints. Heavy imports happen inside the handlers, so `--help` answers at once.
 """
 
@@ -187,11 +188,51 @@ def cmd_split(args) -> int:
     from studio.datawork.split import split
 
     try:
-        result = split(args.path, args.out, args.n_queries, args.seed, distractors=args.distractors)
+        result = split(
+            args.path,
+            args.out,
+            args.n_queries,
+            args.seed,
+            distractors=args.distractors,
+            corpus=args.corpus,
+            qrels_split=args.split,
+            min_grade=args.min_grade,
+        )
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _print_result(result, 14)
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from studio.datawork.convert import convert
+
+    encoder = None
+    try:
+        low, high = (int(x) for x in args.range.split("-"))
+    except ValueError:
+        print(f"error: --range wants FROM-TO, e.g. 10-100, got {args.range!r}", file=sys.stderr)
+        return 2
+    if args.model:
+        from studio.datawork.encoder import Encoder
+
+        options = {"pooling": args.pooling} if args.pooling else {}
+        encoder = Encoder(args.model, **options)
+    try:
+        result = convert(
+            args.folder,
+            args.out,
+            split=args.split,
+            min_grade=args.min_grade,
+            encoder=encoder,
+            mine_range=(low, high),
+            negatives=args.n,
+        )
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _print_result(result, 24)
     return 0
 
 
@@ -454,12 +495,41 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lengths)
 
     p = sub.add_parser("split", help="hold out an evaluation set (BEIR layout)")
-    p.add_argument("path", help="a JSON Lines training file")
+    p.add_argument("path", help="a JSON Lines training file, or a BEIR folder")
     p.add_argument("--out", required=True, help="folder for train.jsonl and eval/")
     p.add_argument("--n-queries", type=int, required=True, help="queries to hold out")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--distractors", type=int, default=1000, help="extra corpus passages")
+    p.add_argument(
+        "--corpus", help="the collection the rows come from (BEIR corpus.jsonl): joins the eval set"
+    )
+    p.add_argument(
+        "--distractors",
+        type=int,
+        help="a seeded sample of this many pool passages instead of the whole pool (easier)",
+    )
+    p.add_argument("--split", help="a BEIR folder's qrels split (default: train, else the only)")
+    p.add_argument(
+        "--min-grade", type=int, default=1, help="BEIR: the grade a training positive needs"
+    )
     p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("convert", help="turn a BEIR folder's judgments into training rows")
+    p.add_argument("folder", help="a BEIR folder: corpus.jsonl, queries.jsonl, qrels/*.tsv")
+    p.add_argument("--out", required=True, help="the JSON Lines file to write (never overwritten)")
+    p.add_argument("--split", help="qrels split to read (default: train, else the only one)")
+    p.add_argument(
+        "--min-grade",
+        type=int,
+        default=1,
+        help="passages graded this or more are positives (default 1); graded 0 are negatives",
+    )
+    p.add_argument(
+        "--model", help="mine negatives from the corpus in the same step, with this model"
+    )
+    p.add_argument("--pooling", choices=["cls", "mean", "last_token"], help="with --model")
+    p.add_argument("--range", default="10-100", help="with --model: ranks to sample from")
+    p.add_argument("--n", type=int, default=15, help="with --model: negatives per row")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("mine", help="mine hard negatives into a new file")
     p.add_argument("path", help="a JSON Lines training file (never overwritten)")

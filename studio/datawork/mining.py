@@ -7,6 +7,12 @@ ranks `range_from` to `range_to` of the results (0 is the nearest passage; skipp
 ranks avoids unlabelled positives). A passage that is one of the row's positives, or the query
 itself, is never taken. The result goes to a new file: the input and any existing file are never
 overwritten, and unchanged lines are copied byte for byte.
+
+A mined row is never written with no negative (`neg: []`, which `data check` rejects and
+FlagEmbedding divides by): when ranks `range_from`-`range_to` hold nothing but the row's own
+positives (dense judgments), the search widens to the ranks beyond, then to those above
+`range_from`; a row that still finds none (the pool is its positives) is left out of the output.
+Both are counted and said.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ Progress = Callable[[str, int, int], None]
 class MineResult:
     out_path: Path
     rows: int  # rows read
-    rows_mined: int  # rows whose negatives were changed
+    rows_mined: int  # rows whose negatives were changed (dropped rows included)
     negatives_added: int
     rows_short: int  # mined rows that got fewer negatives than asked (small pool or range)
     pool_size: int
@@ -38,6 +44,8 @@ class MineResult:
     scores_dropped: int  # mined rows whose teacher scores were removed (they no longer match)
     seconds: float
     problems: list[Problem] = field(default_factory=list)
+    rows_widened: int = 0  # rows that found no negative in the range and searched wider
+    rows_dropped: int = 0  # rows left out: no negative anywhere in the pool
 
     def summary(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "problems"} | {
@@ -145,15 +153,15 @@ def mine(
             if not isinstance(query, str) or not query.strip() or not pos:
                 skipped += 1
                 continue
-            if only_rows_lacking and len(neg) >= min_negatives:
-                continue
+            if only_rows_lacking and neg and len(neg) >= min_negatives:
+                continue  # (a row without any negative is always mined)
             targets.append((lineno, query, pos, neg if only_rows_lacking else []))
     report("reading", rows, rows)
     texts = read_pool(candidate_pool) if candidate_pool is not None else list(pool)
     del pool
 
     mined: dict[int, list[str]] = {}
-    short = 0
+    short = widened = widened_empty = 0
     if targets and texts:
         import faiss
 
@@ -193,9 +201,28 @@ def mine(
                 short += len(picked) < want
                 mined[lineno] = kept + picked
             report("searching", min(start + step, len(targets)), len(targets))
+        # rows left with no negative at all: search beyond the range, then above it
+        empty = [i for i, t in enumerate(targets) if not mined[t[0]]]
+        wide = min(len(texts), max(10 * range_to, 1000))
+        for start in range(0, len(empty), step):
+            chunk = empty[start : start + step]
+            _, found = index.search(vectors[chunk], wide)
+            for i, ranked in zip(chunk, found, strict=True):
+                lineno, query, pos, _ = targets[i]
+                banned = set(pos) | {query}
+                order = [*ranked[range_to:], *ranked[:range_from]]
+                beyond = list(
+                    dict.fromkeys(texts[j] for j in order if j >= 0 and texts[j] not in banned)
+                )
+                widened += 1
+                widened_empty += not beyond
+                mined[lineno] = rng.sample(beyond, min(n, len(beyond))) if beyond else []
+
+    for lineno, _, _, kept in targets:  # an empty pool: rows keep what they had, if anything
+        mined.setdefault(lineno, kept)
 
     # pass 2: copy every line, rewriting the mined rows
-    added = dropped = 0
+    added = dropped = rows_dropped = 0
     tmp = out_path.with_name(out_path.name + ".tmp")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "rb") as fh, open(tmp, "wb") as out:
@@ -203,6 +230,9 @@ def mine(
             negatives = mined.get(lineno)
             if negatives is None:
                 out.write(raw if raw.endswith(b"\n") else raw + b"\n")
+                continue
+            if not negatives:
+                rows_dropped += 1  # `neg: []` would fail `data check` and the training
                 continue
             obj = _parse(raw)
             before = set(_strings(obj.get("neg"))) if only_rows_lacking else set()
@@ -217,6 +247,33 @@ def mine(
     report("writing", rows, rows)
 
     problems = []
+    if widened:
+        problems.append(
+            Problem(
+                WARNING,
+                f"{widened} row(s) found no negative in ranks {range_from}-{range_to} (the "
+                "ranks held only their own positives): the search widened to the ranks beyond "
+                f"{range_to}, then above {range_from}; {widened - widened_empty} got negatives "
+                f"there and {widened_empty} found none in the pool of {len(texts)} passages and "
+                "were left out of the output (a row with `neg: []` fails `data check` and "
+                "training).",
+                "Give a larger `candidate_pool` corpus (`--pool corpus.jsonl`), or widen the "
+                "range yourself (e.g. `--range 10-500`).",
+                file=str(out_path),
+                code="mine_widened",
+            )
+        )
+    if rows_dropped > widened_empty:
+        problems.append(
+            Problem(
+                WARNING,
+                f"{rows_dropped - widened_empty} row(s) without negatives were left out of the "
+                "output: the candidate pool is empty.",
+                "Give a `candidate_pool` corpus with passages (`--pool corpus.jsonl`).",
+                file=str(out_path),
+                code="mine_dropped",
+            )
+        )
     if short:
         problems.append(
             Problem(
@@ -271,4 +328,6 @@ def mine(
         scores_dropped=dropped,
         seconds=time.perf_counter() - started,
         problems=problems,
+        rows_widened=widened,
+        rows_dropped=rows_dropped,
     )

@@ -111,7 +111,7 @@ def cmd_eval(args) -> int:
 def _run(args) -> int:
     from studio import config as config_mod
     from studio.evaluation import present
-    from studio.evaluation.data import load_eval_data
+    from studio.evaluation.data import data_notes, load_eval_data
     from studio.evaluation.evaluate import (
         EvalResult,
         comparison_report,
@@ -206,7 +206,9 @@ def _run(args) -> int:
             for label, path in models.items()
         }
         report = comparison_report(results, data, settings, warnings)
-        for w in warnings:
+    shown = set(data_notes(data.summary()))  # printed as the data was read
+    for w in present.report_notes(report):
+        if w not in shown:
             print(f"warning: {w}", file=sys.stderr)
     print(f"settings: {_settings_line(report['settings'])}", file=sys.stderr)
     if report.get("modes"):
@@ -234,21 +236,16 @@ def _run(args) -> int:
 
 
 def _report_data(data) -> None:
-    from studio.evaluation.data import scoring_note
+    """The data line and every data-consistency count (the same lines the other faces show)."""
+    from studio.evaluation.data import data_notes
 
     s = data.summary()
     print(
         f"data: {s['path']} ({s['layout']}): {s['n_queries']} queries, {s['n_corpus']} passages",
         file=sys.stderr,
     )
-    note = scoring_note(s)
-    if note:
+    for note in data_notes(s):
         print(f"note: {note}", file=sys.stderr)
-    if s["judged_docs_missing"]:
-        print(
-            f"warning: {s['judged_docs_missing']} judged documents are not in the corpus",
-            file=sys.stderr,
-        )
 
 
 def _settings_line(settings: dict) -> str:

@@ -66,6 +66,30 @@ def scoring_note(summary: dict) -> str | None:
     )
 
 
+def data_notes(summary: dict) -> list[str]:
+    """Every data-consistency count of an eval set, one line each, in the words every face
+    shows (the CLI, the Evaluate tab, the notebook): queries left out of the metrics, judgments
+    naming a query absent from the queries file, judgments naming a document absent from the
+    corpus. Empty when the data is consistent."""
+    notes = [n for n in [scoring_note(summary)] if n]
+    rows = summary.get("judgments_without_query", 0)
+    ids = summary.get("qrels_without_query", 0)
+    if rows or ids:
+        notes.append(
+            f"{rows or ids} judgment(s) in the qrels name {ids} query id(s) absent from the "
+            "queries file; they are not scored. Check that the queries and the qrels come from "
+            "the same data set and split."
+        )
+    missing = summary.get("judged_docs_missing", 0)
+    if missing:
+        notes.append(
+            f"{missing} judgment(s) of scored queries name a document absent from the corpus: "
+            "it counts as relevant but can never be retrieved, which lowers every model's "
+            "recall and nDCG alike. Add the documents to corpus.jsonl or drop those qrels."
+        )
+    return notes
+
+
 @dataclass
 class EvalData:
     """Everything an evaluation needs, with ids as strings and order as in the files."""
@@ -80,6 +104,7 @@ class EvalData:
     qrels: dict[str, dict[str, int]]  # scorable queries only
     skipped: dict[str, str] = field(default_factory=dict)  # query id -> why it is not scored
     qrels_without_query: int = 0  # judged query ids absent from the queries file
+    judgments_without_query: int = 0  # qrels rows naming those ids
     judged_docs_missing: int = 0  # judgments naming a document absent from the corpus
 
     def __post_init__(self) -> None:
@@ -131,6 +156,7 @@ class EvalData:
             "skipped_all_zero": sum(1 for why in self.skipped.values() if why == ALL_ZERO),
             "skipped_no_qrels": sum(1 for why in self.skipped.values() if why == NO_QRELS),
             "qrels_without_query": self.qrels_without_query,
+            "judgments_without_query": self.judgments_without_query,
             "judged_docs_missing": self.judged_docs_missing,
             "fingerprint": self.fingerprint(),
         }
@@ -356,5 +382,6 @@ def load_eval_data(path: str | Path, split: str = "test") -> EvalData:
         qrels=qrels,
         skipped=skipped,
         qrels_without_query=sum(1 for q in raw_qrels if q not in queries),
+        judgments_without_query=sum(len(d) for q, d in raw_qrels.items() if q not in queries),
         judged_docs_missing=sum(1 for q in qrels for d in qrels[q] if d not in known_docs),
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.evaluation import cache
-from studio.evaluation.data import EvalData, load_eval_data, scoring_note
+from studio.evaluation.data import EvalData, data_notes, load_eval_data
 from studio.evaluation.metrics import DEFAULT_KS, is_metric_name, score_rankings
 from studio.evaluation.settings import (
     EncodeSettings,
@@ -368,7 +368,7 @@ def comparison_report(
         "data": data.summary(),
         "k": sorted({k for r in results.values() for k in r.ks}),
         "settings": settings.to_dict(),
-        "warnings": [*warnings, *filter(None, [scoring_note(data.summary())])],
+        "warnings": [*warnings, *data_notes(data.summary())],
         "models": {label: r.to_dict(details=details) for label, r in results.items()},
     }
     if len(labels) >= 2:

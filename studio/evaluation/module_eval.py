@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from studio.evaluation.data import EvalData
+from studio.evaluation.data import EvalData, data_notes
 from studio.evaluation.evaluate import EvalResult, evaluate_model, resolve_model_path
 from studio.evaluation.metrics import DEFAULT_KS
 from studio.evaluation.modes import (
@@ -129,7 +129,13 @@ def evaluate_for_module(
     else:
         from dataclasses import asdict
 
-        from studio.evaluation.rerank import evaluate_reranker, first_stage, rerank_settings
+        from studio.evaluation.rerank import (
+            evaluate_reranker,
+            first_stage,
+            has_head,
+            rerank_settings,
+            untrained_head_note,
+        )
 
         depth = int(top_k or RERANK_TOP_K)
         stage = first_stage(
@@ -152,6 +158,9 @@ def evaluate_for_module(
 
         def score(entry: dict[str, Any]) -> dict[str, EvalResult]:
             path = _plain(entry, module, config, base_model, output_dir)
+            if not has_head(path, module):
+                warnings.append(untrained_head_note(entry["label"], settings.seed))
+                extra.setdefault("untrained_head", {})[entry["label"]] = settings.seed
             reranked = evaluate_reranker(path, data, stage, settings, ks, **run(entry))
             stage_only = {
                 **stage.result.__dict__,
@@ -170,7 +179,8 @@ def evaluate_for_module(
         first, last = results[labels[0]], results[labels[-1]]
         modes_out[name] = {
             "models": {label: r.to_dict(details=label in details) for label, r in results.items()},
-            "delta": _delta(first, last),
+            # one model has no baseline: no delta, rather than zeros that read as "no change"
+            "delta": _delta(first, last) if len(results) > 1 else {},
         }
     report: dict[str, Any] = {
         "version": 1,
@@ -181,7 +191,7 @@ def evaluate_for_module(
         "data": data.summary(),
         "k": ks,
         "settings": {**settings_dict, "source": f"training config ({module})"},
-        "warnings": warnings,
+        "warnings": [*warnings, *data_notes(data.summary())],
         **extra,
         "modes": modes_out,
         "models": modes_out[primary]["models"],
@@ -193,7 +203,8 @@ def evaluate_for_module(
 
 
 def mode_summary(report: dict[str, Any], metric: str = "ndcg_at_10") -> list[dict[str, Any]]:
-    """One row per mode: before, after and the change of one metric (CLI lines, cards, notes)."""
+    """One row per mode: before, after and the change of one metric (CLI lines, cards, notes);
+    with one model only, ``before`` and ``delta`` are None."""
     rows = []
     first, last = report.get("compared") or [None, None]
     for name, mode in (report.get("modes") or {}).items():
@@ -202,6 +213,9 @@ def mode_summary(report: dict[str, Any], metric: str = "ndcg_at_10") -> list[dic
             continue
         before, after = models[first].get(metric), models[last].get(metric)
         if before is None or after is None:
+            continue
+        if first == last:  # one model: no before, no change
+            rows.append({"mode": name, "before": None, "after": after, "delta": None})
             continue
         rows.append({"mode": name, "before": before, "after": after, "delta": after - before})
     return rows
@@ -212,7 +226,10 @@ def summary_line(report: dict[str, Any], metric: str = "ndcg_at_10") -> str:
     rows = mode_summary(report, metric) if len(report.get("modes") or {}) > 1 else []
     if rows:
         parts = [
-            f"{r['mode']} {r['before']:.4f} -> {r['after']:.4f} ({r['delta']:+.4f})" for r in rows
+            f"{r['mode']} {r['after']:.4f}"
+            if r["delta"] is None
+            else f"{r['mode']} {r['before']:.4f} -> {r['after']:.4f} ({r['delta']:+.4f})"
+            for r in rows
         ]
         return "nDCG@10: " + "; ".join(parts)
     delta = (report.get("delta") or {}).get(metric)

@@ -18,6 +18,16 @@ from studio.evaluation.metrics import METRICS, parse_metric_name
 _LABELS = {"ndcg": "nDCG", "recall": "Recall", "mrr": "MRR", "map": "MAP"}
 
 
+def report_notes(report: Mapping[str, Any]) -> list[str]:
+    """What a report warns about, once each: its warnings (settings, untrained heads, ...) and
+    every data-consistency count of its data (also for reports written before they were kept
+    in ``warnings``). The CLI prints these lines; the web UI and the notebook list them."""
+    from studio.evaluation.data import data_notes
+
+    found = [*(report.get("warnings") or []), *data_notes(report.get("data") or {})]
+    return list(dict.fromkeys(str(n) for n in found))
+
+
 def pretty_metric(name: str) -> str:
     parsed = parse_metric_name(name)
     return f"{_LABELS[parsed[0]]}@{parsed[1]}" if parsed else name
@@ -288,7 +298,8 @@ def modes_chart(report: Mapping[str, Any], metric: str = "ndcg_at_10", title: st
 
 def modes_table(report: Mapping[str, Any], metrics: Sequence[str] | None = None):
     """For a module with several scores (M3's dense/sparse/colbert/hybrid, a reranker's
-    rerank and first_stage): one row per mode and metric, before, after and delta.
+    rerank and first_stage): one row per mode and metric, before, after and delta; with one
+    model only, its values and no delta column (a column of zeros reads as "no change").
 
     Empty for a report without ``modes`` (the base embedder's). ``metrics`` defaults to every
     metric at every cutoff of the report.
@@ -309,11 +320,14 @@ def modes_table(report: Mapping[str, Any], metrics: Sequence[str] | None = None)
             before, after = base.metrics.get(name), tuned.metrics.get(name)
             if before is None or after is None:
                 continue
+            if base is tuned:  # one model: its values, and no delta that reads "no change"
+                rows.append({"mode": mode, "metric": pretty_metric(name), tuned.label: after})
+                continue
             rows.append(
                 {
                     "mode": mode,
                     "metric": pretty_metric(name),
-                    base.label if base is not tuned else "value": before,
+                    base.label: before,
                     tuned.label: after,
                     "delta": after - before,
                 }

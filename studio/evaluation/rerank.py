@@ -13,6 +13,16 @@ with, in fp32: ``FlagReranker`` (encoder-only), ``FlagLLMReranker`` (decoder-onl
 "Yes"), ``LayerWiseFlagLLMReranker`` (the last layer's score), with the training config's
 ``max_len``, ``query_max_len`` and rerank instructions. Pair scores are cached by model files,
 pairs and settings, so a re-run or another cutoff costs nothing.
+
+A base model without a classifier head (an embedder such as the bundled MiniLM, the usual start
+of an encoder reranker fine-tune) is scored with the head its fine-tune starts from, not with
+whatever ``FlagReranker`` makes of it: FlagEmbedding's runner seeds with the training ``seed``
+and then adds a one-logit head (``num_labels=1``), so the studio does exactly that
+(:func:`has_head`, ``RerankSettings.seed``). The "before" is then repeatable and is the model
+the fine-tune really started from, and the report says it is an untrained head. (Left to
+itself, ``FlagReranker`` adds an unseeded two-logit head: each run differs, and its flattened
+logits are no longer one score per pair.) Skipping the base was the other choice; it would hide
+the fine-tune's starting point, which is what the delta is measured from.
 """
 
 from __future__ import annotations
@@ -45,9 +55,35 @@ class RerankSettings:
     passage_instruction_format: str = "{}{}"
     trust_remote_code: bool = False
     batch_size: int = 32
+    seed: int = 42  # the training seed: a base model's new head is initialised with it
 
     def key(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "batch_size"}
+        return {k: v for k, v in asdict(self).items() if k not in ("batch_size", "seed")}
+
+
+def has_head(model_dir: str | Path, module: str = RERANKER) -> bool:
+    """Whether an encoder reranker's folder holds a trained classifier head (its config names a
+    ``*ForSequenceClassification`` architecture); decoder rerankers score with their LM head."""
+    if module != RERANKER:
+        return True
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return any(
+        str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or []
+    )
+
+
+def untrained_head_note(label: str, seed: int) -> str:
+    """What every face says about a reranker scored with a new, seeded head."""
+    return (
+        f"{label} has no trained classifier head (its config.json names no "
+        "*ForSequenceClassification): it is scored with the head its fine-tune starts from, a "
+        f"new one-logit head initialised with the training seed {seed}, as FlagEmbedding's "
+        "runner makes it. Its scores are repeatable, but they are an untrained head's: the "
+        "delta is what training added, not a comparison with a working reranker."
+    )
 
 
 def rerank_settings(config, module: str) -> RerankSettings:
@@ -64,6 +100,7 @@ def rerank_settings(config, module: str) -> RerankSettings:
         passage_instruction=get("passage_instruction_for_rerank") or ("B: " if decoder else None),
         passage_instruction_format=get("passage_instruction_format") or "{}{}",
         trust_remote_code=bool(get("trust_remote_code")) or module == LAYERWISE,
+        seed=int(get("seed") if get("seed") is not None else 42),
     )
 
 
@@ -146,7 +183,10 @@ class Scorer:
         if s.module == RERANKER:
             from FlagEmbedding import FlagReranker
 
-            return FlagReranker(str(self.model_dir), **common)
+            model = FlagReranker(str(self.model_dir), **common)
+            if not has_head(self.model_dir):
+                model.model = _seeded_head_model(self.model_dir, s)
+            return model
         if s.module == DECODER_RERANKER:
             from FlagEmbedding import FlagLLMReranker
 
@@ -178,6 +218,20 @@ class Scorer:
         return scores
 
 
+def _seeded_head_model(model_dir: Path, s: RerankSettings):
+    """The model an encoder reranker fine-tune starts from: FlagEmbedding's runner calls
+    ``set_seed(seed)``, then loads the config with ``num_labels=1`` and the model over it."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, set_seed
+
+    set_seed(s.seed)
+    config = AutoConfig.from_pretrained(
+        str(model_dir), num_labels=1, trust_remote_code=s.trust_remote_code
+    )
+    return AutoModelForSequenceClassification.from_pretrained(
+        str(model_dir), config=config, trust_remote_code=s.trust_remote_code
+    )
+
+
 def _with_pad_token(model):
     """A base LLM often has no pad token; FlagEmbedding's decoder reranker runner trains with
     ``unk`` (else ``eos``) as pad, so score with the same instead of failing to pad a batch."""
@@ -187,15 +241,20 @@ def _with_pad_token(model):
     return model
 
 
-def _pairs_key(model_fp: str, pairs: list[tuple[str, str]], settings: RerankSettings) -> str:
+def _pairs_key(
+    model_fp: str, pairs: list[tuple[str, str]], settings: RerankSettings, head_seed=None
+) -> str:
     h = hashlib.sha256()
     for query, passage in pairs:
         for text in (query, passage):
             data = text.encode("utf-8")
             h.update(len(data).to_bytes(8, "little"))
             h.update(data)
+    # A new head's scores depend on its seed; scores cached before it was seeded (random, one
+    # run's luck) have no seed in their key and are never read back for such a model.
+    seeded = {"untrained_head_seed": head_seed} if head_seed is not None else {}
     payload = json.dumps(
-        {"v": "rerank-1", "model": model_fp, "pairs": h.hexdigest(), **settings.key()},
+        {"v": "rerank-1", "model": model_fp, "pairs": h.hexdigest(), **settings.key(), **seeded},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -227,7 +286,8 @@ def evaluate_reranker(
         for doc in docs
     ]
     fp = cache.model_fingerprint(model_dir)
-    key = _pairs_key(fp, pairs, settings)
+    head_seed = None if has_head(model_dir, settings.module) else settings.seed
+    key = _pairs_key(fp, pairs, settings, head_seed)
     root = Path(cache_root) if cache_root else None
     scores, hit = cache.cached(
         key,

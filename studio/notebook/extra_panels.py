@@ -2,7 +2,7 @@
 documents, merging.
 
 Layout only: each button calls one :class:`studio.notebook.Studio` method (``estimate_memory``,
-``score_data``, ``merge``), which calls the same core function as the CLI and the web page, and
+``score_data``, ``convert_beir``, ``merge``), which calls the same core function as the CLI and the web page, and
 the result is rendered with the text the web page shows (``views.memory_text``) or the core's
 own lines (``MergeReport.lines()``).
 """
@@ -38,6 +38,47 @@ class MemoryBox:
         est = self.studio.estimate_memory()
         self.output.value = views.to_html(views.memory_text(est))
         return est
+
+
+class ConvertBox:
+    """A BEIR folder (corpus, queries, qrels) turned into training rows."""
+
+    def __init__(self, studio, lang: str = "en"):
+        import ipywidgets as w
+
+        from studio.i18n import t
+
+        self.studio = studio
+        wide = {"style": {"description_width": "initial"}, "layout": w.Layout(width="98%")}
+        self.folder = w.Text(description="BEIR folder", **wide)
+        self.out = w.Text(value="beir.jsonl", description=t("data_convert_out", lang), **wide)
+        self.min_grade = w.BoundedIntText(
+            value=1, min=1, max=100, description=t("data_convert_grade", lang), **wide
+        )
+        self.button = w.Button(description=t("data_convert", lang), layout=w.Layout(width="auto"))
+        self.output = w.HTML()
+        self.message = w.HTML()
+        self.widget = w.VBox(
+            [
+                w.HTML(f"<b>{t('data_convert', lang)}</b>"),
+                self.folder,
+                self.out,
+                self.min_grade,
+                self.button,
+                self.output,
+                self.message,
+            ]
+        )
+        wire(self.button, self.convert, self.message)
+
+    def convert(self):
+        from studio import views
+
+        result = self.studio.convert_beir(self.folder.value, self.out.value, self.min_grade.value)
+        text = views.facts_text(result.summary())
+        text += "\n\n" + views.problems_text(result.problems, empty="")
+        self.output.value = views.to_html(text)
+        return result
 
 
 class ScoreBox:

@@ -42,7 +42,13 @@ class Studio:
 
         from studio.notebook.data_panel import DataPanel
         from studio.notebook.eval_panel import EvalPanel
-        from studio.notebook.extra_panels import MemoryBox, MergeBox, PairsBox, ScoreBox
+        from studio.notebook.extra_panels import (
+            ConvertBox,
+            MemoryBox,
+            MergeBox,
+            PairsBox,
+            ScoreBox,
+        )
         from studio.notebook.form_widgets import FormWidgets
         from studio.notebook.runs_panel import RunsPanel
         from studio.notebook.session import RunSession
@@ -62,8 +68,13 @@ class Studio:
         self.memory_box = MemoryBox(self, lang)
         self.score_box = ScoreBox(self, lang)
         self.pairs_box = PairsBox(self, lang)
+        self.convert_box = ConvertBox(self, lang)
         self.merge_box = MergeBox(self, self.eval_tab, lang)
-        self.data_tab.widget.children += (self.score_box.widget, self.pairs_box.widget)
+        self.data_tab.widget.children += (
+            self.pairs_box.widget,
+            self.convert_box.widget,
+            self.score_box.widget,
+        )
         self.eval_tab.widget.children += (self.merge_box.widget,)
         self._command_panel = None
         self._tabs = None
@@ -155,6 +166,11 @@ class Studio:
     def estimate_memory(self, device: tuple[str, int] | None = None):
         """Peak memory per device of the form's config (studio.memory.Estimate)."""
         return actions.estimate_memory(self.ws, self.config(), device)
+
+    def convert_beir(self, folder: str | Path, out: str | Path, min_grade: int = 1):
+        """A BEIR folder's judgments as training rows (positives graded ``min_grade`` or
+        more); a ConvertResult whose problems say what to mine next."""
+        return actions.convert_beir(self.ws, self.config(), str(folder), str(out), min_grade)
 
     def score_data(
         self,

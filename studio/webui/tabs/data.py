@@ -90,6 +90,15 @@ def layout(ctx, reg, lang: str) -> None:
             add("split.seed", gr.Number(0, precision=0, label="seed"))
         add("split.button", gr.Button(t("data_split", lang)))
         add("split.result", gr.Markdown())
+    with gr.Accordion(t("data_convert", lang), open=False):
+        with gr.Row():
+            add("convert.out", gr.Textbox(label=t("data_convert_out", lang), value="beir.jsonl"))
+            add(
+                "convert.min_grade",
+                gr.Number(1, precision=0, minimum=1, label=t("data_convert_grade", lang)),
+            )
+        add("convert.button", gr.Button(t("data_convert", lang)))
+        add("convert.result", gr.Markdown())
     with gr.Accordion(t("data_mine", lang), open=False):
         with gr.Row():
             add("mine.out", gr.Textbox(label=t("data_mine_out", lang), value="train.mined.jsonl"))
@@ -221,7 +230,12 @@ def bind(ctx, reg, demo) -> None:
         reg.many("pairs.button", "pairs.result")
     )
     reg["pairs.button"].click(do_pairs, pairs_inputs, reg["pairs.result"])
-    file_action("split.", actions.split_data, reports_progress=False)
+
+    def problems_tail(result) -> str:
+        return "\n\n" + views.problems_text(result.problems, empty="")
+
+    file_action("split.", actions.split_data, problems_tail, reports_progress=False)
+    file_action("convert.", actions.convert_beir, problems_tail, reports_progress=False)
     file_action("mine.", actions.mine)
     file_action("score.", actions.score_data, score_tail)
     reg["data.check"].click(
