@@ -14,6 +14,7 @@ cannot launch the FlagEmbedding module directly:
       {"event": "train_begin", "max_steps": 6, "global_step": 0, "time": ...}
       {"step": 1, "epoch": 0.2, "loss": 0.0, "learning_rate": 0.0, "grad_norm": null,
        "elapsed_s": 1.1, "eta_s": 5.3, "max_steps": 6, "time": ...}
+      {"event": "skipped_step", "step": 4}   (fp16 only: a step the loss scaler skipped)
       {"event": "summary", "step": 6, "train_runtime": 4.9, "train_loss": 0.77, ...}
       {"event": "train_end", "step": 6, "max_steps": 6, "elapsed_s": 4.9, "time": ...}
 
@@ -67,7 +68,7 @@ from transformers import HfArgumentParser, TrainerCallback
 
 from studio import modules
 from studio.checkpoints import last_complete_checkpoint
-from studio.loss_health import LossHealth, health_from_env
+from studio.loss_health import SKIP_EVENT, LossHealth, health_from_env, step_outcome
 from studio.memory_probe import probe_from_env
 from studio.secrets import protect_run
 
@@ -117,7 +118,29 @@ class MetricsCallback(TrainerCallback):
         else:
             self._write(state, {"event": "summary", "step": state.global_step, **logs})
         if self.health is not None:
-            self.health.check(args, state.global_step, logs, write=state.is_world_process_zero)
+            known = len(self.health.skipped)
+            try:
+                self.health.check(args, state.global_step, logs, write=state.is_world_process_zero)
+            finally:
+                self._write_skips(state, known)
+
+    def on_step_end(self, args, state, control, optimizer=None, **kwargs):
+        """Each optimizer step: did the fp16 loss scaler skip it (logged step or not)?"""
+        if self.health is None or optimizer is None:
+            return
+        skipped, scale, scaler = step_outcome(optimizer)
+        known = len(self.health.skipped)
+        try:
+            self.health.step_end(
+                args, state.global_step, skipped, scale, scaler, write=state.is_world_process_zero
+            )
+        finally:
+            self._write_skips(state, known)
+
+    def _write_skips(self, state, known: int) -> None:
+        """A ``skipped_step`` event per step the scaler skipped since ``known``: the chart's mark."""
+        for step in self.health.skipped[known:]:
+            self._write(state, {"event": SKIP_EVENT, "step": step})
 
     def on_train_end(self, args, state, control, **kwargs):
         """Close the stream so a reader can tell a finished run from a stalled one."""
