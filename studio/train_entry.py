@@ -36,6 +36,8 @@ cannot launch the FlagEmbedding module directly:
 * **No surprise trackers.** ``--report_to`` defaults to ``none`` (HF's default is every installed
   integration, e.g. wandb prompting for a login in a headless run).
 * **CPU launches that mean what they say** (:func:`prepare_cpu_world`, below).
+* **An end check** of what training produced (:func:`run_checked`, :mod:`studio.train_outcome`):
+  NaN weights, a NaN ``train_loss`` or 0 steps fail the run, logged steps or not.
 
 Environment on a CPU-only machine (torch 2.13 CPU, transformers 4.57, accelerate 1.15, DeepSpeed
 0.19.8). One process (``--nproc_per_node 1``), with or without ``--deepspeed``: nothing to set.
@@ -443,14 +445,29 @@ def build_runner(argv: list[str]):
     return runner
 
 
+def run_checked(runner) -> None:
+    """``runner.run()`` (train, save), then, on rank zero, the end check of what it produced
+    (:mod:`studio.train_outcome`): NaN/inf weights or ``train_loss``, or 0 steps, raise
+    ``TrainingOutcomeError``, so the run fails with that reason whatever ``logging_steps`` was.
+    Every way of running calls this: the studio's worker, node scripts, a plain torchrun."""
+    runner.run()
+    if not runner.trainer.is_world_process_zero():
+        return
+    from studio import train_outcome
+
+    trains = not getattr(runner.model_args, "only_merge_lora_model", False)
+    print(f"[studio] {train_outcome.check(runner.trainer, trains)}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Train as FlagEmbedding's ``__main__`` does: ``run()`` creates output_dir, trains, saves.
+    """Train as FlagEmbedding's ``__main__`` does: ``run()`` creates output_dir, trains, saves;
+    then the end check (:func:`run_checked`).
 
     ``run()`` passes ``training_args.resume_from_checkpoint``, which ``build_runner`` has already
     resolved to a folder, to ``trainer.train``.
     """
     runner = build_runner(sys.argv[1:] if argv is None else argv)
-    runner.run()
+    run_checked(runner)
 
 
 if __name__ == "__main__":
