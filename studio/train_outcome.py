@@ -59,6 +59,7 @@ class WeightCensus:
     inf: int = 0
     bad_tensors: int = 0
     seconds: float = 0.0
+    unread: list[str] = field(default_factory=list)  # "name (error)" of files not readable
 
     def add(self, tensor: Any) -> None:
         self.tensors += 1
@@ -122,27 +123,37 @@ def weight_files(output_dir: str | Path) -> list[Path]:
 
 
 def census(paths: list[Path]) -> WeightCensus:
-    """Count NaN/inf weights tensor by tensor (safetensors memory-mapped; .bin/.pt with mmap)."""
+    """Count NaN/inf weights tensor by tensor (safetensors memory-mapped; .bin/.pt with mmap).
+    A file that cannot be read is listed in ``unread``, not counted."""
+    out = WeightCensus()
+    start = time.perf_counter()
+    for path in paths:
+        try:
+            _read_file(path, out)
+        except Exception as error:  # noqa: BLE001 - cannot tell: say so, fail nothing
+            out.unread.append(f"{path.name} ({type(error).__name__}: {error})")
+            continue
+        out.files.append(path)
+    out.seconds = time.perf_counter() - start
+    return out
+
+
+def _read_file(path: Path, out: WeightCensus) -> None:
     import torch
     from safetensors import safe_open
 
-    out = WeightCensus(files=list(paths))
-    start = time.perf_counter()
-    for path in paths:
-        if path.suffix == ".safetensors":
-            with safe_open(str(path), framework="pt", device="cpu") as handle:
-                for name in handle.keys():  # noqa: SIM118 - safe_open is no dict
-                    out.add(handle.get_tensor(name))
-            continue
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # an old (non-zip) file cannot be memory-mapped
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        for tensor in state.values():
-            if isinstance(tensor, torch.Tensor):
-                out.add(tensor)
-    out.seconds = time.perf_counter() - start
-    return out
+    if path.suffix == ".safetensors":
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            for name in handle.keys():  # noqa: SIM118 - safe_open is no dict
+                out.add(handle.get_tensor(name))
+        return
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # an old (non-zip) file cannot be memory-mapped
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    for tensor in state.values() if isinstance(state, dict) else ():
+        if isinstance(tensor, torch.Tensor):
+            out.add(tensor)
 
 
 def _not_finite(value: Any) -> bool:
@@ -213,13 +224,16 @@ def check(trainer: Any, trains: bool = True) -> str:
     loss = (
         f"train_loss {train_loss:.4f}" if isinstance(train_loss, int | float) else "no train_loss"
     )
+    unread = (
+        f"; not readable, so not checked: {', '.join(weights.unread)}" if weights.unread else ""
+    )
     if not weights.files:
         return (
             f"end check: {state.global_step} steps trained, {loss}; no weights file found in "
-            f"{output_dir} to check"
+            f"{output_dir} to check{unread}"
         )
     return (
         f"end check: {state.global_step} steps trained, {loss}, all {weights.weights:,} weights "
         f"finite in {weights.tensors} tensors ({weights.where(output_dir)}, read in "
-        f"{weights.seconds:.2f} s)"
+        f"{weights.seconds:.2f} s){unread}"
     )

@@ -117,3 +117,11 @@ def test_nan_and_inf_are_counted_apart_in_every_float_type(dtype):
     assert train_outcome.non_finite(tensor) == (2, 2)
     assert train_outcome.non_finite(torch.ones(5, dtype=dtype)) == (0, 0)
     assert train_outcome.non_finite(tensor[::2]) == (0, 1)  # a strided view: 1, inf, -2.5, 0
+
+
+def test_an_unreadable_weights_file_is_said_and_fails_nothing(tmp_path):
+    save_file({"a": weights(4)}, tmp_path / "model.safetensors")
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
+    line = train_outcome.check(trainer(tmp_path))
+    assert "all 4 weights finite in 1 tensors (model.safetensors" in line
+    assert "not readable, so not checked: adapter_model.safetensors (" in line
