@@ -3,8 +3,9 @@
 A chart is redrawn about once a second while a run logs, and runs may log 50,000 steps, so the
 cost of one update must not grow with the run: :class:`Series` appends only new records
 (keeping the smoothed loss incrementally), and figures draw at most ``MAX_POINTS`` points per
-trace, chosen by min/max bucketing so spikes stay visible. Web UI and notebook both draw from
-here.
+trace, chosen by min/max bucketing so spikes stay visible. Steps the fp16 loss scaler skipped
+(``skipped_step`` events, see :mod:`studio.loss_health`) are marked on the loss curve, so a
+skipped step is seen as one. Web UI and notebook both draw from here.
 """
 
 from __future__ import annotations
