@@ -17,8 +17,9 @@ needs them. The package is layered; a layer imports only from the layers above i
 3. Runs: processes and files on disk
    ``runs`` (start, refresh, stop, resume, list), ``supervisor`` (owns one run), ``worker`` +
    ``train_entry`` (what torchrun starts), ``procs`` (containment), ``buildlocks``,
-   ``reasons``, ``loss_health``, ``secrets``, ``checkpoints``, ``runlog``, ``watch``,
-   ``charts``, ``post_train``, ``cluster/`` (node scripts, Slurm, SkyPilot).
+   ``reasons``, ``loss_health``, ``train_outcome`` (the end check), ``secrets``,
+   ``checkpoints``, ``runlog``, ``watch``, ``charts``, ``post_train``, ``cluster/`` (node
+   scripts, Slurm, SkyPilot).
 4. Actions and words: what a user can do, and what the studio says
    ``actions`` (every button of the web UI and the notebook is one function here, over a
    ``Workspace``: check the form, save/load/import, start/stop/resume/open/compare runs, data

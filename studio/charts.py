@@ -3,15 +3,19 @@
 A chart is redrawn about once a second while a run logs, and runs may log 50,000 steps, so the
 cost of one update must not grow with the run: :class:`Series` appends only new records
 (keeping the smoothed loss incrementally), and figures draw at most ``MAX_POINTS`` points per
-trace, chosen by min/max bucketing so spikes stay visible. Web UI and notebook both draw from
-here.
+trace, chosen by min/max bucketing so spikes stay visible. Steps the fp16 loss scaler skipped
+(``skipped_step`` events, see :mod:`studio.loss_health`) are marked on the loss curve, so a
+skipped step is seen as one. Web UI and notebook both draw from here.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from studio.loss_health import SKIP_EVENT
 
 MAX_POINTS = 1500
 SMOOTHING = 0.9  # EMA weight, as TensorBoard's default-ish slider
@@ -81,6 +85,7 @@ class Series:
     max_steps: int | None = None
     eta_s: float | None = None
     ended: bool = False
+    skipped: list[int] = field(default_factory=list)  # steps the fp16 loss scaler skipped
     _ema: float | None = None
     _drawn: dict[str, MinMaxDecimator] = field(default_factory=dict)
 
@@ -104,6 +109,12 @@ class Series:
             if event == "train_begin":
                 self.max_steps = r.get("max_steps") or self.max_steps
                 self.ended = False
+                resumed_at = r.get("global_step") or 0  # skips after it are done again
+                self.skipped = [s for s in self.skipped if s <= resumed_at]
+                continue
+            if event == SKIP_EVENT:
+                if isinstance(r.get("step"), int) and r["step"] not in self.skipped:
+                    self.skipped.append(r["step"])
                 continue
             if event == "train_end":
                 self.ended = True
@@ -145,6 +156,17 @@ def _nan(v: Any) -> bool:
     return isinstance(v, float) and math.isnan(v)
 
 
+def skip_marks(series: Series, max_points: int = MAX_POINTS) -> tuple[list[int], list[float]]:
+    """Where to mark the skipped steps on the loss curve: each at the loss of the last logged
+    step at or before it (the first logged one before any), at most ``max_points`` marks."""
+    if not series.steps or not series.skipped:
+        return [], []
+    every = max(1, math.ceil(len(series.skipped) / max_points))
+    xs = sorted(series.skipped)[::every]
+    ys = [series.loss[max(0, bisect.bisect_right(series.steps, x) - 1)] for x in xs]
+    return xs, ys
+
+
 def training_figure(series: Series, title: str = ""):
     """Loss (raw and smoothed), learning rate and grad norm, stacked, sharing the step axis."""
     import plotly.graph_objects as go
@@ -174,6 +196,20 @@ def training_figure(series: Series, title: str = ""):
     fig.add_trace(
         go.Scatter(x=x, y=y, name="loss (smoothed)", line={"color": "#636efa", "width": 2.5}), 1, 1
     )
+    x, y = skip_marks(series)
+    if x:
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                name=f"skipped by the fp16 loss scaler ({len(series.skipped)})",
+                mode="markers",
+                marker={"symbol": "x", "size": 10, "color": "#ef553b"},
+                hovertemplate="step %{x}: skipped by the fp16 loss scaler<extra></extra>",
+            ),
+            1,
+            1,
+        )
     x, y = series.drawn("lr")
     fig.add_trace(go.Scatter(x=x, y=y, name="learning rate", line={"color": "#00cc96"}), 2, 1)
     x, y = series.drawn("grad_norm")

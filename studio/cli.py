@@ -179,10 +179,7 @@ def cmd_train(args) -> int:
     print(file=sys.stderr)
     print(f"{status.get('state')}: {run_dir}", file=sys.stderr)
     _print_reason(status)
-    from studio.loss_health import warning_lines
-
-    for warning in warning_lines(run_dir):
-        print(f"warning: {warning}", file=sys.stderr)
+    _print_health(run_dir)
     failures = _print_after_training(run_dir, status)
     print(run_dir)
     return 0 if state_of(status) is RunState.SUCCEEDED and not failures else 1
@@ -206,6 +203,17 @@ def _print_reason(status: dict) -> None:
     if status.get("log_tail"):
         print("last lines of this attempt's log:", file=sys.stderr)
         print(status["log_tail"], file=sys.stderr)
+
+
+def _print_health(run_dir: Path) -> None:
+    """The run's loss warnings and the steps the fp16 loss scaler skipped (studio.loss_health)."""
+    from studio.loss_health import skip_line, warning_lines
+
+    for warning in warning_lines(run_dir):
+        print(f"warning: {warning}", file=sys.stderr)
+    skips = skip_line(run_dir)
+    if skips:
+        print(f"note: {skips}", file=sys.stderr)
 
 
 def cmd_runs(args) -> int:
@@ -278,6 +286,7 @@ def cmd_resume(args) -> int:
         status = runs.wait(run_dir)
         print(status.get("state"))
         _print_reason(status)
+        _print_health(run_dir)
         failures = _print_after_training(run_dir, status)
         return 0 if state_of(status) is RunState.SUCCEEDED and not failures else 1
     return 0

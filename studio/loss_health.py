@@ -12,6 +12,19 @@ Two symptoms users report most, and what the studio does about them:
   far above fine-tuning's; a tiny ``temperature``). The line lands in ``train.log``, from where the
   supervisor copies it into ``status.json``'s ``error``, which the Runs tab, the notebook and the
   CLI show.
+* **Steps the fp16 loss scaler skipped.** Under fp16 (HF AMP's ``GradScaler``, DeepSpeed's fp16
+  loss scaler) a NaN/inf gradient with a finite loss is the scaler at work: it skips that
+  optimizer step, halves its scale and goes on, as it does in most fp16 runs (on an H200, a
+  MiniLM-size run skipped step 6 and then reached bf16's losses). Such a step is counted
+  (``level: "skip"`` findings, a ``skipped_step`` event in ``metrics.jsonl`` that the loss chart
+  marks, "N steps skipped by the fp16 loss scaler" in every face's run summary), not stopped.
+  fp16 runs stop only when the loss itself is NaN/inf, or when :data:`FP16_SKIP_LIMIT` steps in a
+  row are skipped: from the default scale of 65,536 that is the scale at its floor of 1 with the
+  gradients still NaN/inf, which no scaler recovers from. bf16 and fp32 have no scaler: a
+  non-finite gradient norm there stops the run at once. Where the trainer reports each optimizer
+  step (:meth:`LossHealth.step_end`, fed by the metrics callback from the optimizer's
+  ``step_was_skipped``), skips are counted at every step, logged or not; otherwise (a replay of
+  logged metrics) from the logged steps.
 * **A loss stuck** at one value, or at 0, for many logged steps: collapsed embeddings, a too easy
   task (negatives that are not negative), or a frozen model. That warns and training goes on.
 
@@ -40,6 +53,14 @@ HEALTH_FILE = "health.jsonl"
 DEFAULT_STUCK_STEPS = 20
 USUAL_MAX_LR = 1e-3  # embedder fine-tunes use 1e-5..5e-5; above this, divergence is expected
 SMALL_TEMPERATURE = 0.01
+FP16_INITIAL_SCALE = 2**16  # torch's GradScaler and DeepSpeed's fp16 (initial_scale_power 16)
+# 65,536 halves to 1 (DeepSpeed's min_loss_scale) in 16 skips; DeepSpeed's hysteresis of 2 lowers
+# it from the second overflow on, so its 17th skip takes the scale to 1 (its next one aborts the
+# run), and torch's 17th skip overflowed at scale 1: the gradients themselves are NaN/inf.
+FP16_SKIP_LIMIT = 17
+SKIP_EVENT = "skipped_step"  # the metrics.jsonl event the loss chart marks
+AMP_SCALER = "torch's GradScaler under HF's fp16 AMP"
+DEEPSPEED_SCALER = "DeepSpeed's fp16 loss scaler"
 
 
 class LossNotFiniteError(RuntimeError):
@@ -61,6 +82,43 @@ def env_for(studio: dict[str, Any]) -> dict[str, str]:
 
 def _not_finite(value: Any) -> bool:
     return isinstance(value, int | float) and not math.isfinite(value)
+
+
+def uses_fp16(args: Any) -> bool:
+    """Whether the run trains in fp16, i.e. behind a loss scaler (HF refuses a DeepSpeed config
+    whose fp16 disagrees with ``--fp16``, so the flag is the whole answer)."""
+    return getattr(args, "fp16", False) is True
+
+
+def scaler_name(args: Any) -> str:
+    """Which loss scaler an fp16 run has: DeepSpeed's when it trains with DeepSpeed."""
+    return DEEPSPEED_SCALER if getattr(args, "deepspeed", None) else AMP_SCALER
+
+
+def step_outcome(optimizer: Any) -> tuple[bool | None, float | None, str | None]:
+    """(skipped, loss scale, scaler) of the optimizer step that just ran, as the optimizer the
+    Trainer hands its callbacks reports it: accelerate's ``step_was_skipped`` (the GradScaler's
+    overflow; DeepSpeed's ``overflow``). ``skipped`` is None where the optimizer cannot tell."""
+    try:
+        skipped = optimizer.step_was_skipped
+    except Exception:  # noqa: BLE001 - no such property (an optimizer without a scaler)
+        return None, None, None
+    if not isinstance(skipped, bool):
+        return None, None, None
+    inner = getattr(optimizer, "optimizer", None)
+    deepspeed = type(optimizer).__name__.startswith("DeepSpeed")
+    scaler = DEEPSPEED_SCALER if deepspeed else AMP_SCALER
+    if not skipped:  # the scale is read only after a skip: get_scale() waits for the GPU
+        return False, None, scaler
+    scale = None
+    try:
+        if deepspeed:
+            scale = getattr(inner, "cur_scale", None) or getattr(inner, "loss_scale", None)
+        elif getattr(optimizer, "scaler", None) is not None:
+            scale = optimizer.scaler.get_scale()
+    except Exception:  # noqa: BLE001 - the scale is advice only
+        scale = None
+    return True, float(scale) if isinstance(scale, int | float) else None, scaler
 
 
 def _bf16_available() -> bool:
@@ -115,15 +173,91 @@ class LossHealth:
         self._recent: list[float] = []
         self._warned_stuck = False
         self._warned_nan = False
+        self.skipped: list[int] = []  # steps the fp16 loss scaler skipped, in order
+        self._streak: list[int] = []  # the skipped steps in a row, up to the last step seen
+        self._per_step = False  # step_end reports every optimizer step: logs do not decide skips
+        self._last_step = 0
+        self._scaler: str | None = None
+        self._warned_streak = False
+
+    def step_end(
+        self,
+        args: Any,
+        step: int,
+        skipped: bool | None,
+        scale: float | None = None,
+        scaler: str | None = None,
+        write: bool = True,
+    ) -> None:
+        """One optimizer step's outcome as the loss scaler reports it (see :func:`step_outcome`);
+        ``skipped`` None (the optimizer cannot tell) leaves the logged steps to decide."""
+        if skipped is None:
+            return
+        self._per_step = True
+        self._scaler = scaler or self._scaler
+        if step <= self._last_step:
+            return
+        self._last_step = step
+        if skipped:
+            self._skip(args, step, scale, write)
+        else:
+            self._streak = []
 
     def check(self, args: Any, step: int, logs: dict[str, Any], write: bool = True) -> None:
         """Look at one step's logs; ``write`` is False on ranks other than zero."""
         bad = [name for name in ("loss", "grad_norm") if _not_finite(logs.get(name))]
+        if bad == ["grad_norm"] and "loss" in logs and uses_fp16(args):
+            if step in self.skipped:  # the scaler said so at the step's end: counted there
+                bad = []
+            elif not self._per_step:  # logs only: a finite loss means the scaler skipped it
+                self._last_step = max(self._last_step, step)
+                self._skip(args, step, None, write)
+                bad = []
+        elif not self._per_step and "loss" in logs and not bad:
+            self._streak = []
         if bad:
             self._non_finite(args, step, logs, bad, write)
         loss = logs.get("loss")
         if isinstance(loss, int | float) and math.isfinite(loss):
             self._track(step, float(loss), write)
+
+    def _skip(self, args: Any, step: int, scale: float | None, write: bool) -> None:
+        """Count a step the fp16 loss scaler skipped; stop when it cannot recover."""
+        if step not in self.skipped:
+            self.skipped.append(step)
+        self._streak.append(step)
+        scaler = self._scaler or scaler_name(args)
+        if write:
+            self._record(
+                "skip",
+                step,
+                f"step {step} skipped by the fp16 loss scaler ({scaler})",
+                scale=scale,
+                scaler=scaler,
+            )
+        in_a_row = len(self._streak)
+        if in_a_row < FP16_SKIP_LIMIT or (scale is not None and scale > 1):
+            return  # a scale still above 1 (it had grown past 65,536) has room to recover
+        fell = (
+            f"its scale is down to {scale:g}"
+            if scale is not None
+            else f"from {FP16_INITIAL_SCALE:,} its scale is at its floor (1)"
+        )
+        message = (
+            f"step {step}: the fp16 loss scaler ({scaler}) skipped {in_a_row} steps in a row "
+            f"(steps {self._streak[0]}-{step}, gradients NaN/inf each time): {fell}, so it "
+            f"cannot recover and no weight is being trained. Likely cause: "
+            f"{likely_causes(args)[0]}."
+        )
+        if self.stop_on_nan:
+            if write:
+                self._record("error", step, message)
+            raise LossNotFiniteError(message + " (studio: {ignore_nan: true} lets it go on)")
+        if not self._warned_streak:
+            self._warned_streak = True
+            logger.warning("Loss health: %s", message)
+            if write:
+                self._record("warning", step, message)
 
     def _non_finite(self, args, step, logs, bad, write) -> None:
         values = ", ".join(f"{name} {logs[name]}" for name in bad)
@@ -168,10 +302,11 @@ class LossHealth:
         if write:
             self._record("warning", step, message)
 
-    def _record(self, level: str, step: int, message: str) -> None:
+    def _record(self, level: str, step: int, message: str, **extra: Any) -> None:
         if self.findings_path is None:
             return
-        line = json.dumps({"level": level, "step": step, "message": message, "time": time.time()})
+        record = {"level": level, "step": step, "message": message, **extra, "time": time.time()}
+        line = json.dumps(record)
         try:
             with open(self.findings_path, "a", encoding="utf-8") as handle:
                 handle.write(line + "\n")
@@ -218,3 +353,33 @@ def warning_lines(run_dir: str | os.PathLike[str] | None) -> list[str]:
         for f in read_findings(run_dir)
         if f.get("level") == "warning"
     ]
+
+
+def _skips(run_dir: str | os.PathLike[str] | None) -> list[dict[str, Any]]:
+    return (
+        [] if run_dir is None else [f for f in read_findings(run_dir) if f.get("level") == "skip"]
+    )
+
+
+def skipped_steps(run_dir: str | os.PathLike[str] | None) -> list[int]:
+    """The steps the fp16 loss scaler skipped in this run (each once, across attempts)."""
+    return sorted({f["step"] for f in _skips(run_dir) if isinstance(f.get("step"), int)})
+
+
+def skip_line(run_dir: str | os.PathLike[str] | None, shown: int = 10) -> str | None:
+    """'3 steps skipped by the fp16 loss scaler (...): steps 6, 40, 41. ...', or None: one line
+    for every face's run summary, so a skipped step reads as what it is, not as a failure."""
+    skips = _skips(run_dir)
+    steps = sorted({f["step"] for f in skips if isinstance(f.get("step"), int)})
+    if not steps:
+        return None
+    names = {f.get("scaler") for f in skips} - {None}
+    scaler = f" ({names.pop()})" if len(names) == 1 else ""
+    listed = ", ".join(str(s) for s in steps[:shown])
+    more = f" and {len(steps) - shown} more" if len(steps) > shown else ""
+    plural = "s" if len(steps) != 1 else ""
+    return (
+        f"{len(steps)} step{plural} skipped by the fp16 loss scaler{scaler}: step{plural} "
+        f"{listed}{more}. Normal in fp16: the scaler lowers its scale and training goes on; the "
+        f"run stops only if the loss turns NaN/inf or {FP16_SKIP_LIMIT} steps in a row are skipped."
+    )

@@ -14,6 +14,7 @@ cannot launch the FlagEmbedding module directly:
       {"event": "train_begin", "max_steps": 6, "global_step": 0, "time": ...}
       {"step": 1, "epoch": 0.2, "loss": 0.0, "learning_rate": 0.0, "grad_norm": null,
        "elapsed_s": 1.1, "eta_s": 5.3, "max_steps": 6, "time": ...}
+      {"event": "skipped_step", "step": 4}   (fp16 only: a step the loss scaler skipped)
       {"event": "summary", "step": 6, "train_runtime": 4.9, "train_loss": 0.77, ...}
       {"event": "train_end", "step": 6, "max_steps": 6, "elapsed_s": 4.9, "time": ...}
 
@@ -35,6 +36,8 @@ cannot launch the FlagEmbedding module directly:
 * **No surprise trackers.** ``--report_to`` defaults to ``none`` (HF's default is every installed
   integration, e.g. wandb prompting for a login in a headless run).
 * **CPU launches that mean what they say** (:func:`prepare_cpu_world`, below).
+* **An end check** of what training produced (:func:`run_checked`, :mod:`studio.train_outcome`):
+  NaN weights, a NaN ``train_loss`` or 0 steps fail the run, logged steps or not.
 
 Environment on a CPU-only machine (torch 2.13 CPU, transformers 4.57, accelerate 1.15, DeepSpeed
 0.19.8). One process (``--nproc_per_node 1``), with or without ``--deepspeed``: nothing to set.
@@ -67,7 +70,7 @@ from transformers import HfArgumentParser, TrainerCallback
 
 from studio import modules
 from studio.checkpoints import last_complete_checkpoint
-from studio.loss_health import LossHealth, health_from_env
+from studio.loss_health import SKIP_EVENT, LossHealth, health_from_env, step_outcome
 from studio.memory_probe import probe_from_env
 from studio.secrets import protect_run
 
@@ -117,7 +120,29 @@ class MetricsCallback(TrainerCallback):
         else:
             self._write(state, {"event": "summary", "step": state.global_step, **logs})
         if self.health is not None:
-            self.health.check(args, state.global_step, logs, write=state.is_world_process_zero)
+            known = len(self.health.skipped)
+            try:
+                self.health.check(args, state.global_step, logs, write=state.is_world_process_zero)
+            finally:
+                self._write_skips(state, known)
+
+    def on_step_end(self, args, state, control, optimizer=None, **kwargs):
+        """Each optimizer step: did the fp16 loss scaler skip it (logged step or not)?"""
+        if self.health is None or optimizer is None:
+            return
+        skipped, scale, scaler = step_outcome(optimizer)
+        known = len(self.health.skipped)
+        try:
+            self.health.step_end(
+                args, state.global_step, skipped, scale, scaler, write=state.is_world_process_zero
+            )
+        finally:
+            self._write_skips(state, known)
+
+    def _write_skips(self, state, known: int) -> None:
+        """A ``skipped_step`` event per step the scaler skipped since ``known``: the chart's mark."""
+        for step in self.health.skipped[known:]:
+            self._write(state, {"event": SKIP_EVENT, "step": step})
 
     def on_train_end(self, args, state, control, **kwargs):
         """Close the stream so a reader can tell a finished run from a stalled one."""
@@ -420,14 +445,29 @@ def build_runner(argv: list[str]):
     return runner
 
 
+def run_checked(runner) -> None:
+    """``runner.run()`` (train, save), then, on rank zero, the end check of what it produced
+    (:mod:`studio.train_outcome`): NaN/inf weights or ``train_loss``, or 0 steps, raise
+    ``TrainingOutcomeError``, so the run fails with that reason whatever ``logging_steps`` was.
+    Every way of running calls this: the studio's worker, node scripts, a plain torchrun."""
+    runner.run()
+    if not runner.trainer.is_world_process_zero():
+        return
+    from studio import train_outcome
+
+    trains = not getattr(runner.model_args, "only_merge_lora_model", False)
+    print(f"[studio] {train_outcome.check(runner.trainer, trains)}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Train as FlagEmbedding's ``__main__`` does: ``run()`` creates output_dir, trains, saves.
+    """Train as FlagEmbedding's ``__main__`` does: ``run()`` creates output_dir, trains, saves;
+    then the end check (:func:`run_checked`).
 
     ``run()`` passes ``training_args.resume_from_checkpoint``, which ``build_runner`` has already
     resolved to a folder, to ``trainer.train``.
     """
     runner = build_runner(sys.argv[1:] if argv is None else argv)
-    runner.run()
+    run_checked(runner)
 
 
 if __name__ == "__main__":

@@ -114,7 +114,8 @@ def after_training_failures(run_dir: Path, status: Mapping[str, Any] | None) -> 
 
 def status_text(run_dir: Path | None, status: Mapping[str, Any] | None, note: str = "") -> str:
     """The watched run in a few lines: name, state (and the scheduler's reason), its phase,
-    the exit code when it failed, the error line and log tail of this attempt, loss warnings."""
+    the exit code when it failed, the error line and log tail of this attempt, loss warnings,
+    and the steps the fp16 loss scaler skipped (counted, so that they read as normal)."""
     from studio import loss_health
 
     if run_dir is None:
@@ -137,6 +138,9 @@ def status_text(run_dir: Path | None, status: Mapping[str, Any] | None, note: st
         text += f"\n\n❌ {prose(failure)}"
     for warning in loss_health.warning_lines(Path(run_dir)):
         text += f"\n\n⚠️ {prose(warning)}"
+    skips = loss_health.skip_line(Path(run_dir))
+    if skips:
+        text += f"\n\n{LEVEL_ICONS['info']} {prose(skips)}"
     if note:
         text += f"\n\n{escape(note)}"
     return text

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         runner.trainer.add_callback(phase_callback(folder))
         if runner.trainer.is_deepspeed_enabled:
             folder.set_phase(Phase.STARTING_DEEPSPEED)
-    runner.run()
+    train_entry.run_checked(runner)  # train, save, then check what was produced
 
 
 if __name__ == "__main__":

@@ -141,6 +141,31 @@ def test_run_summary_is_one_text_with_the_evaluation_table(faces):
     assert "0.5000" in text and "0.5500" in text and "0.0500" in text
 
 
+def test_steps_the_fp16_loss_scaler_skipped_show_in_every_face(faces, capsys):
+    """A skipped step is counted in the summary (web, notebook, CLI) and marked on the loss
+    chart, so a healthy fp16 run does not read as a failing one (issue 18)."""
+    from studio import cli, loss_health
+
+    demo, studio, runs_dir = faces
+    run = make_run(runs_dir, "fp16", {"state": "succeeded", "exit_code": 0}, steps=3)
+    health = loss_health.LossHealth(findings_path=RunFolder(run).path / loss_health.HEALTH_FILE)
+    health.step_end(None, 2, skipped=True, scale=32768.0, scaler=loss_health.AMP_SCALER)
+    with RunFolder(run).metrics.open("a") as fh:
+        fh.write(json.dumps({"event": loss_health.SKIP_EVENT, "step": 2}) + "\n")
+    web = page_call(demo, "open_run", runs__pick="fp16")
+    notebook = studio.open_run("fp16")
+    text = same_words(web["runs.summary"], notebook["summary"])
+    said = (
+        "1 step skipped by the fp16 loss scaler (torch's GradScaler under HF's fp16 AMP): step 2."
+    )
+    assert said in text
+    for figure in (web["runs.plot"], notebook["figure"]):
+        (mark,) = [t for t in figure.data if t.name and "loss scaler" in t.name]
+        assert list(mark.x) == [2] and list(mark.y) == [0.5]  # on the loss curve at step 2
+    cli._print_health(run)  # what `studio train` and `studio resume --wait` print at the end
+    assert f"note: {said}" in capsys.readouterr().err
+
+
 def test_an_unreadable_eval_json_is_said_not_hidden(faces):
     demo, studio, runs_dir = faces
     run = make_run(runs_dir, "odd", {"state": "succeeded"})

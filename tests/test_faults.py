@@ -495,6 +495,44 @@ def test_running_status_with_a_gone_or_reused_pid_is_corrected_and_kills_nothing
         stranger.wait()
 
 
+# --------------------------------------------------------------------------- training health
+
+
+def test_a_diverged_run_that_logged_no_step_fails_with_the_nan_weights_reason(tmp_path):
+    """learning_rate 1e6 with HF's default logging_steps (500 > max_steps): the loss check sees
+    no step; it used to exit 0, "succeeded", with NaN train_loss and NaN weights (issue 18)."""
+    cfg = fault_config(learning_rate=1e6, max_steps=4)
+    del cfg.args["logging_steps"]  # HF's default, 500
+    cfg_path = write_config(tmp_path / "cfg.yaml", cfg)
+    cli = subprocess.run(
+        [sys.executable, "-m", "studio", "train", str(cfg_path), "--runs-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SLOW_S,
+    )
+    assert cli.returncode == 1, cli.stderr[-3000:]
+    run_dir = Path(cli.stdout.strip().splitlines()[-1])
+    clean_s = wait_clean(run_dir)
+    status = runs.refresh(run_dir)
+    kept = kept_files(run_dir, RunFolder(run_dir).config.read_text())
+    fault = "learning_rate 1e6, 4 steps, none logged (logging_steps 500)"
+    report(fault, run_dir, status, clean_s, config=kept["config"])
+    assert status["state"] == "failed" and status["exit_code"] != 0
+    error = status["error"]
+    assert error.startswith("studio.train_outcome.TrainingOutcomeError: the saved model has ")
+    assert "NaN weights in " in error and "(model.safetensors): training diverged" in error
+    nan = int(error.split("has ")[1].split(" NaN")[0].replace(",", ""))
+    assert nan > 1_000_000, error  # most of MiniLM's 22.7M weights
+    assert "train_loss is nan" in error
+    assert "learning_rate 1e+06 is far above fine-tuning's" in error and "lower it" in error
+    assert "logging_steps 500 > the 4 steps trained" in error
+    assert f"error: {error}" in cli.stderr  # the CLI says why
+    assert not step_records(read_metrics(RunFolder(run_dir).metrics))  # no step was logged
+    assert kept["config"]
+    assert "export and model card written" not in RunFolder(run_dir).log.read_text()
+
+
 # --------------------------------------------------------------------------- DeepSpeed op builds
 
 

@@ -91,6 +91,153 @@ def test_studio_section_reaches_the_worker_environment():
     assert default.stop_on_nan is True and default.stuck_steps == 20
 
 
+# --------------------------------------------------------------------------- fp16 loss scaler
+
+H200_FP16 = ROOT / "tests" / "data" / "run2-fp16-noDS-minilm-like-ignore_nan.metrics.jsonl"
+
+
+def h200_steps() -> list[dict]:
+    """The step lines of a real fp16 run on an H200 (MiniLM-size, no DeepSpeed, batch 64):
+    torch's GradScaler skipped step 6 (grad_norm NaN, loss finite), the run went on to bf16's
+    losses. Recorded with ``ignore_nan`` by the old check, which stopped it at step 6."""
+    records = [json.loads(line) for line in H200_FP16.read_text().splitlines()]
+    return [r for r in records if "event" not in r]
+
+
+def replay(health: LossHealth, run_args, steps: list[dict]) -> None:
+    """Feed logged steps to the check as the metrics callback's on_log does."""
+    for record in steps:
+        logs = {k: record[k] for k in ("loss", "grad_norm", "learning_rate", "epoch")}
+        health.check(run_args, record["step"], logs)
+
+
+def test_recorded_h200_fp16_run_goes_on_and_counts_the_skipped_step(tmp_path):
+    steps = h200_steps()
+    assert [s["step"] for s in steps if not math.isfinite(s["grad_norm"])] == [6]
+    health = LossHealth(findings_path=tmp_path / "health.jsonl")  # the default: stop on NaN
+    replay(health, args(fp16=True), steps)  # no LossNotFiniteError: all 40 steps go through
+    assert health.skipped == [6]
+    assert loss_health.skipped_steps(tmp_path) == [6]
+    line = loss_health.skip_line(tmp_path)
+    assert line.startswith("1 step skipped by the fp16 loss scaler (torch's GradScaler under")
+    assert "step 6." in line
+    assert loss_health.warning_lines(tmp_path) == []  # a skip is no warning
+
+
+def test_recorded_h200_fp16_run_stops_when_the_loss_itself_turns_nan(tmp_path):
+    steps = h200_steps()
+    steps[11] = {**steps[11], "loss": math.nan}  # step 12
+    health = LossHealth(findings_path=tmp_path / "health.jsonl")
+    with pytest.raises(LossNotFiniteError, match=r"^step 12: loss nan \(NaN/inf\)"):
+        replay(health, args(fp16=True), steps)
+    assert health.skipped == [6]
+
+
+def test_fp16_grad_norms_that_stay_nan_stop_naming_the_loss_scaler_and_the_fix(tmp_path):
+    steps = [{**s, "grad_norm": math.nan} if s["step"] >= 8 else s for s in h200_steps()]
+    health = LossHealth(findings_path=tmp_path / "health.jsonl")
+    with pytest.raises(LossNotFiniteError) as caught:
+        replay(health, args(fp16=True), steps)
+    message = str(caught.value)
+    last = 8 + loss_health.FP16_SKIP_LIMIT - 1  # 16 halvings take 65,536 to 1, one more overflows
+    assert message.startswith(f"step {last}: the fp16 loss scaler (torch's GradScaler")
+    assert f"skipped {loss_health.FP16_SKIP_LIMIT} steps in a row (steps 8-{last}" in message
+    assert "from 65,536 its scale is at its floor (1)" in message and "cannot recover" in message
+    assert "Likely cause: fp16 overflow" in message and "\n" not in message
+    assert health.skipped == [6, *range(8, last + 1)]
+    assert loss_health.read_findings(tmp_path)[-1]["level"] == "error"
+
+
+def test_deepspeed_fp16_skips_name_deepspeeds_scaler(tmp_path):
+    health = LossHealth(findings_path=tmp_path / "health.jsonl")
+    ds_args = args(fp16=True, deepspeed="ds_config.json")
+    with pytest.raises(LossNotFiniteError, match="DeepSpeed's fp16 loss scaler"):
+        for step in range(1, loss_health.FP16_SKIP_LIMIT + 1):
+            health.check(ds_args, step, {"loss": 1.0, "grad_norm": math.inf})
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_bf16_and_fp32_still_stop_at_the_first_nan_grad_norm(tmp_path, precision):
+    health = LossHealth(findings_path=tmp_path / "health.jsonl")
+    with pytest.raises(LossNotFiniteError, match=r"^step 6: grad_norm nan \(NaN/inf\)"):
+        replay(health, args(bf16=precision == "bf16"), h200_steps())
+    assert health.skipped == [] and loss_health.skip_line(tmp_path) is None
+
+
+def real_scaler_optimizer():
+    """accelerate's optimizer wrapper over a real torch GradScaler, as HF fp16 AMP builds it
+    (the CPU GradScaler: the same skip-and-halve logic, no GPU needed)."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.optimizer import AcceleratedOptimizer
+
+    Accelerator(cpu=True)
+    model = torch.nn.Linear(2, 1)
+    optimizer = AcceleratedOptimizer(
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        device_placement=False,
+        scaler=torch.amp.GradScaler("cpu"),
+    )
+
+    def step(gradient_scale: float) -> None:
+        optimizer.zero_grad()
+        loss = (model(torch.ones(2)) * gradient_scale).sum()
+        optimizer.scaler.scale(loss).backward()
+        optimizer.step()
+
+    return optimizer, step
+
+
+def test_every_step_the_real_grad_scaler_skips_is_counted_and_charted_logged_or_not(tmp_path):
+    from transformers import TrainerControl, TrainerState
+
+    from studio.charts import Series, training_figure
+    from studio.runlog import read_metrics
+    from studio.train_entry import MetricsCallback
+
+    metrics = tmp_path / "metrics.jsonl"
+    health = LossHealth(findings_path=tmp_path / "health.jsonl")
+    callback = MetricsCallback(metrics, health)
+    state, control = TrainerState(max_steps=8), TrainerControl()
+    run_args = args(fp16=True)
+    callback.on_train_begin(run_args, state, control)
+    optimizer, step = real_scaler_optimizer()
+    for number, gradient_scale in enumerate([1.0, 1e39, 1.0, 1e39, 1e39, 1.0], 1):
+        step(gradient_scale)  # 1e39 overflows: the scaler skips the step and halves its scale
+        state.global_step = number
+        callback.on_step_end(run_args, state, control, optimizer=optimizer)
+        if number % 3 == 0:  # logging_steps 3: steps 2, 4 and 5 are never logged
+            callback.on_log(run_args, state, control, logs={"loss": 0.5, "grad_norm": 1.0})
+    assert health.skipped == [2, 4, 5]
+    assert [f["scale"] for f in loss_health.read_findings(tmp_path)] == [32768, 16384, 8192]
+    assert "3 steps skipped by the fp16 loss scaler" in loss_health.skip_line(tmp_path)
+    series = Series()
+    series.extend(read_metrics(metrics))
+    assert series.skipped == [2, 4, 5]
+    (mark,) = [t for t in training_figure(series).data if "skipped" in (t.name or "")]
+    assert list(mark.x) == [2, 4, 5] and mark.name == "skipped by the fp16 loss scaler (3)"
+
+
+def test_a_nan_grad_norm_the_scaler_did_not_skip_still_stops(tmp_path):
+    """fp16 without a scaler (the optimizer says each step ran): NaN gradients reached the
+    weights, so the old rule holds."""
+    health = LossHealth(findings_path=tmp_path / "health.jsonl")
+    health.step_end(args(fp16=True), 1, skipped=False)
+    with pytest.raises(LossNotFiniteError, match="grad_norm nan"):
+        health.check(args(fp16=True), 1, {"loss": 0.5, "grad_norm": math.nan})
+
+
+def test_a_scale_grown_above_65536_has_room_before_the_run_stops(tmp_path):
+    health = LossHealth(findings_path=tmp_path / "health.jsonl")
+    scale = 2.0**24  # grown over a long run: 24 halvings to 1, not 16
+    for step in range(1, 24):
+        scale /= 2
+        health.step_end(args(fp16=True), step, skipped=True, scale=scale)
+    assert scale == 2.0 and len(health.skipped) == 23  # past the limit, still going
+    with pytest.raises(LossNotFiniteError, match="skipped 24 steps in a row .*down to 1,"):
+        health.step_end(args(fp16=True), 24, skipped=True, scale=scale / 2)
+
+
 @pytest.mark.slow
 def test_a_run_at_learning_rate_1e6_fails_naming_nan_and_the_step(tmp_path):
     cfg = StudioConfig(

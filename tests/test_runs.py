@@ -39,6 +39,9 @@ def test_run_trains_saves_and_logs_every_step(tmp_path):
     for name in ("config.yaml", "command.sh", "ds_config.json", "train.log", "status.json"):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "model" / "model.safetensors").is_file()
+    log = (run_dir / "train.log").read_text()
+    assert "[studio] end check: 4 steps trained, train_loss " in log  # the end check ran: healthy
+    assert "weights finite in " in log and "(model.safetensors, read in " in log
     steps = step_records(read_metrics(run_dir / "metrics.jsonl"))
     assert [r["step"] for r in steps] == [1, 2, 3, 4]
     assert all(isinstance(r["loss"], float) and r["learning_rate"] is not None for r in steps)
