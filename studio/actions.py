@@ -343,10 +343,12 @@ def mine(
     n: int = 15,
     candidate_pool: str | None = None,
     only_rows_lacking: bool = True,
+    max_neg_ratio: float | None = None,
     progress=None,
 ):
     """Hard negatives for one file with the config's model and instructions: candidates ranked
-    range_from..range_to, n kept per row (studio.datawork.mining.mine)."""
+    range_from..range_to, n kept per row, none scoring ``max_neg_ratio`` of the positive or more
+    (studio.datawork.mining.mine)."""
     from studio.datawork import mining
 
     cfg = _resolved(ws, cfg)
@@ -362,8 +364,19 @@ def mine(
         only_rows_lacking=bool(only_rows_lacking),
         config=cfg,
         base_dir=ws.base_dir,
+        max_neg_ratio=float(max_neg_ratio) if max_neg_ratio else None,
         progress=progress,
     )
+
+
+def difficulty(ws: Workspace, cfg: StudioConfig, paths: Any, sample_size: int = 1000):
+    """How hard the negatives are for the config's model (too easy, near-copies of the
+    positive): a datawork.difficulty Difficulty with its chart."""
+    from studio.datawork import difficulty as difficulty_mod
+
+    cfg = _resolved(ws, cfg)
+    files = data_paths(ws, cfg, paths)
+    return difficulty_mod.for_config(files, cfg, ws.base_dir, sample_size=int(sample_size or 1000))
 
 
 def score_data(

@@ -155,6 +155,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "memory": ("Memory estimate (per device)", "显存/内存估算（每个设备）"),
     "memory_btn": ("Estimate memory", "估算内存"),
     "data_score": ("Teacher scores for distillation", "为蒸馏添加教师分数"),
+    "data_difficulty": ("How hard are the negatives?", "负例难度"),
     "data_pairs": ("Training pairs from documents", "从文档生成训练对"),
     "data_pairs_corpus": (
         "Documents (a BEIR corpus.jsonl or a folder of .txt/.md)",

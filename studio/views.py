@@ -282,3 +282,11 @@ def plain(markup: str) -> str:
     import re
 
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", markup)).split())
+
+
+def difficulty_text(result) -> str:
+    """The difficulty report: its facts, then what it flags (nothing flagged is said too)."""
+    body = facts_text(result.summary())
+    if result.problems:
+        return body + "\n\n" + problems_text(result.problems)
+    return body + "\n\nNeither too easy nor copies of the positive: no flag."

@@ -76,3 +76,24 @@ def test_cli_prints_the_report_and_writes_the_chart(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "near-copies of the pos   6 (100%)" in out and "likely false negatives" in out
     assert "positives" in html.read_text() and "negatives" in html.read_text()
+
+
+def test_the_web_page_and_the_notebook_show_the_same_report(tmp_path):
+    from test_actions import QUICKSTART, page_call, same_words
+
+    from studio import config as config_mod
+    from studio.notebook import Studio
+    from studio.webui.app import AppContext, build_app
+
+    data = [{**r, "neg": [r["pos"][0]] * 2} for r in rows(5)]
+    path = write(tmp_path / "copies.jsonl", data)
+    demo = build_app(AppContext(tmp_path / "runs", ROOT, initial=config_mod.load(QUICKSTART)))
+    web = page_call(demo, "do_difficulty", data__paths=str(path))["data.difficulty_text"]
+    studio = Studio(QUICKSTART, runs_dir=tmp_path / "runs", base_dir=ROOT)
+    try:
+        studio.data_tab.paths.value = str(path)
+        studio.data_tab.difficulty_button.click()
+        text = same_words(web, studio.data_tab.difficulty.value)
+    finally:
+        studio.close()
+    assert "near-copies of the pos" in text and "likely false negatives" in text

@@ -166,3 +166,50 @@ def test_mining_never_writes_a_row_data_check_rejects(tmp_path, encoder):
     (problem,) = [p for p in result.problems if p.code == "mine_widened"]
     assert "2 got negatives there and 1 found none" in problem.message
     assert "--pool" in problem.fix
+
+
+def test_the_false_negative_filter_removes_a_planted_false_negative(tmp_path, encoder):
+    """A near-copy of a row's positive sits in the pool (another row's negative): mined from
+    the top of the ranking it is taken as a negative, unless the filter drops it."""
+    rows = [json.loads(line) for line in MSMARCO.open()][:12]
+    target = {
+        "query": "how do I sort a list in place",
+        "pos": ["list.sort(): Sort the list in place, ascending."],
+        "neg": [],
+    }
+    planted = "list.sort(): Sorts the list in place in ascending order."
+    rows[0]["neg"] = [planted, *rows[0]["neg"]]
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in [target, *rows]))
+    args = dict(range_from=0, range_to=5, n=3)  # rank 0 is the row's own positive
+    plain = mine(source, tmp_path / "plain.jsonl", encoder, **args)
+    mined = json.loads((tmp_path / "plain.jsonl").open().readline())
+    assert planted in mined["neg"] and plain.false_negatives_filtered == 0
+    result = mine(source, tmp_path / "filtered.jsonl", encoder, max_neg_ratio=0.95, **args)
+    mined = json.loads((tmp_path / "filtered.jsonl").open().readline())
+    assert planted not in mined["neg"] and len(mined["neg"]) == 3
+    assert result.false_negatives_filtered >= 1
+    assert any(p.code == "mine_filtered" for p in result.problems)
+
+
+def test_a_document_is_never_its_own_negative(tmp_path, encoder):
+    from studio.datawork import pairs
+
+    corpus = tmp_path / "corpus.jsonl"
+    with open(corpus, "w") as fh:
+        for i, topic in enumerate(["volcanoes", "pianos", "glaciers", "bread", "satellites"]):
+            text = " ".join(
+                f"{topic} fact {j} about {topic} and more {topic} words" for j in range(12)
+            )
+            fh.write(json.dumps({"_id": f"d{i}", "title": topic, "text": text}) + "\n")
+    made = tmp_path / "pairs.jsonl"
+    pairs.make_pairs(
+        corpus, made, "crop", crop=pairs.CropSettings((4, 6), (12, 20), per_document=4)
+    )
+    result = mine(made, tmp_path / "mined.jsonl", encoder, range_from=0, range_to=30, n=3)
+    assert result.same_document_skipped > 0  # the other crops of one document rank first
+    crops = {}
+    for r in map(json.loads, made.open()):
+        crops.setdefault(r["doc_id"], set()).update(r["pos"])
+    for row in map(json.loads, (tmp_path / "mined.jsonl").open()):
+        assert row["neg"] and not set(row["neg"]) & crops[row["doc_id"]]

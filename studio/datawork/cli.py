@@ -286,6 +286,7 @@ def cmd_mine(args) -> int:
             candidate_pool=args.pool,
             only_rows_lacking=not args.all_rows,
             min_negatives=args.min_negatives,
+            max_neg_ratio=args.max_neg_ratio,
             config=cfg,
             seed=args.seed,
             progress=_progress,
@@ -401,7 +402,7 @@ def _eta_progress(done: int, total: int, eta: float | None) -> None:
 
 def cmd_difficulty(args) -> int:
     """Score positives and negatives with the model to train; flag too easy and false ones."""
-    from studio.datawork.difficulty import difficulty
+    from studio.datawork import difficulty
     from studio.datawork.encoder import Encoder
 
     cfg = _config(args)
@@ -409,26 +410,25 @@ def cmd_difficulty(args) -> int:
         print("error: give --model or --config (for its model and pooling)", file=sys.stderr)
         return 2
     options = {"max_length": args.max_length} if args.max_length else {}
-    if cfg is not None:
-        if args.model:
-            cfg = cfg.with_args(model_name_or_path=args.model)
-        encoder = Encoder.from_config(cfg, args.base_dir, **options)
-        temperature = args.temperature or float(cfg.get("temperature") or 0.02)
-        instruction = cfg.get("query_instruction_for_retrieval")
-        fmt = (cfg.get("query_instruction_format") or "{}{}").replace("\\n", "\n")
-    else:
-        encoder = Encoder(args.model, **options)
-        temperature, instruction, fmt = args.temperature or 0.02, None, "{}{}"
+    common = {"sample_size": args.sample, "ratio": args.max_neg_ratio}
     try:
-        report = difficulty(
-            _paths(args, cfg),
-            encoder,
-            temperature=temperature,
-            query_instruction=instruction,
-            query_format=fmt,
-            sample_size=args.sample,
-            ratio=args.max_neg_ratio,
-        )
+        if cfg is not None:
+            report = difficulty.for_config(
+                _paths(args, cfg),
+                cfg,
+                args.base_dir,
+                model=args.model,
+                temperature=args.temperature,
+                **common,
+                **options,
+            )
+        else:
+            report = difficulty.difficulty(
+                _paths(args, cfg),
+                Encoder(args.model, **options),
+                temperature=args.temperature or 0.02,
+                **common,
+            )
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -545,6 +545,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--pool", help="corpus JSONL (`text` per line); default: the data's passages")
     p.add_argument("--all-rows", action="store_true", help="re-mine every row, replacing `neg`")
     p.add_argument("--min-negatives", type=int, default=1, help="rows with fewer are mined")
+    p.add_argument(
+        "--max-neg-ratio",
+        type=float,
+        help="drop candidates scoring at least this share of the row's positive (e.g. 0.95): "
+        "likely false negatives",
+    )
     p.add_argument("--max-length", type=int, help="tokens per text when encoding")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)

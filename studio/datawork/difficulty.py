@@ -220,3 +220,31 @@ def difficulty(
         sampled_from=picked.total_lines,
         file=", ".join(map(str, paths)),
     )
+
+
+def for_config(
+    paths: list[str | Path],
+    config,
+    base_dir: str | Path = ".",
+    *,
+    model: str | None = None,
+    sample_size: int = 1000,
+    ratio: float = CLOSE_RATIO,
+    temperature: float | None = None,
+    **encoder_options,
+) -> Difficulty:
+    """:func:`difficulty` as the config will train: its model (or ``model``), pooling, query
+    instruction and format, and temperature."""
+    from studio.datawork.encoder import Encoder
+
+    if model:
+        config = config.with_args(model_name_or_path=model)
+    return difficulty(
+        paths,
+        Encoder.from_config(config, base_dir, **encoder_options),
+        temperature=temperature or float(config.get("temperature") or 0.02),
+        query_instruction=config.get("query_instruction_for_retrieval"),
+        query_format=(config.get("query_instruction_format") or "{}{}").replace("\\n", "\n"),
+        sample_size=sample_size,
+        ratio=ratio,
+    )

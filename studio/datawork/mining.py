@@ -5,7 +5,10 @@ the rows' queries and a candidate pool (the data's own passages, or a corpus fil
 chosen model and its pooling, searches the pool with faiss, and samples `n` negatives from
 ranks `range_from` to `range_to` of the results (0 is the nearest passage; skipping the top
 ranks avoids unlabelled positives). A passage that is one of the row's positives, or the query
-itself, is never taken. The result goes to a new file: the input and any existing file are never
+itself, is never taken; nor, for rows made from documents (``data pairs``, which keeps each row's
+``doc_id``), a passage of the row's own document. With ``max_neg_ratio`` (e.g. 0.95), a candidate
+scoring at least that share of the row's positive is dropped as a likely false negative (an
+unlabelled right answer), the filter of NV-Retriever's "TopK-PercPos". The result goes to a new file: the input and any existing file are never
 overwritten, and unchanged lines are copied byte for byte.
 
 A mined row is never written with no negative (`neg: []`, which `data check` rejects and
@@ -46,6 +49,8 @@ class MineResult:
     problems: list[Problem] = field(default_factory=list)
     rows_widened: int = 0  # rows that found no negative in the range and searched wider
     rows_dropped: int = 0  # rows left out: no negative anywhere in the pool
+    false_negatives_filtered: int = 0  # candidates >= max_neg_ratio x the positive's score
+    same_document_skipped: int = 0  # candidates from the row's own document (doc_id)
 
     def summary(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "problems"} | {
@@ -103,6 +108,7 @@ def mine(
     progress: Progress | None = None,
     config: StudioConfig | None = None,
     base_dir: str | Path = ".",
+    max_neg_ratio: float | None = None,
 ) -> MineResult:
     """Mine negatives for one JSON Lines file and write the result to `out_path`.
 
@@ -128,6 +134,8 @@ def mine(
         raise ValueError(f"the rank range must satisfy 0 <= from < to, got {range_from}-{range_to}")
     if n < 1:
         raise ValueError("n must be at least 1")
+    if max_neg_ratio is not None and not 0 < max_neg_ratio <= 1:
+        raise ValueError(f"--max-neg-ratio {max_neg_ratio}: want a share in (0, 1], e.g. 0.95")
     report = progress or (lambda stage, done, total: None)
     if config is not None:
         query_instruction = config.get("query_instruction_for_retrieval")
@@ -138,6 +146,8 @@ def mine(
     # pass 1: the rows to mine and, without a corpus, the pool of the data's own passages
     pool: dict[str, int] = {}
     targets: list[tuple[int, str, list[str], list[str]]] = []  # line, query, pos, kept negs
+    doc_of: dict[int, str] = {}  # line -> the document a row was made from (data pairs)
+    docs_of_text: dict[str, set[str]] = {}  # passage -> documents it is a positive of
     rows = skipped = 0
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
@@ -150,6 +160,10 @@ def mine(
             if candidate_pool is None:
                 for text in pos + neg:
                     pool.setdefault(text, len(pool))
+            if obj.get("doc_id") is not None:
+                doc_of[lineno] = str(obj["doc_id"])
+                for text in pos:
+                    docs_of_text.setdefault(text, set()).add(doc_of[lineno])
             if not isinstance(query, str) or not query.strip() or not pos:
                 skipped += 1
                 continue
@@ -161,7 +175,7 @@ def mine(
     del pool
 
     mined: dict[int, list[str]] = {}
-    short = widened = widened_empty = 0
+    short = widened = widened_empty = filtered = same_doc = 0
     if targets and texts:
         import faiss
 
@@ -182,19 +196,43 @@ def mine(
             for _, q, _, _ in targets
         ]
         vectors = encoder.encode(queries, report, "encoding queries")
+        limits = None  # each row's highest allowed negative score
+        if max_neg_ratio is not None:
+            import numpy as np
+
+            positives = encoder.encode(
+                [p[0] for _, _, p, _ in targets], report, "encoding positives"
+            )
+            limits = max_neg_ratio * np.einsum("ij,ij->i", vectors, positives)
+            del positives
+
+        def allowed(row: int, lineno: int, text: str, score: float) -> bool:
+            nonlocal filtered, same_doc
+            doc = doc_of.get(lineno)
+            if doc is not None and doc in docs_of_text.get(text, ()):
+                same_doc += 1
+                return False
+            if limits is not None and score >= limits[row]:
+                filtered += 1
+                return False
+            return True
+
         k = min(range_to, len(texts))
         rng = random.Random(seed)
         step = 1024
         for start in range(0, len(targets), step):
-            _, found = index.search(vectors[start : start + step], k)
-            for (lineno, query, pos, kept), ranked in zip(
-                targets[start : start + step], found, strict=True
-            ):
+            scores, found = index.search(vectors[start : start + step], k)
+            for row, (lineno, query, pos, kept), ranked, score in zip(
+                range(start, start + len(found)), targets[start : start + step], found, scores,
+                strict=True,
+            ):  # fmt: skip
                 banned = set(pos) | set(kept) | {query}
                 candidates = [
                     texts[i]
-                    for i in ranked[range_from:range_to]
-                    if i >= 0 and texts[i] not in banned
+                    for i, s in zip(
+                        ranked[range_from:range_to], score[range_from:range_to], strict=True
+                    )
+                    if i >= 0 and texts[i] not in banned and allowed(row, lineno, texts[i], s)
                 ]
                 want = max(n - len(kept), 0) if only_rows_lacking else n
                 picked = rng.sample(candidates, min(want, len(candidates)))
@@ -206,13 +244,19 @@ def mine(
         wide = min(len(texts), max(10 * range_to, 1000))
         for start in range(0, len(empty), step):
             chunk = empty[start : start + step]
-            _, found = index.search(vectors[chunk], wide)
-            for i, ranked in zip(chunk, found, strict=True):
+            scores, found = index.search(vectors[chunk], wide)
+            for i, ranked, score in zip(chunk, found, scores, strict=True):
                 lineno, query, pos, _ = targets[i]
                 banned = set(pos) | {query}
-                order = [*ranked[range_to:], *ranked[:range_from]]
+                order = [*range(range_to, len(ranked)), *range(min(range_from, len(ranked)))]
                 beyond = list(
-                    dict.fromkeys(texts[j] for j in order if j >= 0 and texts[j] not in banned)
+                    dict.fromkeys(
+                        texts[ranked[j]]
+                        for j in order
+                        if ranked[j] >= 0
+                        and texts[ranked[j]] not in banned
+                        and allowed(i, lineno, texts[ranked[j]], score[j])
+                    )
                 )
                 widened += 1
                 widened_empty += not beyond
@@ -317,6 +361,18 @@ def mine(
                 code="mine_nothing",
             )
         )
+    if filtered or same_doc:
+        problems.append(
+            Problem(
+                INFO,
+                f"left out as negatives: {filtered:,} candidate(s) scoring at least "
+                f"{max_neg_ratio or 0:.0%} of their row's positive (likely false negatives) and "
+                f"{same_doc:,} passage(s) of the row's own document.",
+                "Nothing to do: they would have taught the model that right answers are wrong.",
+                file=str(out_path),
+                code="mine_filtered",
+            )
+        )
     return MineResult(
         out_path=out_path,
         rows=rows,
@@ -330,4 +386,6 @@ def mine(
         problems=problems,
         rows_widened=widened,
         rows_dropped=rows_dropped,
+        false_negatives_filtered=filtered,
+        same_document_skipped=same_doc,
     )

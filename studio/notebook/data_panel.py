@@ -1,7 +1,8 @@
-"""The Data panel: check, statistics, instruction preview and token lengths, over the form.
+"""The Data panel: check, statistics, instruction preview, token lengths and how hard the
+negatives are, over the form.
 
 Each button calls the studio method a cell would call (``check_data``, ``data_stats``,
-``preview``, ``token_lengths``), which reads the form as it is now, and shows what that
+``preview``, ``token_lengths``, ``difficulty``), which reads the form as it is now, and shows what that
 returned. The last result of each stays on the panel (``panel.results``) for a cell to use.
 """
 
@@ -38,6 +39,7 @@ class DataPanel:
         self.stats_button = w.Button(description=t("data_stats", lang))
         self.preview_button = w.Button(description=t("data_preview", lang))
         self.lengths_button = w.Button(description=t("data_lengths", lang))
+        self.difficulty_button = w.Button(description=t("data_difficulty", lang))
         self.message = w.HTML()
         self.report = w.HTML()  # check: summary, problems by kind, first problems
         self.stats = w.HTML()
@@ -45,13 +47,15 @@ class DataPanel:
         self.preview_table = w.HTML()
         self.lengths = w.HTML()
         self.lengths_plot = w.Box(layout=wide)
+        self.difficulty = w.HTML()
+        self.difficulty_plot = w.Box(layout=wide)
         self.widget = w.VBox(
             [
                 w.HTML(html.escape(t("data_intro", lang))),
                 self.paths,
                 w.HBox(
                     [self.check_button, self.stats_button, self.preview_button, self.sample]
-                    + [self.lengths_button]
+                    + [self.lengths_button, self.difficulty_button]
                 ),
                 self.message,
                 self.report,
@@ -60,12 +64,15 @@ class DataPanel:
                 self.preview_table,
                 self.lengths,
                 self.lengths_plot,
+                self.difficulty,
+                self.difficulty_plot,
             ]
         )
         wire(self.check_button, self.check, self.message)
         wire(self.stats_button, self.show_stats, self.message)
         wire(self.preview_button, self.show_preview, self.message)
         wire(self.lengths_button, self.show_lengths, self.message)
+        wire(self.difficulty_button, self.show_difficulty, self.message)
 
     def _typed_paths(self) -> list[str] | None:
         typed = [line.strip() for line in self.paths.value.splitlines() if line.strip()]
@@ -112,4 +119,13 @@ class DataPanel:
             + render.table_html(result.table())
         )
         self.lengths_plot.children = (render.figure_widget(result.figure()),)
+        return result
+
+    def show_difficulty(self):
+        result = self.studio.difficulty(
+            sample_size=min(int(self.sample.value or 1000), 1000), paths=self._typed_paths()
+        )
+        self.results["difficulty"] = result
+        self.difficulty.value = views.to_html(views.difficulty_text(result))
+        self.difficulty_plot.children = (render.figure_widget(result.figure()),)
         return result

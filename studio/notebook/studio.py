@@ -162,6 +162,35 @@ class Studio:
         """Token lengths with the model's tokenizer; ``.table()`` and ``.figure()``."""
         return actions.token_lengths(self.ws, self.config(), paths, sample_size, seed)
 
+    def difficulty(self, sample_size: int = 1000, paths=None):
+        """How hard the negatives are for the form's model: too easy (the loss goes to ~0)
+        or near-copies of the positive; ``.summary()``, ``.problems``, ``.figure()``."""
+        return actions.difficulty(self.ws, self.config(), paths, sample_size)
+
+    def mine(
+        self,
+        out: str | Path = "train.mined.jsonl",
+        paths=None,
+        range_from: int = 10,
+        range_to: int = 100,
+        n: int = 7,
+        max_neg_ratio: float | None = None,
+        candidate_pool: str | None = None,
+    ):
+        """Hard negatives for one file with the form's model; ``max_neg_ratio`` (e.g. 0.95)
+        drops likely false negatives. A MineResult."""
+        return actions.mine(
+            self.ws,
+            self.config(),
+            paths,
+            str(out),
+            range_from,
+            range_to,
+            n,
+            candidate_pool,
+            max_neg_ratio=max_neg_ratio,
+        )
+
     # ------------------------------------------------------------------ fit, teach, merge
     def estimate_memory(self, device: tuple[str, int] | None = None):
         """Peak memory per device of the form's config (studio.memory.Estimate)."""

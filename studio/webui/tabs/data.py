@@ -83,6 +83,9 @@ def layout(ctx, reg, lang: str) -> None:
         add("data.lengths", gr.Button(t("data_lengths", lang), elem_id="data-lengths"))
     add("data.lengths_table", gr.Dataframe(interactive=False, label=t("data_lengths", lang)))
     add("data.lengths_plot", gr.Plot(elem_id="data-lengths-plot"))
+    add("data.difficulty", gr.Button(t("data_difficulty", lang), elem_id="data-difficulty"))
+    add("data.difficulty_text", gr.Markdown())
+    add("data.difficulty_plot", gr.Plot(elem_id="data-difficulty-plot"))
     with gr.Accordion(t("data_split", lang), open=False):
         with gr.Row():
             add("split.out", gr.Textbox(label=t("data_split_out", lang), value="data-split"))
@@ -108,6 +111,12 @@ def layout(ctx, reg, lang: str) -> None:
         with gr.Row():
             add("mine.candidate_pool", gr.Textbox(label=t("data_mine_pool", lang)))
             add("mine.only_rows_lacking", gr.Checkbox(True, label=t("data_mine_lacking", lang)))
+            add(
+                "mine.max_neg_ratio",
+                gr.Number(
+                    0.95, minimum=0, maximum=1, label="drop negatives >= this share of the positive"
+                ),
+            )
         add("mine.button", gr.Button(t("data_mine", lang)))
         add("mine.result", gr.Markdown())
     with gr.Accordion(t("data_score", lang), open=False):
@@ -194,6 +203,17 @@ def bind(ctx, reg, demo) -> None:
             reg["data.lengths_plot"]: result.figure(),
         }
 
+    def do_difficulty(data):
+        cfg, paths = form_and_paths(data)
+        with form_state.shown_errors():
+            result = actions.difficulty(
+                ws, cfg, paths, sample_size=min(data[reg["data.sample"]], 1000)
+            )
+        return {
+            reg["data.difficulty_text"]: views.difficulty_text(result),
+            reg["data.difficulty_plot"]: result.figure(),
+        }
+
     def file_action(prefix: str, action, tail=None, reports_progress=True):
         """A button that writes a new file from the data (split, mine, score): the action
         called with the section's inputs by name, its summary as a list."""
@@ -247,4 +267,9 @@ def bind(ctx, reg, demo) -> None:
     reg["data.preview"].click(do_preview, inputs(), reg.many("data.preview_table", "data.report"))
     reg["data.lengths"].click(
         do_lengths, inputs("data.sample"), reg.many("data.lengths_table", "data.lengths_plot")
+    )
+    reg["data.difficulty"].click(
+        do_difficulty,
+        inputs("data.sample"),
+        reg.many("data.difficulty_text", "data.difficulty_plot"),
     )
