@@ -339,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_eval(sub)
     from studio.cluster.cli import register as register_cluster
 
-    register_cluster(sub)
+    register_cluster(sub, _load_config, _print_problems)
     from studio.evaluation.merge_cli import register as register_merge
 
     register_merge(sub)
@@ -348,4 +348,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from studio.cluster import slurm  # noqa: F401  (registers Slurm runs' launcher with runs)
+
     return args.func(args)

@@ -28,9 +28,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from studio.runfolder import RunFolder
+from studio.runfolder import RUN_DIR_ENV, RunFolder
 
-RUN_DIR_ENV = "STUDIO_RUN_DIR"
 _PR_SET_PDEATHSIG = 1
 _PROC = Path("/proc")
 

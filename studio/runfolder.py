@@ -25,6 +25,10 @@ from typing import Any
 
 from studio.statusfile import read_json, write_json
 
+# The environment variable that tags every process of a run with its folder (procs finds a
+# run's processes by it; a worker finds its own folder by it).
+RUN_DIR_ENV = "STUDIO_RUN_DIR"
+
 
 class _TextEnum(str, Enum):
     """A str enum that prints as its value (``enum.StrEnum`` needs Python 3.11; we run on 3.10)."""
@@ -287,14 +291,10 @@ class RunFolder:
 
 def run_folder_env(folder: RunFolder) -> dict[str, str]:
     """The environment entries that tag every process of a run with its folder."""
-    from studio.procs import RUN_DIR_ENV
-
     return {RUN_DIR_ENV: str(folder.path.resolve())}
 
 
 def current_folder(environ=os.environ) -> RunFolder | None:
     """The run folder of the process this runs in, when it was launched by the studio."""
-    from studio.procs import RUN_DIR_ENV
-
     path = environ.get(RUN_DIR_ENV)
     return RunFolder(path) if path else None

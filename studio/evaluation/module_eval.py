@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from studio.evaluation.data import EvalData
-from studio.evaluation.evaluate import EvalResult, evaluate_model, resolve_model_path
+from studio.evaluation.evaluate import (
+    EvalResult,
+    comparison_report,
+    evaluate_model,
+    evaluate_models,
+    load_eval_data,
+    resolve_model_path,
+    resolve_settings,
+)
 from studio.evaluation.metrics import DEFAULT_KS
 from studio.evaluation.modes import (
     M3_WEIGHTS,
@@ -217,3 +225,39 @@ def summary_line(report: dict[str, Any], metric: str = "ndcg_at_10") -> str:
         return "nDCG@10: " + "; ".join(parts)
     delta = (report.get("delta") or {}).get(metric)
     return f"nDCG@10 change: {delta:+.4f}" if delta is not None else ""
+
+
+def compare_models(
+    baseline: str | Path,
+    model: str | Path,
+    data: str | Path | EvalData,
+    config=None,
+    ks: Sequence[int] = DEFAULT_KS,
+    base_dir: str | Path = ".",
+    retriever: str | Path | None = None,
+) -> dict[str, Any]:
+    """A baseline and a fine-tuned model on held-out data, with one set of settings (the
+    config's pooling, instructions and lengths where given): the report both faces show.
+
+    With a config naming another module than the base embedder, each is scored that module's
+    way (M3's four modes; a reranker over ``retriever``'s top k, the bundled model by default).
+    """
+    from studio.config import resolve_model
+    from studio.evaluation.modes import BASE
+
+    if not str(model or "").strip():
+        raise ValueError("Give the fine-tuned model's folder (a run's model/ or a checkpoint).")
+    paths = {
+        "baseline": resolve_model(str(baseline), Path(base_dir)),
+        "fine-tuned": resolve_model(str(model), Path(base_dir)),
+    }
+    if not isinstance(data, EvalData):
+        data = load_eval_data(data)
+    if config is not None and module_of(config) != BASE:
+        entries = [{"label": label, "path": path} for label, path in paths.items()]
+        if retriever:
+            retriever = resolve_model(str(retriever), Path(base_dir))
+        return evaluate_for_module(entries, data, config, ks, retriever=retriever)
+    settings, warnings = resolve_settings([paths["fine-tuned"], paths["baseline"]], config=config)
+    results = evaluate_models(paths, data, settings, ks)
+    return comparison_report(results, data, settings, warnings, details=True)
