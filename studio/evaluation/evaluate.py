@@ -271,7 +271,7 @@ def encode_data(
     encode: Callable[[list[str], int], tuple[Any, bool]], data: EvalData, settings: EncodeSettings
 ) -> tuple[Any, Any, dict[str, bool]]:
     """(queries' encoding, corpus' encoding, which came from the cache) for a bi-encoder scorer
-    (dense here, M3's four outputs in :mod:`.m3`): the texts as ``settings`` write them
+    (dense here, a module's several outputs in its own scorer): the texts as ``settings`` write them
     (instructions, formats), each side at its own max length; ``encode(texts, max_len)``
     returns (encoding, from the cache)."""
     passages = [settings.passage_text(t) for t in data.corpus_texts]
@@ -285,7 +285,7 @@ def run_fields(
     model_dir: Path, label: str | None, step: int | None, started: float, cached: dict[str, bool]
 ) -> dict[str, Any]:
     """What an EvalResult records about the run that made it (label, model, step, seconds since
-    ``started``, cache hits): one place for the dense, M3 and reranker scorers."""
+    ``started``, cache hits): one place for the dense, reranker and modules' own scorers."""
     return {
         "label": label or model_dir.name,
         "model": str(model_dir),
