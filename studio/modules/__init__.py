@@ -20,8 +20,16 @@ import importlib
 
 from studio.modules.base import PACKAGE, FinetuneModule
 
-# The module files, in menu order (the first is the default).
-REGISTERED = ("embedder", "m3", "decoder", "icl", "reranker", "llm_reranker", "layerwise")
+# The module files, in menu order (the first is the default): one line per module.
+REGISTERED = (
+    "embedder",
+    "m3",
+    "decoder",
+    "icl",
+    "reranker",
+    "llm_reranker",
+    "layerwise",
+)
 
 MODULES: dict[str, FinetuneModule] = {
     m.name: m for m in (importlib.import_module(f"{__name__}.{f}").MODULE for f in REGISTERED)
