@@ -24,7 +24,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from studio.config import StudioConfig, resolve_model
-from studio.modules import ICL
 
 DEFAULT_LLM_PROMPT = (
     "Given a query A and a passage B, determine whether the passage contains an answer to the "
@@ -255,7 +254,7 @@ def applies(config: StudioConfig) -> bool:
     from studio.modules import get
 
     module = get(config.module)
-    return module.is_reranker or module.name == ICL
+    return module.is_reranker or module.in_context_examples
 
 
 def preview_rows(config: StudioConfig, picked, prompt_column: bool, tokenizer, row_type) -> list:

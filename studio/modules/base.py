@@ -107,6 +107,9 @@ class FinetuneModule:
     duplicate_notes: Mapping[str, str] = field(default_factory=dict)
     checks: tuple[Check, ...] = ()  # its own pre-flight rules
     kd_loss: str = ""  # the `kd_loss_type` its own distillation uses (data work says so)
+    # Its queries carry other rows of the batch as examples: the data preview shows them
+    # (studio.datawork.module_preview's in-context rules).
+    in_context_examples: bool = False
     # FlagEmbedding 1.4.2 defaults of this module that differ from the others'.
     defaults: Mapping[str, Any] = field(default_factory=dict)
     # Evaluation: a kind of its own (with its own score names and scorer), or its kind's.

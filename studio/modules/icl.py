@@ -45,6 +45,7 @@ MODULE = FinetuneModule(
         "icl_suffix_str",
     ),
     checks=(check_icl_examples,),
+    in_context_examples=True,
     defaults={"use_lora": True},
     loader="FlagEmbedding.FlagICLModel",
     st_files=True,
