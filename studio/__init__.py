@@ -4,7 +4,8 @@ Importing it is cheap; heavy libraries (torch, transformers, FlagEmbedding) load
 needs them. The package is layered; a layer imports only from the layers above it:
 
 1. Facts and contracts (no UI, no processes)
-   ``modules`` (FlagEmbedding's seven fine-tune modules), ``schema`` (every flag, from their
+   ``modules/`` (FlagEmbedding's seven fine-tune modules: a registry, one file per module
+   with everything the studio does differently for it), ``schema`` (every flag, from their
    dataclasses), ``labels`` and ``i18n`` (groups, basic set, words), ``problems`` (the one
    Problem type and "unknown name, did you mean"), ``runfolder`` (a run's files, states,
    phases and its locked status record).

@@ -18,6 +18,7 @@ from typing import Any
 
 from studio import command, preflight, runs
 from studio import config as config_mod
+from studio.cluster import slurm as _slurm  # noqa: F401  (registers Slurm runs' launcher)
 from studio.config import StudioConfig
 from studio.problems import ERROR, Problem
 from studio.runfolder import RunFolder, RunState
@@ -494,7 +495,7 @@ def compare_models(
     retriever: str | None = None,
 ) -> dict[str, Any]:
     """Any two models on held-out data with the config's pooling, instructions and lengths."""
-    from studio.evaluation.evaluate import compare_models as compare
+    from studio.evaluation.module_eval import compare_models as compare
 
     if not str(model or "").strip():
         raise ValueError("Give the fine-tuned model's folder (a run's model/ or a checkpoint).")

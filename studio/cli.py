@@ -429,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_eval(sub)
     from studio.cluster.cli import register as register_cluster
 
-    register_cluster(sub)
+    register_cluster(sub, _load_config, _print_problems)
     from studio.evaluation.merge_cli import register as register_merge
 
     register_merge(sub)
@@ -438,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from studio.cluster import slurm  # noqa: F401  (registers Slurm runs' launcher with runs)
+
     try:
         return args.func(args)
     except OSError as exc:  # a full disk (or file-size limit): words and the path, no traceback

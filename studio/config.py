@@ -46,7 +46,8 @@ STUDIO_KEYS = {
     "eval_data": str,
     "name": str,
     # Evaluation of the other modules (studio.evaluation.module_eval): a reranker's first-stage
-    # embedder and depth, BGE-M3's hybrid weights ("dense,sparse,colbert").
+    # embedder and depth, the hybrid weights of dense, sparse and ColBERT scores
+    # ("dense,sparse,colbert").
     "retriever": str,
     "rerank_top_k": int,
     "m3_weights": str,

@@ -7,6 +7,9 @@ still works everywhere: it lands in a group chosen by its name and gets a label 
 
 from __future__ import annotations
 
+from studio import modules
+from studio.modules.base import LORA_FLAGS
+
 # The flags of the seed script (FlagEmbedding's documented example), in its order, plus the
 # passage instruction pair the seed meant to set. These are shown first, everything else in
 # accordions by group.
@@ -44,52 +47,11 @@ BASIC: tuple[str, ...] = (
     "kd_loss_type",
 )
 
-_LORA = (
-    "use_lora",
-    "lora_rank",
-    "lora_alpha",
-    "lora_dropout",
-    "target_modules",
-    "save_merged_lora_model",
-    "use_flash_attn",
-)
-_RERANK = (
-    "max_len",
-    "query_instruction_for_rerank",
-    "passage_instruction_for_rerank",
-    "sep_token",
-)
-
 # Per fine-tune module, the flags of FlagEmbedding's own example script for it that BASIC lacks,
-# in the script's order (examples/finetune/ in its repository). A module's basic set is BASIC
-# plus these, minus what its dataclasses do not have.
+# in the script's order (examples/finetune/ in its repository): each module's ``basic``
+# (studio.modules). A module's basic set is BASIC plus these, minus what its dataclasses lack.
 BASIC_EXTRA: dict[str, tuple[str, ...]] = {
-    "embedder.encoder_only.m3": (
-        "colbert_dim",
-        "unified_finetuning",
-        "use_self_distill",
-        "fix_encoder",
-        "self_distill_start_step",
-    ),
-    "embedder.decoder_only.base": (*_LORA, "additional_special_tokens"),
-    "embedder.decoder_only.icl": (
-        *_LORA,
-        "additional_special_tokens",
-        "example_query_max_len",
-        "example_passage_max_len",
-        "retrieval_use_examples",
-        "icl_suffix_str",
-    ),
-    "reranker.encoder_only.base": _RERANK,
-    "reranker.decoder_only.base": (*_RERANK, *_LORA),
-    "reranker.decoder_only.layerwise": (
-        *_RERANK,
-        *_LORA,
-        "model_type",
-        "start_layer",
-        "head_multi",
-        "head_type",
-    ),
+    name: m.basic for name, m in modules.MODULES.items() if m.basic
 }
 
 
@@ -98,13 +60,11 @@ def basic_names(module: str) -> tuple[str, ...]:
     return BASIC + BASIC_EXTRA.get(module, ())
 
 
-GROUP_ORDER: tuple[str, ...] = (
+_SHARED_ORDER: tuple[str, ...] = (
     "Model",
     "Data",
     "Embedding loss",
-    "BGE-M3",
     "LoRA & LLM",
-    "Layerwise reranker",
     "Optimization",
     "Schedule & steps",
     "Precision & speed",
@@ -116,14 +76,24 @@ GROUP_ORDER: tuple[str, ...] = (
     "Other",
 )
 
+
+def _group_order() -> tuple[str, ...]:
+    """The shared groups, each module's own group after the one it names (studio.modules)."""
+    out = list(_SHARED_ORDER)
+    for m in modules.MODULES.values():
+        if m.group is not None:
+            out.insert(out.index(m.group.after) + 1, m.group.name)
+    return tuple(out)
+
+
+GROUP_ORDER: tuple[str, ...] = _group_order()
+
 GROUP_ZH: dict[str, str] = {
     "Basic": "基础参数",
     "Model": "模型",
     "Data": "数据",
     "Embedding loss": "向量损失",
-    "BGE-M3": "BGE-M3（稠密 + 稀疏 + ColBERT）",
     "LoRA & LLM": "LoRA 与大模型",
-    "Layerwise reranker": "分层重排序模型",
     "Optimization": "优化器",
     "Schedule & steps": "训练步数与学习率调度",
     "Precision & speed": "精度与速度",
@@ -133,6 +103,7 @@ GROUP_ZH: dict[str, str] = {
     "Hub": "模型仓库",
     "Evaluation": "评估",
     "Other": "其他",
+    **{m.group.name: m.group.zh for m in modules.MODULES.values() if m.group is not None},
 }
 
 _EXPLICIT_GROUP: dict[str, str] = {
@@ -145,14 +116,9 @@ _EXPLICIT_GROUP: dict[str, str] = {
     "sentence_pooling_method": "Embedding loss",
     "normalize_embeddings": "Embedding loss",
     "fix_position_embedding": "Embedding loss",
-    "colbert_dim": "BGE-M3",
-    "unified_finetuning": "BGE-M3",
-    "use_self_distill": "BGE-M3",
-    "fix_encoder": "BGE-M3",
-    "self_distill_start_step": "BGE-M3",
     **dict.fromkeys(
         (
-            *_LORA,
+            *LORA_FLAGS,
             "peft_model_path",
             "from_peft",
             "raw_peft",
@@ -163,9 +129,6 @@ _EXPLICIT_GROUP: dict[str, str] = {
         ),
         "LoRA & LLM",
     ),
-    "start_layer": "Layerwise reranker",
-    "head_multi": "Layerwise reranker",
-    "head_type": "Layerwise reranker",
     "seed": "Optimization",
     "data_seed": "Optimization",
     "gradient_checkpointing": "Precision & speed",
@@ -184,6 +147,12 @@ _EXPLICIT_GROUP: dict[str, str] = {
     "max_steps": "Schedule & steps",
     "warmup_ratio": "Schedule & steps",
     "warmup_steps": "Schedule & steps",
+    **{
+        flag: m.group.name
+        for m in modules.MODULES.values()
+        if m.group is not None
+        for flag in m.group.flags
+    },
 }
 
 # Name fragments → group, tried in order for training flags without an explicit group.

@@ -16,11 +16,12 @@ from studio import modules
 from studio.config import StudioConfig, coerce
 from studio.schema import load_schema
 
-# Flags that exist in several modules with different meanings: the values one module accepts.
-# layerwise redefines `model_type` (from_raw_model | from_finetuned_model, its own comment in
-# FlagEmbedding's arguments.py); the other rerankers' `model_type` is encoder | decoder.
+# Flags that exist in several modules with different meanings: the values one module accepts
+# (each module's ``values`` in studio.modules).
 MODULE_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("reranker.decoder_only.layerwise", "model_type"): ("from_raw_model", "from_finetuned_model"),
+    (name, flag): allowed
+    for name, m in modules.MODULES.items()
+    for flag, allowed in m.values.items()
 }
 
 

@@ -600,7 +600,7 @@ CHECKS: tuple[Check, ...] = (
 
 
 def _all_checks() -> tuple[Check, ...]:
-    """The rules above, then the per-module ones (BGE-M3, rerankers, LLM/LoRA)."""
+    """The rules above, then the per-module ones (each module's own, rerankers, LLM/LoRA)."""
     from studio.preflight_modules import MODULE_CHECKS
 
     return CHECKS + MODULE_CHECKS

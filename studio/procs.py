@@ -32,11 +32,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from studio.runfolder import RunFolder
+from studio.runfolder import RUN_DIR_ENV, RUN_ID_ENV, RUN_KEY_ENV, RunFolder
 
-RUN_DIR_ENV = "STUDIO_RUN_DIR"
-RUN_ID_ENV = "STUDIO_RUN_ID"
-RUN_KEY_ENV = "STUDIO_RUN_KEY"
 _PR_SET_PDEATHSIG = 1
 _PROC = Path("/proc")
 

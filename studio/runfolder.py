@@ -25,6 +25,12 @@ from typing import Any
 
 from studio.statusfile import read_json, write_json
 
+# The environment variable that tags every process of a run with its folder (procs finds a
+# run's processes by it; a worker finds its own folder by it).
+RUN_DIR_ENV = "STUDIO_RUN_DIR"
+RUN_ID_ENV = "STUDIO_RUN_ID"
+RUN_KEY_ENV = "STUDIO_RUN_KEY"
+
 
 class _TextEnum(str, Enum):
     """A str enum that prints as its value (``enum.StrEnum`` needs Python 3.11; we run on 3.10)."""
@@ -311,8 +317,6 @@ def new_run_id() -> str:
 
 def run_folder_env(folder: RunFolder, run_id: str | None = None) -> dict[str, str]:
     """The environment entries that tag every process of a run with its folder and run id."""
-    from studio.procs import RUN_DIR_ENV, RUN_ID_ENV, RUN_KEY_ENV
-
     env = {RUN_DIR_ENV: str(folder.path.resolve())}
     identity = folder.identity()
     if identity:
@@ -324,7 +328,5 @@ def run_folder_env(folder: RunFolder, run_id: str | None = None) -> dict[str, st
 
 def current_folder(environ=os.environ) -> RunFolder | None:
     """The run folder of the process this runs in, when it was launched by the studio."""
-    from studio.procs import RUN_DIR_ENV
-
     path = environ.get(RUN_DIR_ENV)
     return RunFolder(path) if path else None

@@ -428,13 +428,34 @@ def adopt_copy(run_dir: str | Path) -> str | None:
 # --------------------------------------------------------------------------- watch & stop
 
 
-def _cluster(run_dir: Path):
-    """The module that owns a run started on a cluster (status.json `launcher`), else None."""
-    if RunFolder(run_dir).read_status().get("launcher") == "slurm":
-        from studio.cluster import slurm
+# Launchers other than the local supervisor, by the name status.json records as `launcher`:
+# each an object (a module) with refresh(run_dir), stop(run_dir) and resume(run_dir). A cluster
+# launcher registers itself when imported (studio.cluster.slurm; studio.actions and the CLI
+# import it), so this layer needs no import of the one above it.
+LAUNCHERS: dict[str, object] = {}
 
-        return slurm
-    return None
+
+def register_launcher(name: str, launcher: object) -> None:
+    """Hand runs whose status.json says ``launcher: name`` to ``launcher``."""
+    LAUNCHERS[name] = launcher
+
+
+class UnknownLauncher(RuntimeError):
+    """A run started by a launcher this process has not loaded (never guess it is local)."""
+
+
+def _cluster(run_dir: Path):
+    """The launcher that owns a run started on a cluster (status.json `launcher`), else None."""
+    name = RunFolder(run_dir).read_status().get("launcher")
+    if not name:
+        return None
+    if name not in LAUNCHERS:
+        raise UnknownLauncher(
+            f"run {Path(run_dir).name} was started by the {name!r} launcher, which this "
+            f"process has not loaded (known: {', '.join(LAUNCHERS) or 'none'}); "
+            "open it from `python -m studio`, the web UI or the notebook"
+        )
+    return LAUNCHERS[name]
 
 
 def _legacy_group(folder: RunFolder, status: dict) -> list[int]:

@@ -15,8 +15,8 @@ What the dataclasses lack (grouping, the "basic" set, Chinese labels) lives besi
 module in :mod:`studio.labels`.
 
 Each fine-tune module (:mod:`studio.modules`) has its own dataclasses, so each has its own
-schema: a reranker has no ``temperature``, M3 adds ``colbert_dim``. ``load_schema(module)``
-builds and caches one per module; without an argument it is the base embedder's.
+schema: a reranker has no ``temperature``, a multi-vector module adds ``colbert_dim``.
+``load_schema(module)`` builds and caches one per module; without an argument it is the base embedder's.
 """
 
 from __future__ import annotations

@@ -419,12 +419,9 @@ def _duplicate_problems(seen: dict, file: str, module: str = modules.DEFAULT_MOD
                 f"The second one was probably meant as `--{twin}` (the passage side). "
                 f"Rename it, or keep one `--{key}`."
             )
-        if key == "model_type" and module == "reranker.decoder_only.layerwise":
-            fix = (
-                "layerwise redefines `model_type` as from_raw_model | from_finetuned_model "
-                "(any other value loads as from_finetuned_model); the base reranker's "
-                "`encoder`/`decoder` value is a leftover. Keep the layerwise one."
-            )
+        own = modules.MODULES.get(module)
+        if own is not None and key in own.duplicate_notes:
+            fix = own.duplicate_notes[key]
         out.append(
             Problem(
                 WARNING,

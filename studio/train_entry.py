@@ -376,7 +376,8 @@ def _is_peft(inner: torch.nn.Module) -> bool:
 
 
 def _load_m3_heads(wrapper: torch.nn.Module, checkpoint: str) -> int:
-    """BGE-M3 saves its ColBERT and sparse heads beside the encoder (``colbert_linear.pt``...)."""
+    """A module with ColBERT and sparse heads saves them beside the encoder
+    (``colbert_linear.pt``...)."""
     count = 0
     for head in ("colbert_linear", "sparse_linear"):
         path = os.path.join(checkpoint, f"{head}.pt")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from studio import modules as finetune
 from studio.config import bundled_model_path
 from studio.evaluation import modes
 from studio.evaluation.data import load_eval_data
@@ -99,7 +100,7 @@ def test_m3_report_has_four_modes_before_and_after(tiny_m3, tmp_path, monkeypatc
     AutoTokenizer.from_pretrained(str(tiny_m3)).save_pretrained(base)
     config = StudioConfig(
         args={"colbert_dim": 16, "query_max_len": 16, "passage_max_len": 32},
-        module=modes.M3,
+        module=finetune.M3,
     )
     data = load_eval_data(EVAL)
     models = [{"label": "base", "path": str(base)}, {"label": "final", "path": str(tiny_m3)}]
@@ -127,7 +128,7 @@ def test_evaluation_knows_every_finetune_module():
     for name, module in finetune.MODULES.items():
         assert modes.kind_of(name) in modes.MODE_NAMES
         assert modes.is_decoder(name) == module.is_decoder
-    assert modes.kind_of(modes.M3) == "m3" and modes.kind_of(modes.LAYERWISE) == "reranker"
+    assert modes.kind_of(finetune.M3) == "m3" and modes.kind_of(finetune.LAYERWISE) == "reranker"
     assert modes.module_of(None) == finetune.DEFAULT_MODULE
 
 
@@ -205,13 +206,15 @@ def test_adapter_merged_like_flagembedding(tmp_path):
     lora.save_pretrained(out)
     tok.save_pretrained(out)
     assert is_adapter(out)
-    merged = plain_model(out, modes.DECODER_EMBEDDER, base=base, cache_root=tmp_path / "c")
+    merged = plain_model(out, finetune.DECODER_EMBEDDER, base=base, cache_root=tmp_path / "c")
     assert merged != out and (merged / "config.json").is_file()
     again = AutoModel.from_pretrained(str(merged))
     ids = torch.tensor([tok("<instruct>find\n<query>split a path")["input_ids"]])
     expected = lora.merge_and_unload()(input_ids=ids).last_hidden_state
     torch.testing.assert_close(again(input_ids=ids).last_hidden_state, expected)
-    assert plain_model(out, modes.DECODER_EMBEDDER, base=base, cache_root=tmp_path / "c") == merged
+    assert (
+        plain_model(out, finetune.DECODER_EMBEDDER, base=base, cache_root=tmp_path / "c") == merged
+    )
 
 
 def test_unknown_module_is_a_clear_error():
@@ -243,7 +246,7 @@ def test_reranker_export_loads_in_crossencoder_with_flagreranker_scores(tmp_path
     )
     BertForSequenceClassification(config).save_pretrained(folder)
     cfg = StudioConfig(
-        args={"model_name_or_path": "bundled:all-MiniLM-L6-v2"}, module=modes.RERANKER
+        args={"model_name_or_path": "bundled:all-MiniLM-L6-v2"}, module=finetune.RERANKER
     )
     result = export_model(folder, cfg, None)
     card = result.card.read_text(encoding="utf-8")
@@ -286,7 +289,7 @@ def test_adapter_card_replaces_peft_template_but_keeps_a_users_readme(tmp_path):
 
     cfg = StudioConfig(
         args={"model_name_or_path": "/models/base-llm", "query_instruction_for_retrieval": "Q"},
-        module=modes.DECODER_EMBEDDER,
+        module=finetune.DECODER_EMBEDDER,
     )
     for name, readme, card_name in (
         ("peft", "---\nlibrary_name: peft\n---\n# Model Card for Model ID\n", "README.md"),

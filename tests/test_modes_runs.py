@@ -32,6 +32,7 @@ import numpy as np
 import pytest
 
 from studio import cli, preflight, runs
+from studio import modules as finetune
 from studio.config import TorchrunSettings, bundled_model_path
 from studio.evaluation import modes
 from studio.problems import errors
@@ -45,12 +46,12 @@ EVAL = ROOT / "tests" / "data" / "eval_tiny"
 TRAIN = ROOT / "example_data" / "train.jsonl"
 TIMEOUT_S = 900
 SCRIPTS = {
-    modes.M3: "embedder/encoder_only/m3.sh",
-    modes.DECODER_EMBEDDER: "embedder/decoder_only/base.sh",
-    modes.ICL: "embedder/decoder_only/icl_same_dataset.sh",
-    modes.RERANKER: "reranker/encoder_only/base.sh",
-    modes.DECODER_RERANKER: "reranker/decoder_only/base.sh",
-    modes.LAYERWISE: "reranker/decoder_only/layerwise.sh",
+    finetune.M3: "embedder/encoder_only/m3.sh",
+    finetune.DECODER_EMBEDDER: "embedder/decoder_only/base.sh",
+    finetune.ICL: "embedder/decoder_only/icl_same_dataset.sh",
+    finetune.RERANKER: "reranker/encoder_only/base.sh",
+    finetune.DECODER_RERANKER: "reranker/decoder_only/base.sh",
+    finetune.LAYERWISE: "reranker/decoder_only/layerwise.sh",
 }
 SMALL = {
     "query_max_len": 16,
@@ -90,12 +91,12 @@ def _base_models(root: Path) -> dict[str, Path]:
     llama = tiny_llm.build_llama(root / "tiny-llama")
     layerwise = tiny_llm.build_layerwise(root / "tiny-layerwise")
     return {
-        modes.M3: m3_base,
-        modes.RERANKER: mini,
-        modes.DECODER_EMBEDDER: llama,
-        modes.ICL: llama,
-        modes.DECODER_RERANKER: llama,
-        modes.LAYERWISE: layerwise,
+        finetune.M3: m3_base,
+        finetune.RERANKER: mini,
+        finetune.DECODER_EMBEDDER: llama,
+        finetune.ICL: llama,
+        finetune.DECODER_RERANKER: llama,
+        finetune.LAYERWISE: layerwise,
     }
 
 
@@ -112,16 +113,16 @@ def imported_config(module: str, base_model: Path):
     )
     if module in modes.DECODER:
         config = config.with_args(lora_rank=4, lora_alpha=8)
-    if module in (modes.DECODER_EMBEDDER, modes.ICL):
+    if module in (finetune.DECODER_EMBEDDER, finetune.ICL):
         # FlagEmbedding 1.4.2's save_merged_model cannot merge a run that added special tokens
         # (torch.load of embedding/emb.pth under torch>=2.6, then an unbound `tokenizer`): the
         # run would fail after training. The studio merges such adapters itself for evaluation.
         config = config.with_args(save_merged_lora_model=False)
-    if module in (modes.RERANKER, modes.DECODER_RERANKER, modes.LAYERWISE):
+    if module in (finetune.RERANKER, finetune.DECODER_RERANKER, finetune.LAYERWISE):
         config = config.with_args(max_len=48)
-    if module == modes.ICL:
+    if module == finetune.ICL:
         config = config.with_args(example_query_max_len=16, example_passage_max_len=16)
-    if module == modes.LAYERWISE:
+    if module == finetune.LAYERWISE:
         config = config.with_args(start_layer=1)
     return config.__class__(
         config.args,
@@ -208,26 +209,26 @@ def test_model_loads_where_users_load_it(finished):
     card = (model_dir / "README.md").read_text()
     assert module in card and "## Evaluation" in card
     pair = [["how do I split a path", "os.path.split(p): Split a pathname."]]
-    if module == modes.M3:
+    if module == finetune.M3:
         from FlagEmbedding import BGEM3FlagModel
 
         model = BGEM3FlagModel(str(model_dir), use_fp16=False, devices="cpu", pooling_method="cls")
         out = model.encode(["split a path"], return_sparse=True, return_colbert_vecs=True)
         assert out["dense_vecs"].shape[1] == 384 and out["colbert_vecs"][0].shape[1] == 384
         assert "BGEM3FlagModel(" in card
-    elif module == modes.RERANKER:
+    elif module == finetune.RERANKER:
         from FlagEmbedding import FlagReranker
         from sentence_transformers import CrossEncoder
 
         fe = FlagReranker(str(model_dir), use_fp16=False, devices="cpu").compute_score(pair)
         st = CrossEncoder(str(model_dir), device="cpu").predict([tuple(pair[0])])
         np.testing.assert_allclose(np.asarray(st).reshape(-1), np.asarray(fe), atol=1e-5)
-    elif module in (modes.DECODER_RERANKER, modes.LAYERWISE):
+    elif module in (finetune.DECODER_RERANKER, finetune.LAYERWISE):
         from FlagEmbedding import FlagLLMReranker, LayerWiseFlagLLMReranker
 
-        cls = LayerWiseFlagLLMReranker if module == modes.LAYERWISE else FlagLLMReranker
+        cls = LayerWiseFlagLLMReranker if module == finetune.LAYERWISE else FlagLLMReranker
         config = runs.load_run_config(run_dir)
-        extra = {"cutoff_layers": [2]} if module == modes.LAYERWISE else {}
+        extra = {"cutoff_layers": [2]} if module == finetune.LAYERWISE else {}
         merged = model_dir / "merged_model"
         target = merged if merged.is_dir() else Path(config.args["model_name_or_path"])
         peft = {} if merged.is_dir() else {"peft_path": str(model_dir)}
@@ -235,10 +236,10 @@ def test_model_loads_where_users_load_it(finished):
         reranker.model.config.use_cache = False  # as the card says (FlagEmbedding 1.4.2 + tf 4.57)
         score = reranker.compute_score(pair, **extra)
         assert np.isfinite(np.asarray(score, dtype=float)).all()
-        name = "LayerWiseFlagLLMReranker" if module == modes.LAYERWISE else "FlagLLMReranker"
+        name = "LayerWiseFlagLLMReranker" if module == finetune.LAYERWISE else "FlagLLMReranker"
         assert f"{name}(" in card  # the names users import (aliases of FlagEmbedding's classes)
     else:
-        assert ("FlagICLModel(" if module == modes.ICL else "FlagLLMModel(") in card
+        assert ("FlagICLModel(" if module == finetune.ICL else "FlagLLMModel(") in card
 
 
 @pytest.mark.parametrize("module", list(SCRIPTS), ids=lambda m: m.replace(".", "-"))

@@ -129,7 +129,7 @@ def test_icl_examples_in_front_of_the_query_as_flagembedding_puts_them(
     args.query_max_len = 512
     queries, _, _ = dataset._create_batch_data(dataset.dataset[list(range(6))])
     assert "response :" not in queries[0]  # FlagEmbedding: no example within 512 - 512 tokens
-    from studio.preflight_modules import check_icl_examples
+    from studio.modules.icl import check_icl_examples
     from studio.schema import load_schema
 
     schema = load_schema("embedder.decoder_only.icl")

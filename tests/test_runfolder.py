@@ -441,3 +441,41 @@ def test_every_face_says_disk_full_with_the_path_instead_of_a_traceback(
         err.startswith(f"error: disk full writing {tmp_path / 'runs' / 'x'}")
         and "then resume" in err
     )
+
+
+# --------------------------------------------------------------------------- launchers
+
+
+def test_a_run_of_an_unloaded_launcher_is_never_judged_as_a_local_one(tmp_path):
+    """runs knows cluster launchers only as they register: a run whose launcher this process
+    has not loaded is refused by name, not marked failed for want of local processes."""
+    from studio import runs
+
+    folder = RunFolder(tmp_path / "far")
+    folder.path.mkdir()
+    folder.update_status(state="running", launcher="elsewhere", started_at=1.0)
+    with pytest.raises(runs.UnknownLauncher, match="'elsewhere' launcher"):
+        runs.refresh(folder.path)
+    assert folder.read_status()["state"] == "running"
+
+
+def test_the_cli_reads_a_slurm_run_through_slurm(tmp_path):
+    """`python -m studio runs` (a fresh process) hands a Slurm run to the Slurm launcher: its
+    job script's exit code says it succeeded, where the local rule would say "failed"."""
+    from studio.statusfile import write_json
+
+    run_dir = tmp_path / "runs" / "on-slurm"
+    run_dir.mkdir(parents=True)
+    write_json(
+        run_dir / "status.json",
+        {"launcher": "slurm", "state": "running", "job_id": "999999", "started_at": 1.0},
+    )
+    (run_dir / "slurm_exit_code").write_text("0\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "studio", "runs", "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "succeeded" in done.stdout

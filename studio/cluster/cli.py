@@ -1,4 +1,8 @@
-"""`python -m studio export` and `python -m studio submit --slurm`: thin CLI over the cluster core."""
+"""`python -m studio export` and `python -m studio submit --slurm`: thin CLI over the cluster core.
+
+``studio.cli`` calls :func:`register` and passes in its own config loader and problem printer
+(they ride on the parsed arguments), so this module never imports the CLI above it.
+"""
 
 from __future__ import annotations
 
@@ -37,11 +41,10 @@ def _problems(problems, stream) -> None:
 
 
 def cmd_export(args) -> int:
-    from studio.cli import _load_config
     from studio.cluster import skypilot
     from studio.cluster.export import export
 
-    cfg = _load_config(args.config)
+    cfg = args.load_config(args.config)
     result = export(
         cfg,
         args.target,
@@ -71,18 +74,17 @@ def cmd_export(args) -> int:
 
 def cmd_submit(args) -> int:
     from studio import runs
-    from studio.cli import _load_config, _print_problems
     from studio.cluster import slurm
 
     if not args.slurm:
         print("error: say where to submit: --slurm (the only scheduler so far)", file=sys.stderr)
         return 2
-    cfg = _load_config(args.config)
+    cfg = args.load_config(args.config)
     settings = _slurm_settings(args, args.nodes)
     try:
         run_dir = slurm.submit(cfg, settings, args.runs_dir, args.base_dir)
     except runs.PreflightFailed as exc:
-        _print_problems(exc.problems, sys.stderr)
+        args.print_problems(exc.problems, sys.stderr)
         return 1
     except slurm.SlurmError as exc:
         print(f"error: Slurm refused the job: {exc}", file=sys.stderr)
@@ -126,7 +128,10 @@ def _slurm_options(p) -> None:
     p.add_argument("--account", help="Slurm account to charge")
 
 
-def register(sub) -> None:
+def register(sub, load_config, print_problems) -> None:
+    """Add `export` and `submit`; ``load_config(path)`` exits with the config's problems,
+    ``print_problems(problems, stream)`` prints them with their counts (the CLI's own)."""
+    faces = {"load_config": load_config, "print_problems": print_problems}
     p = sub.add_parser(
         "export",
         help="write per-node scripts, a Slurm job or a SkyPilot task for a config into a folder",
@@ -146,7 +151,7 @@ def register(sub) -> None:
     p.add_argument("--store", help="skypilot: bucket store (s3, gcs, azure, r2...)")
     p.add_argument("--cloud", help="skypilot: cloud (aws, gcp, azure, kubernetes...)")
     p.add_argument("--force", action="store_true", help="replace files that exist")
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=cmd_export, **faces)
 
     p = sub.add_parser("submit", help="submit a config as a batch job: --slurm")
     p.add_argument("config")
@@ -156,4 +161,4 @@ def register(sub) -> None:
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--base-dir", default=".")
     p.add_argument("--wait", action="store_true", help="wait for the job to end")
-    p.set_defaults(func=cmd_submit)
+    p.set_defaults(func=cmd_submit, **faces)

@@ -22,6 +22,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -499,3 +500,7 @@ def resume(run_dir: str | Path) -> Path:
     )
     _sbatch(run_dir)
     return run_dir
+
+
+# studio.runs hands runs with `launcher: slurm` to refresh/stop/resume above.
+runs.register_launcher(LAUNCHER, sys.modules[__name__])

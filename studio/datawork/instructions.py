@@ -393,7 +393,8 @@ def preview(
     from studio.datawork import module_preview
 
     if module_preview.applies(config):
-        return module_preview.preview_rows(config, picked, census.column, tokenizer)
+        tokenizer = tokenizer or module_preview.load_tokenizer(config)
+        return module_preview.preview_rows(config, picked, census.column, tokenizer, PreviewRow)
     out = []
     for row in picked:
         out.append(_preview_row(row, rules, config))

@@ -21,14 +21,27 @@ against that class's output.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
-from studio.config import StudioConfig
-from studio.modules import ICL
+from studio.config import StudioConfig, resolve_model
 
 DEFAULT_LLM_PROMPT = (
     "Given a query A and a passage B, determine whether the passage contains an answer to the "
     "query by providing a prediction of either 'Yes' or 'No'."
 )
+
+
+def load_tokenizer(config: StudioConfig, base_dir: str | Path = "."):
+    """The tokenizer FlagEmbedding will load for the config's model."""
+    from transformers import AutoTokenizer
+
+    model = resolve_model(config.get("model_name_or_path") or "", Path(base_dir))
+    return AutoTokenizer.from_pretrained(
+        model,
+        cache_dir=config.get("cache_dir"),
+        use_fast=bool(config.get("use_fast_tokenizer")),
+        trust_remote_code=bool(config.get("trust_remote_code")),
+    )
 
 
 def _fmt(config: StudioConfig, name: str) -> str:
@@ -241,15 +254,14 @@ def applies(config: StudioConfig) -> bool:
     from studio.modules import get
 
     module = get(config.module)
-    return module.is_reranker or module.name == ICL
+    return module.is_reranker or module.in_context_examples
 
 
-def preview_rows(config: StudioConfig, picked, prompt_column: bool, tokenizer=None) -> list:
-    """Preview rows (studio.datawork.instructions.PreviewRow) for a reranker or the ICL
-    embedder: the reranker's `positive` is the joined pair the model reads; the ICL `query`
-    carries the examples of the rows shown with it (as a batch of them would)."""
-    from studio.datawork.instructions import PreviewRow
-    from studio.datawork.tokens import load_tokenizer
+def preview_rows(config: StudioConfig, picked, prompt_column: bool, tokenizer, row_type) -> list:
+    """Preview rows (``row_type``: studio.datawork.instructions.PreviewRow, passed in by it)
+    for a reranker or the ICL embedder: the reranker's `positive` is the joined pair the model
+    reads; the ICL `query` carries the examples of the rows shown with it (as a batch of them
+    would)."""
     from studio.modules import get
 
     tokenizer = tokenizer or load_tokenizer(config)
@@ -289,7 +301,7 @@ def preview_rows(config: StudioConfig, picked, prompt_column: bool, tokenizer=No
             positives, negatives = pos, neg
             rule = "ICL: examples + `query_instruction_format` + `icl_suffix_str`"
         out.append(
-            PreviewRow(
+            row_type(
                 file=row.file,
                 line=row.line,
                 query_raw=data["query"],

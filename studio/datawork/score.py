@@ -78,17 +78,22 @@ def kd_settings(out_path: str | Path) -> dict[str, Any]:
     return {
         "train_data": [str(out_path)],
         "knowledge_distillation": True,
-        "kd_loss_type": "kl_div",  # m3_kd_loss for the m3 mode's unified fine-tune
+        "kd_loss_type": "kl_div",  # a module may use its own (its `kd_loss`, studio.modules)
     }
 
 
 def kd_settings_text(out_path: str | Path) -> str:
     """The settings as the YAML lines to put in a config, for faces to show."""
+    from studio import modules
+
     values = kd_settings(out_path)
+    own = "; ".join(
+        f"{m.kd_loss} when fine-tuning {m.title}" for m in modules.MODULES.values() if m.kd_loss
+    )
     return (
         f"train_data: [{values['train_data'][0]}]\n"
         "knowledge_distillation: true\n"
-        "kd_loss_type: kl_div   # m3_kd_loss when fine-tuning BGE-M3 (m3 mode)\n"
+        f"kd_loss_type: kl_div{f'   # {own}' if own else ''}\n"
     )
 
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studio.config import StudioConfig, resolve_model
+from studio.config import StudioConfig
 from studio.datawork import rows as rows_mod
 from studio.datawork.check import CheckReport
 from studio.datawork.instructions import Rules, prompt_census
+from studio.datawork.module_preview import RerankRules, load_tokenizer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -127,19 +128,6 @@ class TokenLengths:
         return fig
 
 
-def load_tokenizer(config: StudioConfig, base_dir: str | Path = "."):
-    """The tokenizer FlagEmbedding will load for the config's model."""
-    from transformers import AutoTokenizer
-
-    model = resolve_model(config.get("model_name_or_path") or "", Path(base_dir))
-    return AutoTokenizer.from_pretrained(
-        model,
-        cache_dir=config.get("cache_dir"),
-        use_fast=bool(config.get("use_fast_tokenizer")),
-        trust_remote_code=bool(config.get("trust_remote_code")),
-    )
-
-
 def _lengths(tokenizer, texts: list[str], batch: int = 1000) -> np.ndarray:
     import numpy as np
 
@@ -163,8 +151,6 @@ def _text_rules(config: StudioConfig, prompt_column: bool):
     from studio.modules import get
 
     if get(config.module).is_reranker:
-        from studio.datawork.module_preview import RerankRules
-
         return RerankRules.from_config(config)
     return Rules.from_config(config, prompt_column=prompt_column)
 

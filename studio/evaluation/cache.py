@@ -57,7 +57,7 @@ def _counts(name: str) -> bool:
 
 def model_files(model_dir: str | Path, extra: tuple[str, ...] = ()) -> list[Path]:
     """The files of a model folder that decide its embeddings (not checkpoints, not cards);
-    ``extra`` names more that do for some models (M3's ``colbert_linear.pt``...)."""
+    ``extra`` names more that do for some models (a module's heads, e.g. ``colbert_linear.pt``)."""
     root = Path(model_dir)
     return sorted(p for p in root.iterdir() if p.is_file() and (_counts(p.name) or p.name in extra))
 
@@ -113,7 +113,7 @@ def save(key: str, array: np.ndarray, root: Path | None = None) -> Path:
 
 
 def load_arrays(key: str, root: Path | None = None) -> dict[str, np.ndarray] | None:
-    """Several named arrays stored under one key (M3's dense, sparse and ColBERT outputs)."""
+    """Several named arrays stored under one key (e.g. a model's dense, sparse and ColBERT outputs)."""
     path = _path(key, root).with_suffix(".npz")
     if not path.is_file():
         return None
@@ -144,7 +144,7 @@ def cached(
     """``(entry, True)`` when ``use_cache`` and a stored entry passes ``valid`` (e.g. it has one
     row per text); else ``(compute(), False)``, stored when ``use_cache``.
 
-    Every scorer (embeddings, M3's named ``arrays``, reranker scores) goes through here, so an
+    Every scorer (embeddings, a module's named ``arrays``, reranker scores) goes through here, so an
     entry is read, checked and written the same way whatever made it.
     """
     load_entry, save_entry = (load_arrays, save_arrays) if arrays else (load, save)

@@ -138,8 +138,7 @@ def _run(args) -> int:
     data = load_eval_data(data_path, args.split)
     _report_data(data)
 
-    from studio.evaluation.m3 import parse_weights
-    from studio.evaluation.modes import BASE, module_of
+    from studio.evaluation.modes import BASE, module_of, parse_weights
 
     weights = parse_weights(args.m3_weights) if args.m3_weights else None
     retriever = None

@@ -271,7 +271,7 @@ def encode_data(
     encode: Callable[[list[str], int], tuple[Any, bool]], data: EvalData, settings: EncodeSettings
 ) -> tuple[Any, Any, dict[str, bool]]:
     """(queries' encoding, corpus' encoding, which came from the cache) for a bi-encoder scorer
-    (dense here, M3's four outputs in :mod:`.m3`): the texts as ``settings`` write them
+    (dense here, a module's several outputs in its own scorer): the texts as ``settings`` write them
     (instructions, formats), each side at its own max length; ``encode(texts, max_len)``
     returns (encoding, from the cache)."""
     passages = [settings.passage_text(t) for t in data.corpus_texts]
@@ -285,7 +285,7 @@ def run_fields(
     model_dir: Path, label: str | None, step: int | None, started: float, cached: dict[str, bool]
 ) -> dict[str, Any]:
     """What an EvalResult records about the run that made it (label, model, step, seconds since
-    ``started``, cache hits): one place for the dense, M3 and reranker scorers."""
+    ``started``, cache hits): one place for the dense, reranker and modules' own scorers."""
     return {
         "label": label or model_dir.name,
         "model": str(model_dir),
@@ -380,41 +380,3 @@ def comparison_report(
         }
         report["compared"] = [labels[0], labels[-1]]
     return report
-
-
-def compare_models(
-    baseline: str | Path,
-    model: str | Path,
-    data: str | Path | EvalData,
-    config=None,
-    ks: Sequence[int] = DEFAULT_KS,
-    base_dir: str | Path = ".",
-    retriever: str | Path | None = None,
-) -> dict[str, Any]:
-    """A baseline and a fine-tuned model on held-out data, with one set of settings (the
-    config's pooling, instructions and lengths where given): the report both faces show.
-
-    With a config naming another module than the base embedder, each is scored that module's
-    way (M3's four modes; a reranker over ``retriever``'s top k, the bundled model by default).
-    """
-    from studio.config import resolve_model
-    from studio.evaluation.modes import BASE, module_of
-
-    if not str(model or "").strip():
-        raise ValueError("Give the fine-tuned model's folder (a run's model/ or a checkpoint).")
-    paths = {
-        "baseline": resolve_model(str(baseline), Path(base_dir)),
-        "fine-tuned": resolve_model(str(model), Path(base_dir)),
-    }
-    if not isinstance(data, EvalData):
-        data = load_eval_data(data)
-    if config is not None and module_of(config) != BASE:
-        from studio.evaluation.module_eval import evaluate_for_module
-
-        entries = [{"label": label, "path": path} for label, path in paths.items()]
-        if retriever:
-            retriever = resolve_model(str(retriever), Path(base_dir))
-        return evaluate_for_module(entries, data, config, ks, retriever=retriever)
-    settings, warnings = resolve_settings([paths["fine-tuned"], paths["baseline"]], config=config)
-    results = evaluate_models(paths, data, settings, ks)
-    return comparison_report(results, data, settings, warnings, details=True)

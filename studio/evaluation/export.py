@@ -336,7 +336,7 @@ def card_text(
 
 def metrics_section(metrics: Any) -> list[str]:
     """The card's Evaluation section: where it was measured, then one table (a plain report) or
-    one per mode (a module's report, e.g. M3's dense/sparse/colbert/hybrid); [] without numbers."""
+    one per mode (a module's report, e.g. dense/sparse/colbert/hybrid); [] without numbers."""
     modes = metrics.get("modes") if isinstance(metrics, dict) else None
     data = metrics.get("data", {}) if isinstance(metrics, dict) else {}
     where = (

@@ -1,19 +1,13 @@
 """Making every module's fine-tuned model load where its users load it, with a model card.
 
 The base embedder's export (:mod:`.export`) writes sentence-transformers files; the other modules
-are loaded elsewhere, so each gets what its loader needs and a card that shows that loader:
-
-``embedder.encoder_only.m3``     ``BGEM3FlagModel(folder)`` reads FlagEmbedding's own files
-                                 (``colbert_linear.pt``, ``sparse_linear.pt``, saved by the run);
-                                 the dense head also gets sentence-transformers files (CLS pooling)
-``reranker.encoder_only.base``   ``FlagReranker(folder)``; and sentence-transformers'
-                                 ``CrossEncoder(folder)``, told by ``config.json`` to return the raw
-                                 logit (identity activation) so its scores equal FlagReranker's
-``reranker.decoder_only.*``      ``FlagLLMReranker`` / ``LayerWiseFlagLLMReranker``: the merged
-                                 folder (``merged_model/`` with ``save_merged_lora_model``) or the
-                                 base plus ``peft_path=`` the adapter, the base named in the card
-``embedder.decoder_only.*``      ``FlagLLMModel`` / ``FlagICLModel``; a full or merged model also
-                                 gets sentence-transformers files (last-token pooling)
+are loaded elsewhere, so each gets what its loader needs and a card that shows that loader. What
+differs by module is declared in its file (:mod:`studio.modules`): ``st_files`` (a full or merged
+model also gets sentence-transformers files: an encoder's dense head with CLS pooling, a decoder
+embedder with last-token pooling), ``cross_encoder`` (``config.json`` tells sentence-transformers'
+``CrossEncoder`` to return the raw logit, so its scores equal ``FlagReranker``'s), ``usage`` (the
+card's loading lines: the merged folder, ``merged_model/`` with ``save_merged_lora_model``, or the
+base plus ``peft_path=`` the adapter, the base named in the card) and ``card_what``.
 
 :func:`export_model` is what the post-training step calls for every run.
 """
@@ -24,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from studio import modules as finetune
 from studio.evaluation.export import (
     ALT_CARD,
     CARD_MARKER,
@@ -33,18 +28,8 @@ from studio.evaluation.export import (
     card_text,
     export_sentence_transformers,
 )
-from studio.evaluation.modes import (
-    BASE,
-    DECODER_EMBEDDER,
-    DECODER_RERANKER,
-    ICL,
-    LAYERWISE,
-    M3,
-    RERANKER,
-    arg,
-    kind_of,
-    module_of,
-)
+from studio.evaluation.modes import BASE, arg, kind_of, module_of
+from studio.modules.base import Usage
 
 MERGED = "merged_model"  # where FlagEmbedding's save_merged_lora_model writes
 IDENTITY = "torch.nn.modules.linear.Identity"
@@ -71,9 +56,10 @@ def export_model(
     result = ExportResult(model_dir=model_dir)
     full = None if adapter else model_dir
     st_folder = full or merged
-    if module == RERANKER:
+    own = finetune.get(module)
+    if own.cross_encoder:
         _crossencoder_config(model_dir, result)
-    elif module in (M3, DECODER_EMBEDDER, ICL) and st_folder is not None:
+    elif own.st_files and st_folder is not None:
         st = export_sentence_transformers(st_folder, config, metrics, overwrite_readme=True)
         result.files += [f for f in st.files if f.name != "README.md" and f != st.card]
         result.warnings += [w for w in st.warnings if "model card" not in w]
@@ -120,78 +106,19 @@ def _crossencoder_config(model_dir: Path, result: ExportResult) -> None:
 def _usage(
     module: str, name: str, base: str, adapter: bool, merged: Path | None, config
 ) -> list[str]:
-    """Python lines that load this model where users load it."""
-    if merged is not None:
-        name = f"{name}/{MERGED}"
-    peft = f', peft_path="{name}"' if adapter and merged is None else ""
-    target = f'"{base}"' if adapter and merged is None else f'"{name}"'
-    query_instr = arg(config, "query_instruction_for_retrieval", module)
-    query_fmt = arg(config, "query_instruction_format", module) or "{}{}"
-    if module == M3:
-        return [
-            "from FlagEmbedding import BGEM3FlagModel",
-            "",
-            f'model = BGEM3FlagModel("{name}", use_fp16=False)',
-            'out = model.encode(["how do I split a path?"], return_dense=True, '
-            "return_sparse=True, return_colbert_vecs=True)",
-            'scores = model.compute_score([("how do I split a path?", '
-            '"os.path.split(p): Split a pathname.")], weights_for_different_modes=[0.4, 0.2, 0.4])',
-        ]
-    if module == RERANKER:
-        return [
-            "from FlagEmbedding import FlagReranker",
-            "",
-            f'reranker = FlagReranker("{name}", use_fp16=False)',
-            'scores = reranker.compute_score([["how do I split a path?", '
-            '"os.path.split(p): Split a pathname."]])',
-            "",
-            "# or with sentence-transformers (raw logits, the same scores):",
-            "from sentence_transformers import CrossEncoder",
-            "",
-            f'model = CrossEncoder("{name}")',
-            'scores = model.predict([("how do I split a path?", '
-            '"os.path.split(p): Split a pathname.")])',
-        ]
-    if module in (DECODER_RERANKER, LAYERWISE):
-        cls = "LayerWiseFlagLLMReranker" if module == LAYERWISE else "FlagLLMReranker"
-        extra = ", trust_remote_code=True" if module == LAYERWISE else ""
-        cutoff = ", cutoff_layers=[-1]" if module == LAYERWISE else ""
-        fix = (
-            [
-                "# FlagEmbedding 1.4.2's MiniCPM code needs the cache off under transformers>=4.57",
-                "reranker.model.config.use_cache = False",
-            ]
-            if module == LAYERWISE
-            else []
+    """Python lines that load this model where users load it (the module's ``usage``)."""
+    usage = finetune.get(module).usage
+    if usage is None:
+        return []
+    return usage(
+        Usage(
+            name=f"{name}/{MERGED}" if merged is not None else name,
+            base=base,
+            adapter=adapter and merged is None,
+            query_instruction=arg(config, "query_instruction_for_retrieval", module),
+            query_format=arg(config, "query_instruction_format", module) or "{}{}",
         )
-        return [
-            f"from FlagEmbedding import {cls}",
-            "",
-            f"reranker = {cls}({target}{peft}, use_fp16=False{extra})",
-            *fix,
-            'scores = reranker.compute_score([["how do I split a path?", '
-            f'"os.path.split(p): Split a pathname."]]{cutoff})',
-        ]
-    cls = "FlagICLModel" if module == ICL else "FlagLLMModel"
-    lines = [f"from FlagEmbedding import {cls}", ""]
-    if adapter and merged is None:
-        lines = [
-            "from peft import PeftModel",
-            "from transformers import AutoModel",
-            "",
-            f'model = PeftModel.from_pretrained(AutoModel.from_pretrained("{base}"), "{name}")',
-            f'model.merge_and_unload().save_pretrained("{name}-merged")  # then load that:',
-            *lines,
-        ]
-        name = f"{name}-merged"
-    instr = f", query_instruction_for_retrieval={query_instr!r}" if query_instr else ""
-    fmt = f", query_instruction_format={query_fmt!r}" if query_instr else ""
-    return lines + [
-        f'model = {cls}("{name}"{instr}{fmt}, use_fp16=False)',
-        'q = model.encode_queries(["how do I split a path?"])',
-        'p = model.encode_corpus(["os.path.split(p): Split a pathname."])',
-        "scores = q @ p.T",
-    ]
+    )
 
 
 def module_card(
@@ -212,10 +139,9 @@ def module_card(
         "pipeline_tag": "text-classification" if kind == "reranker" else "feature-extraction",
         "tags": ["bge-studio", "flagembedding", module.split(".")[0], module],
     }
-    what = {"reranker": "A reranker", "m3": "A BGE-M3 model", "embedder": "An embedding model"}
     form = "a LoRA adapter" if adapter and merged is None else "a full model"
     intro = (
-        f"{what[kind]} fine-tuned with [FlagEmbedding](https://github.com/FlagOpen/FlagEmbedding) "
+        f"{finetune.get(module).card_words} fine-tuned with [FlagEmbedding](https://github.com/FlagOpen/FlagEmbedding) "
         f"{_version('FlagEmbedding')} (`FlagEmbedding.finetune.{module}`) in BGE Studio, "
         f"saved as {form}, from `{base}`."
         + (f" The merged model is in `{MERGED}/`." if merged is not None else "")

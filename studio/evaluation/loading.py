@@ -9,7 +9,7 @@ FlagEmbedding's inference classes, sentence-transformers) loads that directly, s
 the adapter's and the base's files), the way FlagEmbedding's own ``save_merged_model`` does it:
 
 1. load the base with the module's model class (AutoModel for embedders, AutoModelForCausalLM for
-   the decoder reranker, FlagEmbedding's LayerWiseMiniCPMForCausalLM for layerwise),
+   the decoder rerankers, or the class the module names: its ``merge_class``),
 2. put back the resized input embeddings from ``embedding/emb.pth`` (the adapter's folder, else
    the run's output folder, where FlagEmbedding writes it once),
 3. ``PeftModel.from_pretrained(...).merge_and_unload()``, save with the adapter's tokenizer.
@@ -26,8 +26,8 @@ import json
 import shutil
 from pathlib import Path
 
+from studio import modules as finetune
 from studio.evaluation import cache
-from studio.evaluation.modes import LAYERWISE, kind_of
 
 ADAPTER_CONFIG = "adapter_config.json"
 EMBEDDING = Path("embedding") / "emb.pth"
@@ -93,13 +93,13 @@ def plain_model(
 
 
 def _model_class(module: str):
-    if module == LAYERWISE:
-        from FlagEmbedding.finetune.reranker.decoder_only.layerwise.modeling_minicpm_reranker import (
-            LayerWiseMiniCPMForCausalLM,
-        )
+    """The class a LoRA adapter of ``module`` is merged into (its ``merge_class``, else Auto*)."""
+    own = finetune.get(module)
+    if own.merge_class:
+        from studio.modules.base import resolve
 
-        return LayerWiseMiniCPMForCausalLM
-    if kind_of(module) == "reranker":
+        return resolve(own.merge_class)
+    if own.is_reranker:
         from transformers import AutoModelForCausalLM
 
         return AutoModelForCausalLM
@@ -121,7 +121,7 @@ def _merge(
     from transformers import AutoTokenizer
 
     model = _model_class(module).from_pretrained(
-        str(base), trust_remote_code=trust_remote_code or module == LAYERWISE
+        str(base), trust_remote_code=trust_remote_code or finetune.get(module).remote_code
     )
     if embedding is not None:
         model.set_input_embeddings(torch.load(embedding, map_location="cpu", weights_only=False))
@@ -133,7 +133,7 @@ def _merge(
     model.save_pretrained(tmp)
     tokenizer_dir = folder if (folder / "tokenizer_config.json").is_file() else base
     AutoTokenizer.from_pretrained(str(tokenizer_dir)).save_pretrained(tmp)
-    for code in base.glob("*.py"):  # remote code (layerwise MiniCPM) travels with the weights
+    for code in base.glob("*.py"):  # remote code (e.g. MiniCPM's) travels with the weights
         shutil.copy(code, tmp / code.name)
     shutil.rmtree(dest, ignore_errors=True)
     tmp.replace(dest)

@@ -34,7 +34,7 @@ import numpy as np
 from studio.evaluation import cache
 from studio.evaluation.data import EvalData
 from studio.evaluation.metrics import DEFAULT_KS
-from studio.evaluation.modes import M3_WEIGHTS
+from studio.evaluation.modes import M3_WEIGHTS, arg, parse_weights  # noqa: F401 (re-exported)
 from studio.evaluation.settings import EncodeSettings
 
 MODES = ("dense", "sparse", "colbert", "hybrid")
@@ -44,23 +44,6 @@ FORMAT = "m3-1"
 
 def has_heads(model_dir: str | Path) -> bool:
     return all((Path(model_dir) / name).is_file() for name in HEAD_FILES)
-
-
-def parse_weights(text: str | Sequence[float] | None) -> tuple[float, float, float]:
-    """``"0.4,0.2,0.4"`` -> dense, sparse, ColBERT weights; ValueError with the fix otherwise."""
-    if text is None:
-        return M3_WEIGHTS
-    items = text.replace(",", " ").split() if isinstance(text, str) else list(text)
-    try:
-        weights = tuple(float(w) for w in items)
-    except (TypeError, ValueError):
-        weights = ()
-    if len(weights) != 3 or min(weights) < 0 or sum(weights) <= 0:
-        raise ValueError(
-            f"M3 weights {text!r}: give three non-negative numbers for dense, sparse and ColBERT "
-            "that do not all be zero, e.g. 0.4,0.2,0.4"
-        )
-    return weights  # type: ignore[return-value]
 
 
 class M3Encoder:
@@ -250,3 +233,33 @@ def evaluate_m3_model(
     matrices = scores(q_out, p_out, weights)
     fields = run_fields(model_dir, label, step, started, hits)
     return {mode: result_from_scores(matrices[mode], data, ks, **fields) for mode in MODES}
+
+
+def module_scorer(config, module: str, data: EvalData, ks, *, weights, warnings, extra, run):
+    """The module's scores for :func:`studio.evaluation.module_eval.evaluate_for_module` (its
+    ``scorer`` in studio.modules): the settings it reports and ``score(entry) -> {mode: result}``.
+    """
+    from studio.evaluation.evaluate import resolve_model_path
+    from studio.evaluation.settings import settings_from_config
+
+    settings = settings_from_config(config)
+    weights = tuple(weights or M3_WEIGHTS)
+    extra["m3_weights"] = {"dense": weights[0], "sparse": weights[1], "colbert": weights[2]}
+    heads = {
+        "weights": weights,
+        "colbert_dim": int(arg(config, "colbert_dim", module) or -1),
+        "seed": int(arg(config, "seed", module) or 42),
+    }
+
+    def score(entry: dict[str, Any]) -> dict[str, Any]:
+        path = resolve_model_path(entry["path"])
+        if not has_heads(path):
+            warnings.append(
+                f"{entry['label']} has no sparse/ColBERT heads (colbert_linear.pt, "
+                "sparse_linear.pt): FlagEmbedding initializes them randomly, seeded with the "
+                "training seed, as the fine-tune started; its sparse/colbert/hybrid scores "
+                "are those untrained heads'."
+            )
+        return evaluate_m3_model(path, data, settings, ks, **heads, **run(entry))
+
+    return settings.to_dict(), score

@@ -1,15 +1,13 @@
 """Which evaluation a fine-tune module gets, and the few facts about it the evaluation needs.
 
 FlagEmbedding 1.4.2 fine-tunes seven kinds of model (``FlagEmbedding.finetune.<module>``); each
-is scored the way it is used:
+is scored the way it is used (its ``eval_kind`` in :mod:`studio.modules`, else its kind):
 
-``embedder``  ``embedder.encoder_only.base``, ``embedder.decoder_only.base`` and ``.icl``: one
-              dense vector per text, exact inner-product search (decoder modules: last-token
+``embedder``  one dense vector per text, exact inner-product search (decoder modules: last-token
               pooling, the tokenizer's EOS appended as in training, LoRA adapters merged first)
-``m3``        ``embedder.encoder_only.m3``: dense, sparse (lexical weights), ColBERT
-              (multi-vector) and their weighted hybrid, each searched exhaustively
-``reranker``  ``reranker.encoder_only.base``, ``reranker.decoder_only.base`` and ``.layerwise``:
-              a first-stage embedder retrieves the top k, the reranker reorders them
+``reranker``  a first-stage embedder retrieves the top k, the reranker reorders them
+a kind of its own   a module with several scores (dense, sparse, multi-vector, hybrid) names
+              them (``eval_modes``) and the function that scores them (``scorer``)
 
 The module comes from the config (its top-level ``module:`` key); a config without one is the
 base embedder, as before the key existed. Values a config leaves out are FlagEmbedding's defaults
@@ -19,43 +17,28 @@ so they are read here with the module's default rather than from the base embedd
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from studio import modules as finetune
-from studio.modules import BASE, DECODER_EMBEDDER, DECODER_RERANKER, ICL, LAYERWISE, M3, RERANKER
+from studio.modules import BASE
 
 # The module names come from studio.modules, the one list of what FlagEmbedding fine-tunes.
 MODULES = tuple(finetune.MODULES)
 DECODER = tuple(name for name, m in finetune.MODULES.items() if m.is_decoder)
-# How each module is scored: its kind (embedder/reranker), with M3 apart for its four scores.
-KINDS = {name: "m3" if name == M3 else m.kind for name, m in finetune.MODULES.items()}
+# How each module is scored: its kind (embedder/reranker), or a kind of its own.
+KINDS = {name: m.evaluation for name, m in finetune.MODULES.items()}
 # The score names each kind writes into eval.json (``modes``), the first one is the headline.
-MODE_NAMES = {
-    "embedder": ("dense",),
-    "m3": ("dense", "sparse", "colbert", "hybrid"),
-    "reranker": ("rerank", "first_stage"),
-}
-# M3's hybrid weights for dense, sparse, ColBERT: the BGE-M3 model card's example.
+MODE_NAMES = {m.evaluation: m.modes for m in finetune.MODULES.values()}
+# The hybrid weights of dense, sparse and multi-vector (ColBERT) scores: the model card's example.
 M3_WEIGHTS = (0.4, 0.2, 0.4)
 # Passages the first stage hands the reranker per query.
 RERANK_TOP_K = 100
 # Where each module's inference class lives, as users load a fine-tuned model.
-LOADERS = {
-    BASE: "FlagEmbedding.FlagModel / sentence_transformers.SentenceTransformer",
-    M3: "FlagEmbedding.BGEM3FlagModel",
-    DECODER_EMBEDDER: "FlagEmbedding.FlagLLMModel",
-    ICL: "FlagEmbedding.FlagICLModel",
-    RERANKER: "FlagEmbedding.FlagReranker / sentence_transformers.CrossEncoder",
-    DECODER_RERANKER: "FlagEmbedding.FlagLLMReranker",
-    LAYERWISE: "FlagEmbedding.LayerWiseFlagLLMReranker",
-}
+LOADERS = {name: m.loader for name, m in finetune.MODULES.items()}
 # FlagEmbedding 1.4.2 defaults that differ by module (the rest are the same everywhere).
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    DECODER_EMBEDDER: {"use_lora": True},
-    ICL: {"use_lora": True},
-    DECODER_RERANKER: {"use_lora": True},
-    LAYERWISE: {"use_lora": True, "model_type": "from_raw_model"},
-    RERANKER: {"max_len": 512},
+    name: dict(m.defaults) for name, m in finetune.MODULES.items() if m.defaults
 }
 _COMMON_DEFAULTS: dict[str, Any] = {
     "max_len": 512,
@@ -81,7 +64,8 @@ def module_of(config) -> str:
 
 
 def kind_of(module: str) -> str:
-    """``embedder``, ``m3`` or ``reranker``; ValueError naming the known modules otherwise."""
+    """``embedder``, ``reranker`` or the module's own kind; ValueError naming the known modules
+    otherwise."""
     try:
         return KINDS[module]
     except KeyError:
@@ -102,3 +86,20 @@ def arg(config, name: str, module: str | None = None) -> Any:
 
 def is_decoder(module: str) -> bool:
     return module in DECODER
+
+
+def parse_weights(text: str | Sequence[float] | None) -> tuple[float, float, float]:
+    """``"0.4,0.2,0.4"`` -> dense, sparse, ColBERT weights; ValueError with the fix otherwise."""
+    if text is None:
+        return M3_WEIGHTS
+    items = text.replace(",", " ").split() if isinstance(text, str) else list(text)
+    try:
+        weights = tuple(float(w) for w in items)
+    except (TypeError, ValueError):
+        weights = ()
+    if len(weights) != 3 or min(weights) < 0 or sum(weights) <= 0:
+        raise ValueError(
+            f"hybrid weights {text!r}: give three non-negative numbers for dense, sparse and "
+            "ColBERT that do not all be zero, e.g. 0.4,0.2,0.4"
+        )
+    return weights  # type: ignore[return-value]

@@ -4,8 +4,8 @@
 final, or any baseline and model) and returns one report, whatever the module:
 
 * ``modes``: for each score name of the module (:data:`studio.evaluation.modes.MODE_NAMES`:
-  ``dense``; M3's ``dense``, ``sparse``, ``colbert``, ``hybrid``; a reranker's ``rerank`` and
-  ``first_stage``) the models' metrics and the delta between the first and the last model,
+  ``dense``; a reranker's ``rerank`` and ``first_stage``; a module's own, e.g. ``dense``,
+  ``sparse``, ``colbert``, ``hybrid``) the models' metrics and the delta between the first and the last model,
 * ``models`` / ``delta`` / ``compared``: the headline mode's, so every face that shows a plain
   embedder's report (tables, charts, metrics over steps, the model card) shows this one too.
 
@@ -20,11 +20,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from studio import modules as finetune
 from studio.evaluation.data import EvalData, data_notes
-from studio.evaluation.evaluate import EvalResult, evaluate_model, resolve_model_path
+from studio.evaluation.evaluate import (
+    EvalResult,
+    comparison_report,
+    evaluate_model,
+    evaluate_models,
+    load_eval_data,
+    resolve_settings,
+)
 from studio.evaluation.metrics import DEFAULT_KS
 from studio.evaluation.modes import (
-    M3_WEIGHTS,
     MODE_NAMES,
     RERANK_TOP_K,
     arg,
@@ -71,7 +78,8 @@ def evaluate_for_module(
 
     ``details`` names the labels whose per-query values and top hits are kept (default: the
     first and the last). ``retriever``/``top_k`` are the reranker's first stage (default: the
-    bundled model, top 100); ``m3_weights`` M3's hybrid weights (default 0.4, 0.2, 0.4).
+    bundled model, top 100); ``m3_weights`` the hybrid weights of a module with dense, sparse and
+    ColBERT scores (default 0.4, 0.2, 0.4).
     """
     module = module or module_of(config)
     kind = kind_of(module)
@@ -102,31 +110,7 @@ def evaluate_for_module(
             path = _plain(entry, module, config, base_model, output_dir)
             return {"dense": evaluate_model(path, data, settings, ks, **run(entry))}
 
-    elif kind == "m3":
-        from studio.evaluation.m3 import evaluate_m3_model, has_heads
-
-        settings = settings_from_config(config)
-        settings_dict = settings.to_dict()
-        weights = tuple(m3_weights or M3_WEIGHTS)
-        extra["m3_weights"] = {"dense": weights[0], "sparse": weights[1], "colbert": weights[2]}
-        heads = {
-            "weights": weights,
-            "colbert_dim": int(arg(config, "colbert_dim", module) or -1),
-            "seed": int(arg(config, "seed", module) or 42),
-        }
-
-        def score(entry: dict[str, Any]) -> dict[str, EvalResult]:
-            path = resolve_model_path(entry["path"])
-            if not has_heads(path):
-                warnings.append(
-                    f"{entry['label']} has no sparse/ColBERT heads (colbert_linear.pt, "
-                    "sparse_linear.pt): FlagEmbedding initializes them randomly, seeded with the "
-                    "training seed, as the fine-tune started; its sparse/colbert/hybrid scores "
-                    "are those untrained heads'."
-                )
-            return evaluate_m3_model(path, data, settings, ks, **heads, **run(entry))
-
-    else:
+    elif kind == "reranker":
         from dataclasses import asdict
 
         from studio.evaluation.rerank import (
@@ -168,6 +152,14 @@ def evaluate_for_module(
                 "step": entry.get("step"),
             }
             return {"rerank": reranked, "first_stage": EvalResult(**stage_only)}
+
+    else:  # a kind of the module's own: it names the function that scores it
+        from studio.modules.base import resolve
+
+        scorer = resolve(finetune.get(module).scorer)
+        settings_dict, score = scorer(
+            config, module, data, ks, weights=m3_weights, warnings=warnings, extra=extra, run=run
+        )
 
     for entry in models:
         for name, result in score(entry).items():
@@ -234,3 +226,40 @@ def summary_line(report: dict[str, Any], metric: str = "ndcg_at_10") -> str:
         return "nDCG@10: " + "; ".join(parts)
     delta = (report.get("delta") or {}).get(metric)
     return f"nDCG@10 change: {delta:+.4f}" if delta is not None else ""
+
+
+def compare_models(
+    baseline: str | Path,
+    model: str | Path,
+    data: str | Path | EvalData,
+    config=None,
+    ks: Sequence[int] = DEFAULT_KS,
+    base_dir: str | Path = ".",
+    retriever: str | Path | None = None,
+) -> dict[str, Any]:
+    """A baseline and a fine-tuned model on held-out data, with one set of settings (the
+    config's pooling, instructions and lengths where given): the report both faces show.
+
+    With a config naming another module than the base embedder, each is scored that module's
+    way (every score of the module; a reranker over ``retriever``'s top k, the bundled model by
+    default).
+    """
+    from studio.config import resolve_model
+    from studio.evaluation.modes import BASE
+
+    if not str(model or "").strip():
+        raise ValueError("Give the fine-tuned model's folder (a run's model/ or a checkpoint).")
+    paths = {
+        "baseline": resolve_model(str(baseline), Path(base_dir)),
+        "fine-tuned": resolve_model(str(model), Path(base_dir)),
+    }
+    if not isinstance(data, EvalData):
+        data = load_eval_data(data)
+    if config is not None and module_of(config) != BASE:
+        entries = [{"label": label, "path": path} for label, path in paths.items()]
+        if retriever:
+            retriever = resolve_model(str(retriever), Path(base_dir))
+        return evaluate_for_module(entries, data, config, ks, retriever=retriever)
+    settings, warnings = resolve_settings([paths["fine-tuned"], paths["baseline"]], config=config)
+    results = evaluate_models(paths, data, settings, ks)
+    return comparison_report(results, data, settings, warnings, details=True)

@@ -260,7 +260,7 @@ def results_view(report: dict, data_path: str | None):
         )
     steps = metrics_over_steps(report) if len(models) > 2 else None
     if report.get("modes") and len(report["modes"]) > 1:
-        # Every mode of the module (M3's four, a reranker's rerank + first stage), then charted
+        # Every mode of the module (a reranker's rerank + first stage, or the module's own several), then charted
         # on nDCG@10 per mode, so the faces show them without knowing the module.
         table = modes_table(report)
         chart = modes_chart(report)
@@ -297,7 +297,7 @@ def modes_chart(report: Mapping[str, Any], metric: str = "ndcg_at_10", title: st
 
 
 def modes_table(report: Mapping[str, Any], metrics: Sequence[str] | None = None):
-    """For a module with several scores (M3's dense/sparse/colbert/hybrid, a reranker's
+    """For a module with several scores (dense/sparse/colbert/hybrid, a reranker's
     rerank and first_stage): one row per mode and metric, before, after and delta; with one
     model only, its values and no delta column (a column of zeros reads as "no change").
 

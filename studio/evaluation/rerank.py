@@ -9,8 +9,9 @@ fine-tuning (the base model) and after. Metrics at cutoffs beyond ``k`` can only
 ``k`` reranked passages (recall@100 with k=50 equals the first stage's recall@50).
 
 Scores come from FlagEmbedding's own inference classes, the ones users load a fine-tuned reranker
-with, in fp32: ``FlagReranker`` (encoder-only), ``FlagLLMReranker`` (decoder-only, the logit of
-"Yes"), ``LayerWiseFlagLLMReranker`` (the last layer's score), with the training config's
+with (each module's ``inference_class`` in :mod:`studio.modules`, adjusted by its ``prepare``),
+in fp32: ``FlagReranker`` (encoder-only), ``FlagLLMReranker`` (decoder-only, the logit of
+"Yes"), and the others the modules name, with the training config's
 ``max_len``, ``query_max_len`` and rerank instructions. Pair scores are cached by model files,
 pairs and settings, so a re-run or another cutoff costs nothing.
 
@@ -36,10 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
+from studio import modules as finetune
 from studio.evaluation import cache
 from studio.evaluation.data import EvalData
 from studio.evaluation.metrics import DEFAULT_KS
-from studio.evaluation.modes import DECODER_RERANKER, LAYERWISE, RERANKER, arg
+from studio.evaluation.modes import arg
+from studio.modules import RERANKER
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,8 @@ def rerank_settings(config, module: str) -> RerankSettings:
     def get(name):
         return arg(config, name, module)
 
-    decoder = module in (DECODER_RERANKER, LAYERWISE)
+    own = finetune.get(module)
+    decoder = own.is_decoder
     return RerankSettings(
         module=module,
         max_len=int(get("max_len") or 512),
@@ -99,7 +103,7 @@ def rerank_settings(config, module: str) -> RerankSettings:
         query_instruction_format=get("query_instruction_format") or "{}{}",
         passage_instruction=get("passage_instruction_for_rerank") or ("B: " if decoder else None),
         passage_instruction_format=get("passage_instruction_format") or "{}{}",
-        trust_remote_code=bool(get("trust_remote_code")) or module == LAYERWISE,
+        trust_remote_code=bool(get("trust_remote_code")) or own.remote_code,
         seed=int(get("seed") if get("seed") is not None else 42),
     )
 
@@ -180,37 +184,29 @@ class Scorer:
             "batch_size": s.batch_size,
             "trust_remote_code": s.trust_remote_code,
         }
-        if s.module == RERANKER:
-            from FlagEmbedding import FlagReranker
+        own = finetune.get(s.module)
+        if not own.is_reranker or not own.inference_class:
+            raise ValueError(f"{s.module} is not a reranker module")
+        from studio.modules.base import resolve
 
-            model = FlagReranker(str(self.model_dir), **common)
+        cls = resolve(own.inference_class)
+        if not own.is_decoder:
+            model = cls(str(self.model_dir), **common)
             if not has_head(self.model_dir):
                 model.model = _seeded_head_model(self.model_dir, s)
             return model
-        if s.module == DECODER_RERANKER:
-            from FlagEmbedding import FlagLLMReranker
-
-            return _with_pad_token(FlagLLMReranker(str(self.model_dir), use_bf16=False, **common))
-        if s.module == LAYERWISE:
-            from FlagEmbedding import LayerWiseFlagLLMReranker
-
-            model = LayerWiseFlagLLMReranker(str(self.model_dir), use_bf16=False, **common)
-            layers = int(model.model.config.num_hidden_layers)
-            model.cutoff_layers = [layers]  # the last layer's score, as the model card ranks
-            # FlagEmbedding 1.4.2's MiniCPM code calls DynamicCache.get_usable_length, gone in
-            # transformers 4.57: scoring needs no cache, and without one that path is not taken.
-            model.model.config.use_cache = False
-            return _with_pad_token(model)
-        raise ValueError(f"{s.module} is not a reranker module")
+        model = cls(str(self.model_dir), use_bf16=False, **common)
+        if own.prepare is not None:
+            own.prepare(model)
+        return _with_pad_token(model)
 
     def score(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         if not pairs:
             return np.zeros(0, dtype=np.float32)
         if self._model is None:
             self._model = self._load()
-        if self.settings.module == LAYERWISE:
-            # On a CPU FlagEmbedding turns fp16 off itself; keep it off elsewhere too (fp32).
-            self._model.use_fp16 = False
+        # On a CPU FlagEmbedding turns fp16 off itself; keep it off elsewhere too (fp32).
+        self._model.use_fp16 = False
         scores = self._model.compute_score(pairs, normalize=False)
         scores = np.asarray(scores, dtype=np.float32).reshape(-1)
         if len(scores) != len(pairs):

@@ -124,7 +124,7 @@ def evaluate_run(
     """Evaluate base, checkpoints and final model of a run; write and return eval.json.
 
     ``eval_data`` defaults to the config's ``studio.eval_data``. A run of another module than the
-    base embedder is scored its own way (:mod:`.module_eval`): M3's four modes, a reranker over
+    base embedder is scored its own way (:mod:`.module_eval`): every score of the module, a reranker over
     ``retriever``'s top ``top_k`` (defaults: ``studio.retriever``/``studio.rerank_top_k`` of the
     config, else the bundled model and 100), a decoder embedder with its adapters merged. Per-query values and top hits
     are kept for base and final (the wins-and-losses table), metrics only for checkpoints.
@@ -144,7 +144,7 @@ def evaluate_run(
     data = source if isinstance(source, EvalData) else load_eval_data(source)
     models = run_models(run_dir, include_checkpoints)
     if module != BASE:
-        from studio.evaluation.m3 import parse_weights
+        from studio.evaluation.modes import parse_weights
 
         report = evaluate_for_module(
             models,

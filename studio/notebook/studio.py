@@ -112,7 +112,7 @@ class Studio:
         return self.form.read()[0]
 
     def set_module(self, module: str):
-        """Switch the fine-tune module (``embedder.encoder_only.m3``, ``reranker.encoder_only.base``
+        """Switch the fine-tune module (``embedder.decoder_only.icl``, ``reranker.encoder_only.base``
         ...): the form is rebuilt for it, values that still apply are kept. Returns what was
         kept and dropped (``.kept``, ``.dropped``, ``.message()``), as the web UI shows it."""
         return self.form.switch_module(module)
@@ -422,7 +422,7 @@ class Studio:
 
         Default run: the watched one, else the newest that succeeded. Default data: the
         run config's ``studio.eval_data``, else example_data/eval. The module's own scores
-        come too (M3's dense/sparse/colbert/hybrid; a reranker's rerank over ``retriever``'s
+        come too (every score of the module; a reranker's rerank over ``retriever``'s
         top k, the bundled model by default, and that first stage alone).
         """
         return actions.evaluate_run(
