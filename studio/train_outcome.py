@@ -6,7 +6,7 @@ The loss check (:mod:`studio.loss_health`) sees logged steps only. A run of 6 st
 saved weights NaN. So when the trainer has saved the model, rank 0 checks what was produced:
 
 * **the saved weights** (``model.safetensors``, its shards ``model-0000k-of-0000n``, a LoRA
-  ``adapter_model``, BGE-M3's ``colbert_linear.pt``/``sparse_linear.pt``, a ``merged_model/``),
+  ``adapter_model``, the sparse and ColBERT heads (``colbert_linear.pt``, ``sparse_linear.pt``), a ``merged_model/``),
   read one tensor at a time (``safetensors.safe_open``: memory-mapped, so a large model costs
   the seconds its bytes take to read, never its size in memory): any NaN/inf fails the run;
 * **``train_loss``**, the Trainer's mean loss over the run: NaN/inf fails it;

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from studio import modules
 from studio.config import StudioConfig, bundled_model_path
-from studio.evaluation import modes, rerank
+from studio.evaluation import rerank
 from studio.evaluation.data import load_eval_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ def reranker_config(seed: int | None = None) -> StudioConfig:
     args = {"model_name_or_path": str(bundled_model_path())}
     if seed is not None:
         args["seed"] = seed
-    return StudioConfig(args, module=modes.RERANKER)
+    return StudioConfig(args, module=modules.RERANKER)
 
 
 def test_base_reranker_scores_each_pair_with_a_seeded_head():
@@ -50,7 +51,7 @@ def test_two_identical_reranker_evals_give_identical_numbers_and_say_why(tmp_pat
     data = load_eval_data(EVAL)
     base = bundled_model_path()
     config = reranker_config()
-    settings = rerank.rerank_settings(config, modes.RERANKER)
+    settings = rerank.rerank_settings(config, modules.RERANKER)
     stage = rerank.first_stage(str(base), data, 3, [1, 3])
     fresh = rerank.evaluate_reranker(base, data, stage, settings, [1, 3], use_cache=False)
 
@@ -79,7 +80,7 @@ def single_model_report() -> dict:
     metrics = {"ndcg_at_10": 0.5123, "mrr_at_10": 0.4}
     first = {"ndcg_at_10": 0.45, "mrr_at_10": 0.35}
     return {
-        "module": modes.RERANKER,
+        "module": modules.RERANKER,
         "kind": "reranker",
         "primary": "rerank",
         "compared": ["model", "model"],
