@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from studio.charts import training_figure  # noqa: E402
-from studio.watch import RunWatcher  # noqa: E402
+from studio.training.charts import training_figure  # noqa: E402
+from studio.training.watch import RunWatcher  # noqa: E402
 
 
 def record(step: int, total: int) -> str:

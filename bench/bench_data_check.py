@@ -32,7 +32,7 @@ import json, resource, sys, time
 kind, path = sys.argv[1], sys.argv[2]
 import pandas as pd
 if kind == "ours":
-    from studio.config import StudioConfig
+    from studio.core.config import StudioConfig
     from studio.datawork.check import check_paths
     from studio.datawork.stats import stats
     config = StudioConfig({"train_group_size": 8, "per_device_train_batch_size": 32})

@@ -32,9 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from studio import command, config, runs  # noqa: E402
-from studio.runfolder import RunFolder  # noqa: E402
-from studio.runlog import read_metrics, step_records  # noqa: E402
+from studio.core import command, config  # noqa: E402
+from studio.facts.runfolder import RunFolder  # noqa: E402
+from studio.training import runs  # noqa: E402
+from studio.training.runlog import read_metrics, step_records  # noqa: E402
 
 # FlagEmbedding's examples/finetune/ds_stage0.json, as the seed script uses it.
 SEED_DS_STAGE0 = {

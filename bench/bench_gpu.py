@@ -54,9 +54,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_memory_estimate import long_data  # noqa: E402
 
-from studio import config, memory, runs  # noqa: E402
-from studio.runfolder import RunFolder  # noqa: E402
-from studio.runlog import read_metrics, step_records  # noqa: E402
+from studio.checks import memory  # noqa: E402
+from studio.core import config  # noqa: E402
+from studio.facts.runfolder import RunFolder  # noqa: E402
+from studio.training import runs  # noqa: E402
+from studio.training.runlog import read_metrics, step_records  # noqa: E402
 
 TOKENIZER_FILES = (
     "tokenizer.json",

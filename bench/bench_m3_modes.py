@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def minilm_with_eos(dest: Path) -> Path:
-    from studio.config import bundled_model_path
+    from studio.core.config import bundled_model_path
 
     shutil.copytree(bundled_model_path(), dest)
     for name in ("tokenizer_config.json", "special_tokens_map.json"):
@@ -38,8 +38,8 @@ def minilm_with_eos(dest: Path) -> Path:
 
 
 def train(workdir: Path, steps: int) -> Path:
-    from studio import runs
-    from studio.config import StudioConfig, TorchrunSettings
+    from studio.core.config import StudioConfig, TorchrunSettings
+    from studio.training import runs
 
     args = {
         "model_name_or_path": str(minilm_with_eos(workdir / "minilm-eos")),
@@ -79,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from studio.evaluation.module_eval import mode_summary
-    from studio.evaluation.run_eval import evaluate_run
+    from studio.training.run_eval import evaluate_run
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()

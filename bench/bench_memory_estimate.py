@@ -3,7 +3,7 @@
 Each config is a real short run of the bundled all-MiniLM-L6-v2 (torchrun + the studio's entry
 point + FlagEmbedding, torch's AdamW, no DeepSpeed) on texts long enough that every query and
 passage reaches its max length (the estimate's worst case). The worker measures itself
-(:mod:`studio.memory_probe`):
+(:mod:`studio.training.memory_probe`):
 
 * CPU: peak RSS during training minus RSS at ``on_train_begin``. The weights are already resident
   then, so the estimate compared is ``peak_bytes - weights``.
@@ -27,7 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from studio import command, config, memory, runs  # noqa: E402
+from studio.checks import memory  # noqa: E402
+from studio.core import command, config  # noqa: E402
+from studio.training import runs  # noqa: E402
 
 LOW, HIGH = 0.75, 1.25
 

@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from studio import command, config, deepspeed_config, runs  # noqa: E402
+from studio.core import command, config, deepspeed_config  # noqa: E402
+from studio.training import runs  # noqa: E402
 
 
 def bench_config(steps: int, out_dir: Path) -> config.StudioConfig:

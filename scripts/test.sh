@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install BGE Studio with its test extras into ./.venv and run the whole test suite:
-# lint (ruff), then pytest, including the real CPU fine-tunes and the browser tests.
+# lint (ruff), the layering (lint-imports), then pytest, including the real CPU fine-tunes and the
+# browser tests.
 # Works on a fresh machine: the CPU build of torch first (GPU users: drop the pin), Debian's
 # chromium for the browser tests (Playwright drives it; it never downloads a browser).
 set -euo pipefail
@@ -32,4 +33,9 @@ fi
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 .venv/bin/python -m pytest -q "$@"
+# The layers of studio/ (pyproject's [tool.importlinter]): a layer imports only from below.
+.venv/bin/lint-imports
+# Two workers (pytest-xdist), a file each at a time so a module's one real run serves all its
+# tests; PYTEST_WORKERS=0 runs everything in this process.
+HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 .venv/bin/python -m pytest -q \
+  -n "${PYTEST_WORKERS:-2}" --dist loadfile --durations=30 "$@"

@@ -1,36 +1,39 @@
 """BGE Studio: configure, check, launch, watch and evaluate FlagEmbedding fine-tunes.
 
 Importing it is cheap; heavy libraries (torch, transformers, FlagEmbedding) load when a function
-needs them. The package is layered; a layer imports only from the layers above it:
+needs them. Each folder is a layer, and a layer imports only from the layers below it
+(``lint-imports`` checks it, function-level imports included; ``tests/test_architecture.py``
+finds no import cycle). From the top:
 
-1. Facts and contracts (no UI, no processes)
-   ``modules/`` (FlagEmbedding's seven fine-tune modules: a registry, one file per module
-   with everything the studio does differently for it), ``schema`` (every flag, from their
-   dataclasses), ``labels`` and ``i18n`` (groups, basic set, words), ``problems`` (the one
-   Problem type and "unknown name, did you mean"), ``runfolder`` (a run's files, states,
-   phases and its locked status record).
-2. The core: configs, checks and commands
-   ``config``, ``module_switch``, ``form`` (config <-> widget values), ``command``,
-   ``deepspeed_config``, ``script_import`` + ``shell_words``, ``preflight`` +
-   ``preflight_modules``, ``hardware``, ``memory``, ``datafiles``, ``datawork/`` (check,
-   stats, preview, token lengths, split, mining, teacher scores), ``evaluation/`` (data,
-   encoders, exact search, pytrec_eval metrics, per-module modes, merge, export).
-3. Runs: processes and files on disk
-   ``runs`` (start, refresh, stop, resume, list), ``supervisor`` (owns one run), ``worker`` +
-   ``train_entry`` (what torchrun starts), ``procs`` (containment), ``buildlocks``,
-   ``reasons``, ``loss_health``, ``train_outcome`` (the end check), ``secrets``,
-   ``checkpoints``, ``runlog``, ``watch``, ``charts``, ``post_train``, ``cluster/`` (node
-   scripts, Slurm, SkyPilot).
-4. Actions and words: what a user can do, and what the studio says
-   ``actions`` (every button of the web UI and the notebook is one function here, over a
-   ``Workspace``: check the form, save/load/import, start/stop/resume/open/compare runs, data
-   work, evaluation, merging), ``views`` (the one text of a status line, a run summary,
-   problems, a memory estimate: Markdown for the web, the same turned into HTML for the
-   notebook).
-5. Faces: lay out widgets, call an action, render what it returns
-   ``cli`` (``python -m studio``), ``webui/`` (Gradio, ``launch.py``; ``webui/tabs/`` one
-   module per tab, components by id in ``webui/registry``, the form in
-   ``webui/form_state``), ``notebook/`` (ipywidgets ``Studio``).
+9. Faces, which lay out widgets, call an action and render what it returns (they do not know
+   each other): ``cli/`` (``python -m studio``: ``commands`` + the ``data``, ``evaluation``,
+   ``merge`` and ``cluster`` sub-commands), ``webui/`` (Gradio, ``launch.py``; one module per
+   tab in ``webui/tabs/``), ``notebook/`` (the ipywidgets ``Studio``).
+8. ``app/``: ``actions`` (every user action, one function over a ``Workspace``) and ``views``
+   (the one text of a status line, a run summary, problems, an estimate).
+7. ``cluster/``: node scripts, Slurm, SkyPilot.
+6. ``training/``: runs as processes and files: ``runs`` (start, refresh, stop, resume, list),
+   ``supervisor``, ``worker`` + ``train_entry`` (what torchrun starts), ``procs``, ``reasons``,
+   ``loss_health``, ``train_outcome`` (the end check), ``runlog``, ``watch``, ``charts``,
+   ``checkpoints``, ``post_train`` and ``run_eval`` (what follows training).
+5. ``checks/``: before a run: ``preflight`` (+ ``preflight_modules``), ``memory`` (the
+   estimate refuses what pre-flight refuses), ``script_import`` + ``shell_words``, and the
+   rules that only matter on several nodes (``checks.cluster``).
+4. ``datawork/``: the data workbench (check, stats, preview, lengths, split, convert, mine,
+   score, pairs from documents, difficulty).
+3. ``evaluation/``: held-out data, encoders, exact search, metrics, per-module modes, merge,
+   export.
+2. ``core/``: ``config``, ``form`` (config <-> widget values), ``module_switch``, ``command``,
+   ``deepspeed_config``, ``buildlocks``.
+1. ``facts/``: ``modules/`` (FlagEmbedding's fine-tune modules: a registry, one file per
+   module with everything the studio does differently for it), ``schema`` (every flag, from
+   their dataclasses), ``labels`` and ``i18n``, ``problems`` (the one Problem type),
+   ``runfolder`` + ``statusfile`` (a run's files, states and status record), ``datafiles``,
+   ``hardware``, ``secrets``.
+
+When a lower layer needs something a higher one knows, it is passed in (``runs`` learns Slurm's
+launcher through ``register_launcher``; ``cluster.cli.register`` is given the CLI's config
+loader).
 """
 
 __version__ = "0.1.0"

@@ -2,6 +2,6 @@
 
 import sys
 
-from studio.cli import main
+from studio.cli.commands import main
 
 sys.exit(main())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
+from studio.core.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
@@ -23,6 +23,10 @@ pytest_plugins = ["read_guard"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers on two cores: each test's torch (and the runs it starts) takes one thread;
+    # two OpenMP pools of two threads each would spin against each other.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def web_event(demo, name: str):

@@ -14,11 +14,11 @@ import time
 import pytest
 from conftest import ROOT, web_event, web_handler
 
-from studio import actions, views
-from studio import config as config_mod
-from studio.config import StudioConfig
-from studio.problems import ERROR, WARNING, Problem
-from studio.runfolder import RunFolder
+from studio.app import actions, views
+from studio.core import config as config_mod
+from studio.core.config import StudioConfig
+from studio.facts.problems import ERROR, WARNING, Problem
+from studio.facts.runfolder import RunFolder
 
 QUICKSTART = ROOT / "example_data" / "quickstart.yaml"
 REPORT = {
@@ -144,7 +144,8 @@ def test_run_summary_is_one_text_with_the_evaluation_table(faces):
 def test_steps_the_fp16_loss_scaler_skipped_show_in_every_face(faces, capsys):
     """A skipped step is counted in the summary (web, notebook, CLI) and marked on the loss
     chart, so a healthy fp16 run does not read as a failing one (issue 18)."""
-    from studio import cli, loss_health
+    from studio.cli import commands as cli
+    from studio.training import loss_health
 
     demo, studio, runs_dir = faces
     run = make_run(runs_dir, "fp16", {"state": "succeeded", "exit_code": 0}, steps=3)

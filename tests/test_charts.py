@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 
-from studio.charts import MAX_POINTS, MinMaxDecimator, Series, overlay_figure, training_figure
-from studio.runlog import MetricsReader, exception_line
+from studio.training.charts import (
+    MAX_POINTS,
+    MinMaxDecimator,
+    Series,
+    overlay_figure,
+    training_figure,
+)
+from studio.training.runlog import MetricsReader, exception_line
 
 
 def rec(step, loss, **kw):

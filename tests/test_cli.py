@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, SEED_SCRIPT, tiny_train_config
 
-from studio import config, runs
-from studio.runs import group_members
+from studio.core import config
+from studio.training import runs
+from studio.training.runs import group_members
 
 
 def studio(*args, cwd=ROOT, **kw):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, SEED_SCRIPT
 
-from studio.cli import main
+from studio.cli.commands import main
 
 QUICKSTART = ROOT / "example_data" / "quickstart.yaml"
 
@@ -82,8 +82,8 @@ def test_export_refuses_zero_nodes_or_processes(tmp_path, capsys, option):
 
 def test_export_nodes_core_keeps_zero_as_a_value(tmp_path):
     """The core (the web UI's path too) refuses 0 nodes instead of reading it as "unset"."""
-    from studio import config
     from studio.cluster.export import export
+    from studio.core import config
 
     result = export(
         config.load(QUICKSTART), "nodes", tmp_path / "out", ROOT, nnodes=0, head="10.0.0.1"

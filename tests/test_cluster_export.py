@@ -12,12 +12,12 @@ from pathlib import Path
 
 from conftest import ROOT
 
-from studio import command
+from studio.checks.preflight import run_checks
 from studio.cluster import nodes, skypilot, slurm
 from studio.cluster.export import export
-from studio.config import StudioConfig, TorchrunSettings
-from studio.preflight import run_checks
-from studio.problems import ERROR
+from studio.core import command
+from studio.core.config import StudioConfig, TorchrunSettings
+from studio.facts.problems import ERROR
 
 TRAIN = ROOT / "example_data" / "train.jsonl"
 
@@ -63,7 +63,7 @@ def test_node_scripts_meet_at_the_head_with_the_command_tabs_flags(tmp_path):
         assert "--nnodes 3 --nproc_per_node 2" in text
         assert f"--rdzv_conf is_host={1 if rank == 0 else 0}" in text
         assert "export NCCL_SOCKET_IFNAME=eth0 GLOO_SOCKET_IFNAME=eth0" in text
-        assert "-m studio.worker" in text
+        assert "-m studio.training.worker" in text
         for line in flags:  # the very lines command.sh has, in order
             assert line in text
     plain = export(small_config(), "nodes", tmp_path / "plain", ROOT, nnodes=2, head="h0")
@@ -75,7 +75,7 @@ def test_node_scripts_meet_at_the_head_with_the_command_tabs_flags(tmp_path):
 
 
 def _resolved(cfg: StudioConfig, out: Path) -> StudioConfig:
-    from studio.config import resolve_paths
+    from studio.core.config import resolve_paths
 
     return resolve_paths(cfg, ROOT).with_args(output_dir=str(out.resolve() / "model"))
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from conftest import ROOT
 
-from studio import config as config_mod
 from studio.cluster.skypilot import SkyPilotSettings
+from studio.core import config as config_mod
 
 QUICKSTART = ROOT / "example_data" / "quickstart.yaml"
 

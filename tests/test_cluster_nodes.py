@@ -18,7 +18,7 @@ import time
 import pytest
 from conftest import ROOT
 
-from studio.runlog import read_metrics, step_records
+from studio.training.runlog import read_metrics, step_records
 
 pytestmark = pytest.mark.slow
 TIMEOUT_S = 600

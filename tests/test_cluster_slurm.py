@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from studio import runs
 from studio.cluster import slurm
-from studio.config import StudioConfig, TorchrunSettings
-from studio.runlog import read_metrics, step_records
-from studio.statusfile import read_json
+from studio.core.config import StudioConfig, TorchrunSettings
+from studio.facts.statusfile import read_json
+from studio.training import runs
+from studio.training.runlog import read_metrics, step_records
 
 pytestmark = pytest.mark.slow
 TIMEOUT_S = 600
@@ -223,7 +223,7 @@ def test_a_job_slurm_refuses_gets_slurms_own_message(tmp_path, runs_dir, node_cp
     assert listed.row()["status"] == "failed"
 
     # The web UI's and the notebook's Submit show the same message of Slurm's.
-    from studio.config import load
+    from studio.core.config import load
     from studio.notebook import Studio
     from studio.webui.app import AppContext
     from studio.webui.cluster_panel import SETTINGS, submit_from_form
@@ -247,8 +247,8 @@ def test_a_job_slurm_refuses_gets_slurms_own_message(tmp_path, runs_dir, node_cp
 def test_a_job_slurm_has_forgotten_is_read_from_the_run_folder(tmp_path, node_cpus):
     """Without accounting, Slurm forgets a job minutes after it ends: the run's own files
     (the exit code its job script wrote, the stop marker) then say how it ended."""
-    from studio.statusfile import write_json
-    from studio.supervisor import STOP_MARKER
+    from studio.facts.statusfile import write_json
+    from studio.training.supervisor import STOP_MARKER
 
     def run(name: str, **files: str) -> Path:
         run_dir = tmp_path / name

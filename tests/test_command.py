@@ -5,8 +5,8 @@ from __future__ import annotations
 import shlex
 import subprocess
 
-from studio import command, deepspeed_config
-from studio.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
+from studio.core import command, deepspeed_config
+from studio.core.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
 
 NASTY = '为这个问题生成嵌入表示来检索文章: it\'s "quoted" $HOME `x`'
 
@@ -33,7 +33,7 @@ def test_flags_render_as_hf_parses_them():
 def test_flags_parse_back_through_flagembeddings_parser(tmp_path, monkeypatch):
     from transformers import HfArgumentParser
 
-    from studio.schema import argument_dataclasses
+    from studio.facts.schema import argument_dataclasses
 
     monkeypatch.chdir(tmp_path)  # FlagEmbedding checks that the data files exist
     (tmp_path / "a b.jsonl").write_text("")
@@ -80,7 +80,7 @@ def test_launch_argv_uses_this_python_and_the_studio_entry():
     argv = command.launch_argv(_config(), "/venv/bin/python", "/run/ds.json", master_port=1234)
     assert argv[:3] == ["/venv/bin/python", "-m", "torch.distributed.run"]
     assert argv[argv.index("--master_port") + 1] == "1234"
-    assert argv[argv.index("-m", 3) + 1] == "studio.worker"
+    assert argv[argv.index("-m", 3) + 1] == "studio.training.worker"
     assert argv[argv.index("--deepspeed") + 1] == "/run/ds.json"
     assert argv[argv.index("--nproc_per_node") + 1] == "2"
     # handed to Popen as a list: every item a plain str, nothing for a shell to interpret

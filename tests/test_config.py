@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from studio import config
-from studio.config import ConfigError, DeepSpeedSettings, StudioConfig, TorchrunSettings
+from studio.core import config
+from studio.core.config import ConfigError, DeepSpeedSettings, StudioConfig, TorchrunSettings
 
 
 def test_round_trip_keeps_every_value(tmp_path):

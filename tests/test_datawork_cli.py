@@ -1,4 +1,4 @@
-"""`python -m studio data ...` through `studio.datawork.cli.register`, on a parser of our own."""
+"""`python -m studio data ...` through `studio.cli.data.register`, on a parser of our own."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import FE_DATA, MSMARCO, ROOT
 
-from studio.datawork.cli import register
+from studio.cli.data import register
 
 BAD = Path(__file__).parent / "data" / "bad"
 
@@ -166,7 +166,7 @@ def test_mine(tmp_path, capsys):
 def test_help_imports_nothing_heavy():
     script = (
         "import argparse, sys\n"
-        "from studio.datawork.cli import register\n"
+        "from studio.cli.data import register\n"
         "p = argparse.ArgumentParser(); register(p.add_subparsers())\n"
         "try:\n    p.parse_args(['data', 'check', '--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = {'torch', 'transformers', 'FlagEmbedding', 'faiss', 'pandas', 'plotly'}\n"

@@ -13,7 +13,7 @@ import math
 import pytest
 from conftest import ROOT
 
-from studio.cli import main as cli
+from studio.cli.commands import main as cli
 from studio.datawork import difficulty as dm
 
 TRAIN = ROOT / "example_data" / "train.jsonl"
@@ -81,7 +81,7 @@ def test_cli_prints_the_report_and_writes_the_chart(tmp_path, capsys):
 def test_the_web_page_and_the_notebook_show_the_same_report(tmp_path):
     from test_actions import QUICKSTART, page_call, same_words
 
-    from studio import config as config_mod
+    from studio.core import config as config_mod
     from studio.notebook import Studio
     from studio.webui.app import AppContext, build_app
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import FE_DATA, MSMARCO
 
-from studio.config import StudioConfig
+from studio.core.config import StudioConfig
 from studio.datawork.check import check_paths
 from studio.datawork.encoder import Encoder
 from studio.datawork.mining import mine, read_pool

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from studio.cli import main as cli
+from studio.cli.commands import main as cli
 from studio.datawork import llm_pairs, pairs
 
 KEY = "sk-test-not-a-real-key-123456"
@@ -262,7 +262,7 @@ def test_pairs_from_the_web_page_and_the_notebook_are_the_same_action(tmp_path):
     from conftest import ROOT
     from test_actions import QUICKSTART, page_call
 
-    from studio import config as config_mod
+    from studio.core import config as config_mod
     from studio.notebook import Studio
     from studio.webui.app import AppContext, build_app
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import FE_DATA, MSMARCO
 
-from studio.config import StudioConfig, bundled_model_path
+from studio.core.config import StudioConfig, bundled_model_path
 from studio.datawork.instructions import PromptCensus, format_warnings, preview
 
 STS = FE_DATA / "sts" / "sts.jsonl"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from studio.cli.data import register
 from studio.datawork import beir
 from studio.datawork.check import check_paths
-from studio.datawork.cli import register
 from studio.datawork.split import split
 
 
@@ -177,7 +177,7 @@ def test_convert_is_offered_on_the_data_tab_and_in_the_notebook(tmp_path):
     """The web Data tab and the notebook's data panel call the same action as the CLI."""
     from conftest import ROOT, web_event
 
-    from studio import views
+    from studio.app import views
     from studio.notebook import Studio
     from studio.webui.app import AppContext, build_app
 

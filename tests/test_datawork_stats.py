@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import FE_DATA, MSMARCO
 
-from studio.config import StudioConfig, TorchrunSettings
+from studio.core.config import StudioConfig, TorchrunSettings
 from studio.datawork import beir
 from studio.datawork.check import check_paths
 from studio.datawork.split import split

@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import FE_DATA, MSMARCO
 
-from studio.config import StudioConfig
+from studio.core.config import StudioConfig
 from studio.datawork.tokens import load_tokenizer, token_lengths
 
 RETRIEVAL = FE_DATA / "retrieval"

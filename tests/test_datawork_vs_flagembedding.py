@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.config import BUNDLED_MODEL, resolve_model
+from studio.core.config import BUNDLED_MODEL, resolve_model
 from studio.datawork.check import check_paths
 
 BAD = Path(__file__).parent / "data" / "bad"

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from studio import modules
-from studio.config import StudioConfig, bundled_model_path
+from studio.core.config import StudioConfig, bundled_model_path
 from studio.evaluation import rerank
 from studio.evaluation.data import load_eval_data
+from studio.facts import modules
 
 REPO = Path(__file__).resolve().parents[1]
 EVAL = REPO / "tests" / "data" / "eval_tiny"
@@ -97,7 +97,7 @@ def single_model_report() -> dict:
 
 def test_a_table_without_a_baseline_has_no_delta_column():
     """A single-model reranker table printed `delta 0.0000` everywhere: it read as no change."""
-    from studio import actions
+    from studio.app import actions
     from studio.evaluation.module_eval import summary_line
     from studio.evaluation.present import modes_table
 
@@ -115,8 +115,8 @@ def test_every_data_consistency_count_shows_in_every_face(tmp_path, monkeypatch,
     the one missing corpus document."""
     import json
 
-    from studio import actions, views
-    from studio.cli import main
+    from studio.app import actions, views
+    from studio.cli.commands import main
 
     monkeypatch.setenv("BGE_STUDIO_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "eval"

@@ -19,7 +19,7 @@ import pytest
 import pytrec_eval
 from conftest import ROOT
 
-from studio.config import StudioConfig
+from studio.core.config import StudioConfig
 from studio.evaluation import cache
 from studio.evaluation.data import EvalDataError, load_eval_data
 from studio.evaluation.metrics import metric_names, parse_ks, query_metrics, score_rankings
@@ -275,7 +275,7 @@ def test_settings_from_training_config_apply_instructions_as_flagembedding():
 
 
 def test_bundled_model_settings_come_from_its_sentence_transformers_config():
-    from studio.config import bundled_model_path
+    from studio.core.config import bundled_model_path
 
     s = settings_for_model(bundled_model_path())
     assert (s.pooling, s.normalize, s.query_max_len, s.passage_max_len) == ("mean", True, 256, 256)

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studio import runs
-from studio.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
+from studio.core.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
 from studio.evaluation.data import load_eval_data
 from studio.evaluation.encoder import Encoder
-from studio.evaluation.run_eval import read_run_eval
 from studio.evaluation.settings import settings_from_config
+from studio.training import runs
+from studio.training.run_eval import read_run_eval
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

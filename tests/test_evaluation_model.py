@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import pytrec_eval
 
-from studio.config import bundled_model_path
+from studio.core.config import bundled_model_path
 from studio.evaluation.data import load_eval_data
 from studio.evaluation.evaluate import evaluate_model, resolve_settings
 

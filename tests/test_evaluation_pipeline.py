@@ -17,21 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studio import config as config_mod
-from studio.config import DeepSpeedSettings, StudioConfig, TorchrunSettings, bundled_model_path
-from studio.evaluation import cli as eval_cli
+from studio.cli import evaluation as eval_cli
+from studio.core import config as config_mod
+from studio.core.config import DeepSpeedSettings, StudioConfig, TorchrunSettings, bundled_model_path
 from studio.evaluation import present
 from studio.evaluation.data import load_eval_data
 from studio.evaluation.encoder import Encoder
-from studio.evaluation.evaluate import (
-    EvalResult,
-    evaluate_model,
-    evaluate_models,
-    resolve_settings,
-)
+from studio.evaluation.evaluate import EvalResult, evaluate_model, evaluate_models, resolve_settings
 from studio.evaluation.export import ALT_CARD, CARD_MARKER, export_sentence_transformers
-from studio.evaluation.run_eval import evaluate_run, read_run_eval
 from studio.evaluation.settings import EncodeSettings
+from studio.training.run_eval import evaluate_run, read_run_eval
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPICS = [
@@ -388,7 +383,7 @@ def test_cli_eval_reports_bad_data_with_file_and_line(tmp_path, tiny, capsys):
 
 def test_cli_module_imports_nothing_heavy():
     code = (
-        "import sys, studio.evaluation.cli, studio.evaluation; "
+        "import sys, studio.cli.evaluation, studio.evaluation; "
         "heavy = [m for m in ('torch', 'transformers', 'faiss', 'pandas', 'plotly', 'numpy') "
         "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
     )

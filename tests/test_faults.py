@@ -26,10 +26,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from studio import buildlocks, preflight, procs, runs
-from studio.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
-from studio.runfolder import Phase, RunFolder
-from studio.runlog import read_metrics, step_records
+from studio.checks import preflight
+from studio.core import buildlocks
+from studio.core.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
+from studio.facts.runfolder import Phase, RunFolder
+from studio.training import procs, runs
+from studio.training.runlog import read_metrics, step_records
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +60,7 @@ def fault_config(deepspeed: bool = False, **overrides) -> StudioConfig:
 
 
 def write_config(path: Path, cfg: StudioConfig) -> Path:
-    from studio import config as config_mod
+    from studio.core import config as config_mod
 
     config_mod.save(cfg, path)
     return path
@@ -304,7 +306,8 @@ def test_stop_on_a_copied_run_folder_leaves_the_original_and_the_copy_resumes_in
 UI_SCRIPT = """
 import sys, time
 from pathlib import Path
-from studio import config, runs
+from studio.core import config
+from studio.training import runs
 from studio.webui.app import AppContext, build_app
 
 ctx = AppContext(runs_dir=Path(sys.argv[2]), base_dir=Path(sys.argv[3]),
@@ -520,7 +523,9 @@ def test_a_diverged_run_that_logged_no_step_fails_with_the_nan_weights_reason(tm
     report(fault, run_dir, status, clean_s, config=kept["config"])
     assert status["state"] == "failed" and status["exit_code"] != 0
     error = status["error"]
-    assert error.startswith("studio.train_outcome.TrainingOutcomeError: the saved model has ")
+    assert error.startswith(
+        "studio.training.train_outcome.TrainingOutcomeError: the saved model has "
+    )
     assert "NaN weights in " in error and "(model.safetensors): training diverged" in error
     nan = int(error.split("has ")[1].split(" NaN")[0].replace(",", ""))
     assert nan > 1_000_000, error  # most of MiniLM's 22.7M weights

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from studio import config, form
+from studio.core import config, form
 
 
 def test_quickstart_round_trips_through_the_widgets():

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from studio import modules, preflight
-from studio.hardware import Hardware
-from studio.script_import import import_script
+from studio.checks import preflight
+from studio.checks.script_import import import_script
+from studio.facts import modules
+from studio.facts.hardware import Hardware
 
 EXAMPLES = ROOT / "tests" / "data" / "fe_examples"
 SCRIPTS = {
@@ -120,7 +121,7 @@ def test_an_unknown_module_is_a_warning_and_a_studio_run_command_keeps_its_modul
     assert {p.code for p in result.problems} >= {"other_module"}
     assert result.config.module == modules.DEFAULT_MODULE
     studio_run = import_script(
-        "python -m torch.distributed.run --nproc_per_node 1 -m studio.train_entry "
+        "python -m torch.distributed.run --nproc_per_node 1 -m studio.training.train_entry "
         "--finetune_module reranker.encoder_only.base --model_name_or_path m --max_len 64\n",
         file="run.sh",
         hardware=CPU,

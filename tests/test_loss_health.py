@@ -15,10 +15,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from studio import config as config_mod
-from studio import loss_health
-from studio.config import StudioConfig, TorchrunSettings
-from studio.loss_health import LossHealth, LossNotFiniteError
+from studio.core import config as config_mod
+from studio.core.config import StudioConfig, TorchrunSettings
+from studio.training import loss_health
+from studio.training.loss_health import LossHealth, LossNotFiniteError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -191,9 +191,9 @@ def real_scaler_optimizer():
 def test_every_step_the_real_grad_scaler_skips_is_counted_and_charted_logged_or_not(tmp_path):
     from transformers import TrainerControl, TrainerState
 
-    from studio.charts import Series, training_figure
-    from studio.runlog import read_metrics
-    from studio.train_entry import MetricsCallback
+    from studio.training.charts import Series, training_figure
+    from studio.training.runlog import read_metrics
+    from studio.training.train_entry import MetricsCallback
 
     metrics = tmp_path / "metrics.jsonl"
     health = LossHealth(findings_path=tmp_path / "health.jsonl")

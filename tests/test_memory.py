@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from studio import config as config_mod
-from studio import memory
-from studio.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
+from studio.checks import memory
+from studio.core import config as config_mod
+from studio.core.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 BIG = ("CPU RAM", 1 << 40)
@@ -165,9 +165,9 @@ def test_a_model_without_config_json_is_a_clear_error(tmp_path):
 def test_the_estimate_refuses_what_no_run_could_train(values, tmp_path):
     """`estimate` said such configs "fit"; now it refuses them in pre-flight's words, in every
     face (CLI, web memory panel, notebook)."""
-    from studio import preflight
+    from studio.app.views import failure_text, plain, to_html
+    from studio.checks import preflight
     from studio.notebook import Studio
-    from studio.views import failure_text, plain, to_html
 
     bad = cfg(**values)
     with pytest.raises(config_mod.ConfigError) as caught:
@@ -206,8 +206,8 @@ def test_the_estimate_refuses_what_no_run_could_train(values, tmp_path):
 
 def test_every_face_shows_the_same_estimate(tmp_path):
     """Web Launch/Train tabs and the notebook render the one core estimate."""
+    from studio.app.views import memory_text as memory_markdown
     from studio.notebook import Studio
-    from studio.views import memory_text as memory_markdown
     from studio.webui.app import AppContext, build_app
 
     small = memory.estimate(cfg(), ROOT, device=("small GPU", 700 * memory.MIB))
@@ -296,7 +296,7 @@ def test_the_estimate_says_what_nvidia_smi_will_show_on_an_h200():
 
 
 def test_every_face_states_the_nvidia_smi_figure_on_a_gpu_only():
-    from studio.views import memory_text
+    from studio.app.views import memory_text
 
     gpu = memory.estimate(cfg(), ROOT, device=("GPU 0: NVIDIA H200", 140 << 30))
     assert gpu.nvidia_smi_bytes > gpu.peak_bytes

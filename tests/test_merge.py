@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.config import bundled_model_path
+from studio.core.config import bundled_model_path
 from studio.evaluation import merge
 
 pytestmark = pytest.mark.slow

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studio import modules as finetune
-from studio.config import bundled_model_path
+from studio.core.config import bundled_model_path
 from studio.evaluation import modes
 from studio.evaluation.data import load_eval_data
+from studio.facts import modules as finetune
 
 REPO = Path(__file__).resolve().parents[1]
 EVAL = REPO / "tests" / "data" / "eval_tiny"
@@ -91,7 +91,7 @@ def test_m3_report_has_four_modes_before_and_after(tiny_m3, tmp_path, monkeypatc
     """Base without heads (seeded random heads, with a warning) vs a model with them."""
     from transformers import AutoTokenizer, BertModel
 
-    from studio.config import StudioConfig
+    from studio.core.config import StudioConfig
     from studio.evaluation.module_eval import evaluate_for_module
 
     monkeypatch.setenv("BGE_STUDIO_CACHE", str(tmp_path / "cache"))
@@ -121,7 +121,7 @@ def test_m3_report_has_four_modes_before_and_after(tiny_m3, tmp_path, monkeypatc
 def test_evaluation_knows_every_finetune_module():
     """The evaluation's module list is studio.modules': each has a kind, a loader, a verdict
     on decoder-ness that matches the module table."""
-    from studio import modules as finetune
+    from studio.facts import modules as finetune
 
     assert tuple(finetune.MODULES) == modes.MODULES
     assert set(modes.LOADERS) == set(finetune.MODULES)
@@ -229,7 +229,7 @@ def test_reranker_export_loads_in_crossencoder_with_flagreranker_scores(tmp_path
     from sentence_transformers import CrossEncoder
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from studio.config import StudioConfig
+    from studio.core.config import StudioConfig
     from studio.evaluation.export_modes import export_model
 
     folder = tmp_path / "rr"
@@ -284,7 +284,7 @@ def test_mode_summary_lines():
 
 
 def test_adapter_card_replaces_peft_template_but_keeps_a_users_readme(tmp_path):
-    from studio.config import StudioConfig
+    from studio.core.config import StudioConfig
     from studio.evaluation.export_modes import export_model
 
     cfg = StudioConfig(

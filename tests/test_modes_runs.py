@@ -31,13 +31,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studio import cli, preflight, runs
-from studio import modules as finetune
-from studio.config import TorchrunSettings, bundled_model_path
+from studio.checks import preflight
+from studio.checks.script_import import import_script
+from studio.cli import commands as cli
+from studio.core.config import TorchrunSettings, bundled_model_path
 from studio.evaluation import modes
-from studio.problems import errors
-from studio.runlog import read_metrics, step_records
-from studio.script_import import import_script
+from studio.facts import modules as finetune
+from studio.facts.problems import errors
+from studio.training import runs
+from studio.training.runlog import read_metrics, step_records
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import random
 import pytest
 from conftest import ROOT
 
-from studio.config import StudioConfig, bundled_model_path
+from studio.core.config import StudioConfig, bundled_model_path
 from studio.datawork import instructions, module_preview
 from studio.datawork.tokens import token_lengths
 
@@ -129,8 +129,8 @@ def test_icl_examples_in_front_of_the_query_as_flagembedding_puts_them(
     args.query_max_len = 512
     queries, _, _ = dataset._create_batch_data(dataset.dataset[list(range(6))])
     assert "response :" not in queries[0]  # FlagEmbedding: no example within 512 - 512 tokens
-    from studio.modules.icl import check_icl_examples
-    from studio.schema import load_schema
+    from studio.facts.modules.icl import check_icl_examples
+    from studio.facts.schema import load_schema
 
     schema = load_schema("embedder.decoder_only.icl")
     (warning,) = check_icl_examples(config.with_args(query_max_len=512), None, schema)

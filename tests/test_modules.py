@@ -14,10 +14,11 @@ import sys
 import pytest
 from conftest import ROOT
 
-from studio import command, modules
-from studio import config as config_mod
-from studio.module_switch import switch_module
-from studio.schema import argument_dataclasses, load_schema
+from studio.core import command
+from studio.core import config as config_mod
+from studio.core.module_switch import switch_module
+from studio.facts import modules
+from studio.facts.schema import argument_dataclasses, load_schema
 
 ALL = list(modules.MODULES)
 
@@ -79,7 +80,7 @@ def test_schema_cache_is_per_module_and_spares_the_import(tmp_path):
     """A start with the seven schemas cached reads them without importing FlagEmbedding."""
     import shutil
 
-    from studio.schema import _cache_file, installed_versions
+    from studio.facts.schema import _cache_file, installed_versions
 
     for name in ALL:
         load_schema(name)  # built (or read) here, in the cache this test session uses
@@ -87,7 +88,7 @@ def test_schema_cache_is_per_module_and_spares_the_import(tmp_path):
         assert cached.is_file() and name in cached.name
         shutil.copy(cached, tmp_path / cached.name)
     code = (
-        "import sys, json; from studio import modules; from studio.schema import load_schema; "
+        "import sys, json; from studio.facts import modules; from studio.facts.schema import load_schema; "
         "n = {m: len(load_schema(m).fields) for m in modules.MODULES}; "
         "print(json.dumps([n, 'FlagEmbedding' in sys.modules, 'torch' in sys.modules]))"
     )
@@ -101,7 +102,7 @@ def test_schema_cache_is_per_module_and_spares_the_import(tmp_path):
 
 
 def test_schema_cli_lists_a_modules_flags():
-    from studio.cli import main
+    from studio.cli.commands import main
 
     env_out = subprocess.run(
         [sys.executable, "-m", "studio", "schema", "--module", "reranker.encoder_only.base"],
@@ -196,7 +197,7 @@ def test_each_modules_command_parses_with_its_own_parser(name, tmp_path):
 
 
 def test_train_entry_takes_the_module_off_argv():
-    from studio.train_entry import split_module
+    from studio.training.train_entry import split_module
 
     assert split_module(["--finetune_module", "reranker.encoder_only.base", "--x", "1"]) == (
         "reranker.encoder_only.base",
@@ -259,7 +260,7 @@ def test_notebook_switch_rebuilds_the_form(tmp_path):
 def test_post_train_leaves_a_reranker_folder_as_flagembedding_saved_it(tmp_path):
     """No sentence-transformers pooling files (they would make a cross-encoder load as an
     embedder); the card names the reranker loaders."""
-    from studio.post_train import post_train
+    from studio.training.post_train import post_train
 
     out = tmp_path / "model"
     out.mkdir()

@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT
 from test_notebook_widgets import _processes_mentioning
 
-from studio import runs
+from studio.training import runs
 
 NOTEBOOK = ROOT / "notebooks" / "quickstart.ipynb"
 CELL_TIMEOUT_S = 900

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, tiny_train_config
 
-from studio import config as config_mod
-from studio import form, runs
+from studio.core import config as config_mod
+from studio.core import form
+from studio.facts.schema import load_schema
 from studio.notebook import Studio
-from studio.schema import load_schema
+from studio.training import runs
 
 QUICKSTART = ROOT / "example_data" / "quickstart.yaml"
 TIMEOUT_S = 600
@@ -107,7 +108,7 @@ def test_changing_a_field_changes_the_config_and_the_command(st):
 
 
 def test_a_bad_value_marks_its_field_and_blocks_start(st):
-    from studio.config import ConfigError
+    from studio.core.config import ConfigError
 
     assert not st.train_tab.start_button.disabled
     widget = st.form.fields["eval_steps"]  # a float without default: a text box

@@ -7,9 +7,9 @@ import json
 import pytest
 from conftest import MSMARCO, ROOT, tiny_train_config
 
-from studio import preflight
-from studio.config import DeepSpeedSettings, TorchrunSettings
-from studio.hardware import Gpu, Hardware
+from studio.checks import preflight
+from studio.core.config import DeepSpeedSettings, TorchrunSettings
+from studio.facts.hardware import Gpu, Hardware
 
 CPU = Hardware((), 2)
 TWO_V100 = Hardware((Gpu(0, "V100", 16000, 7.0), Gpu(1, "V100", 16000, 7.0)), 8)
@@ -207,7 +207,7 @@ def test_many_bad_lines_are_counted_not_all_listed(tmp_path):
 
 def test_rows_are_read_as_the_module_reads_them(tmp_path):
     """A reranker reads the same rows; `train_group_size` 1 reads no negatives (a warning)."""
-    from studio.config import StudioConfig
+    from studio.core.config import StudioConfig
 
     path = tmp_path / "neg.jsonl"
     path.write_text('{"query": "q", "pos": ["p"], "neg": []}\n' * 4)

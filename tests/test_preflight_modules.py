@@ -9,9 +9,9 @@ import json
 import pytest
 from conftest import ROOT
 
-from studio.config import StudioConfig, bundled_model_path
-from studio.hardware import Hardware
-from studio.preflight import run_checks
+from studio.checks.preflight import run_checks
+from studio.core.config import StudioConfig, bundled_model_path
+from studio.facts.hardware import Hardware
 
 CPU = Hardware()
 BUNDLED = str(bundled_model_path())
@@ -179,7 +179,7 @@ def _m3_runner(tmp_path, *flags: str, eos_token: str | None = None):
     from FlagEmbedding.finetune.embedder.encoder_only.m3 import EncoderOnlyEmbedderM3Runner
     from transformers import AutoTokenizer, BertConfig, BertModel, HfArgumentParser
 
-    from studio.modules import get
+    from studio.facts.modules import get
 
     folder = tmp_path / "tiny-bert"
     tokenizer = AutoTokenizer.from_pretrained(BUNDLED)

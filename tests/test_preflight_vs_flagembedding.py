@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import MSMARCO, tiny_train_config
 
-from studio import preflight
-from studio.config import BUNDLED_MODEL, resolve_model
-from studio.hardware import Hardware
+from studio.checks import preflight
+from studio.core.config import BUNDLED_MODEL, resolve_model
+from studio.facts.hardware import Hardware
 
 CPU = Hardware((), 2)
 
@@ -53,7 +53,7 @@ def test_a_group_under_1_fails_at_flagembeddings_first_row(model, tmp_path):
 
 
 def test_a_batch_under_1_fails_and_no_epochs_trains_0_steps(model, tmp_path):
-    from studio import train_entry
+    from studio.training import train_entry
 
     def runner(name: str, **flags):
         argv = ["--model_name_or_path", model, "--train_data", str(MSMARCO)]

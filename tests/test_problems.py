@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from studio import config
-from studio.problems import unknown_name
-from studio.script_import import import_script
+from studio.checks.script_import import import_script
+from studio.core import config
+from studio.facts.problems import unknown_name
 
 
 def test_unknown_name_suggests_the_closest_else_lists_the_choices():

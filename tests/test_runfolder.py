@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from studio import buildlocks, deepspeed_config, procs, reasons
-from studio.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
-from studio.hardware import Hardware
-from studio.runfolder import (
+from studio.core import buildlocks, deepspeed_config
+from studio.core.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
+from studio.facts.hardware import Hardware
+from studio.facts.runfolder import (
     Phase,
     RunFolder,
     RunState,
@@ -26,6 +26,7 @@ from studio.runfolder import (
     phase_text,
     run_folder_env,
 )
+from studio.training import procs, reasons
 
 # --------------------------------------------------------------------------- status store
 
@@ -82,10 +83,10 @@ def test_phase_text_counts_from_the_attempt_start():
 
 
 def test_faces_render_the_phase_and_the_reason(tmp_path):
-    from studio.charts import Series
-    from studio.cli import _progress_line
+    from studio.app.views import status_text as status_markdown
+    from studio.cli.commands import _progress_line
     from studio.notebook.render import progress_text, status_html
-    from studio.views import status_text as status_markdown
+    from studio.training.charts import Series
     from studio.webui.tabs.train import progress_html
 
     now = time.time()
@@ -169,7 +170,7 @@ def test_tagged_descendants_are_found_and_ended(tmp_path):
 def test_parent_death_signal_ends_the_child_with_its_parent(tmp_path):
     code = (
         "import os,signal,subprocess,sys,time\n"
-        "from studio import procs\n"
+        "from studio.training import procs\n"
         "c = subprocess.Popen(['sleep','60'], preexec_fn=procs.die_with_parent)\n"
         "print(c.pid, flush=True); time.sleep(60)\n"
     )
@@ -245,7 +246,7 @@ def test_generated_config_leaves_the_optimizer_to_hf_unless_offloaded():
 
 
 def test_stop_on_a_failed_run_with_a_live_worker_kills_it(tmp_path):
-    from studio import runs
+    from studio.training import runs
 
     folder = RunFolder(tmp_path / "run")
     folder.path.mkdir()
@@ -272,7 +273,7 @@ def test_stop_on_a_failed_run_with_a_live_worker_kills_it(tmp_path):
 
 def _running_folder(path: Path) -> tuple[RunFolder, subprocess.Popen]:
     """A run folder as `_launch` leaves it: status with run id and folder, a recorded process."""
-    from studio.runfolder import new_run_id
+    from studio.facts.runfolder import new_run_id
 
     folder = RunFolder(path)
     folder.path.mkdir()
@@ -288,7 +289,7 @@ def _running_folder(path: Path) -> tuple[RunFolder, subprocess.Popen]:
 def test_stop_on_a_copy_signals_nothing_of_the_original_and_a_move_still_stops(tmp_path):
     import shutil
 
-    from studio import runs
+    from studio.training import runs
 
     original, proc = _running_folder(tmp_path / "run")
     try:
@@ -309,7 +310,7 @@ def test_stop_on_a_copy_signals_nothing_of_the_original_and_a_move_still_stops(t
 
 
 def _prepared(tmp_path: Path, **args) -> Path:
-    from studio import runs
+    from studio.training import runs
 
     cfg = StudioConfig(
         {"model_name_or_path": "bert-base-uncased", "train_data": ["t.jsonl"], **args}
@@ -324,7 +325,7 @@ def _prepared(tmp_path: Path, **args) -> Path:
 def test_a_copy_is_given_its_own_output_dir_and_run_id_before_it_resumes(tmp_path):
     import shutil
 
-    from studio import runs
+    from studio.training import runs
 
     run_dir = _prepared(tmp_path)
     before = RunFolder(run_dir).config.read_text()
@@ -343,7 +344,7 @@ def test_a_copy_is_given_its_own_output_dir_and_run_id_before_it_resumes(tmp_pat
 def test_a_copy_sharing_an_outside_output_dir_is_refused_with_the_fix(tmp_path):
     import shutil
 
-    from studio import runs
+    from studio.training import runs
 
     run_dir = _prepared(tmp_path, output_dir=str(tmp_path / "shared_out"))
     copy = shutil.copytree(run_dir, tmp_path / "copy")
@@ -381,14 +382,15 @@ def test_a_failed_status_write_keeps_the_old_status_and_leaves_no_temp_file(tmp_
 def test_refresh_and_runs_list_work_while_the_disk_is_full_and_read_the_kept_end(
     tmp_path, monkeypatch
 ):
-    from studio import runfolder, runs, statusfile
+    from studio.facts import runfolder, statusfile
+    from studio.training import runs
 
     folder = RunFolder(tmp_path / "runs" / "r")
     folder.path.mkdir(parents=True)
     folder.update_status(state="running", attempt=2, started_at=1.0)
     statusfile.reserve_ending(folder.ending, 2)
     monkeypatch.setattr(runfolder, "write_json", _no_room)  # the disk is full from here
-    from studio import supervisor
+    from studio.training import supervisor
 
     monkeypatch.setattr(supervisor.time, "sleep", lambda s: None)
     supervisor.record_end(
@@ -425,7 +427,9 @@ def test_every_face_says_disk_full_with_the_path_instead_of_a_traceback(
 ):
     import errno
 
-    from studio import cli, runs, views
+    from studio.app import views
+    from studio.cli import commands as cli
+    from studio.training import runs
 
     full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "runs" / "x"))
     text = views.failure_text(full)  # the web page's and the notebook's message
@@ -449,7 +453,7 @@ def test_every_face_says_disk_full_with_the_path_instead_of_a_traceback(
 def test_a_run_of_an_unloaded_launcher_is_never_judged_as_a_local_one(tmp_path):
     """runs knows cluster launchers only as they register: a run whose launcher this process
     has not loaded is refused by name, not marked failed for want of local processes."""
-    from studio import runs
+    from studio.training import runs
 
     folder = RunFolder(tmp_path / "far")
     folder.path.mkdir()
@@ -462,7 +466,7 @@ def test_a_run_of_an_unloaded_launcher_is_never_judged_as_a_local_one(tmp_path):
 def test_the_cli_reads_a_slurm_run_through_slurm(tmp_path):
     """`python -m studio runs` (a fresh process) hands a Slurm run to the Slurm launcher: its
     job script's exit code says it succeeded, where the local rule would say "failed"."""
-    from studio.statusfile import write_json
+    from studio.facts.statusfile import write_json
 
     run_dir = tmp_path / "runs" / "on-slurm"
     run_dir.mkdir(parents=True)

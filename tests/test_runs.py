@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, tiny_train_config
 
-from studio import runs
-from studio.runlog import read_metrics, step_records
+from studio.training import runs
+from studio.training.runlog import read_metrics, step_records
 
 pytestmark = pytest.mark.slow
 TIMEOUT_S = 600

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from conftest import tiny_train_config
 
-from studio import command, config, form, preflight, runs
-from studio.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
-from studio.hardware import Hardware
+from studio.checks import preflight
+from studio.core import command, config, form
+from studio.core.config import DeepSpeedSettings, StudioConfig, TorchrunSettings
+from studio.facts.hardware import Hardware
+from studio.training import runs
 
 CPU = Hardware((), 2)
 
@@ -27,7 +29,7 @@ def test_preflight_refuses_what_the_entry_point_refuses(monkeypatch):
     """2 processes + DeepSpeed on a CPU machine: an error before Start, as train_entry says."""
     import torch
 
-    from studio.train_entry import prepare_cpu_world
+    from studio.training.train_entry import prepare_cpu_world
 
     cfg = tiny_train_config()
     cfg.torchrun = TorchrunSettings(nproc_per_node=2)
@@ -84,7 +86,7 @@ def test_empty_neg_is_fine_with_a_group_of_one(tmp_path):
 
 
 def test_resume_true_skips_a_half_written_checkpoint(tmp_path):
-    from studio.train_entry import resolve_resume
+    from studio.training.train_entry import resolve_resume
 
     done = tmp_path / "checkpoint-4"
     done.mkdir()
@@ -130,7 +132,7 @@ def test_form_round_trip_keeps_deepspeed_precision():
 
 
 def test_evaluate_tab_reads_cutoffs_as_the_core_does():
-    from studio.actions import cutoffs
+    from studio.app.actions import cutoffs
     from studio.evaluation.metrics import parse_ks
 
     for text in ("1 5 10", "1,5,10", "10, 5 1"):

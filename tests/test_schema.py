@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from studio import labels
-from studio.schema import argument_dataclasses, build_fields, load_schema
+from studio.facts import labels
+from studio.facts.schema import argument_dataclasses, build_fields, load_schema
 
 
 def test_every_dataclass_field_is_in_the_schema():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.config import bundled_model_path
+from studio.core.config import bundled_model_path
 from studio.datawork import score
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,7 +145,7 @@ def test_cli_scores_and_offers_the_kd_settings(tmp_path):
 def test_cli_resumes_only_onto_its_own_input(tmp_path, capsys):
     """Issue 18: 40 rows scored, 35 lines kept, resumed with the rows reversed: refused, with the
     fix; the lines kept are untouched; `--restart` scores the new order; the same input resumes."""
-    from studio.cli import main
+    from studio.cli.commands import main
 
     data = first_rows(tmp_path / "train.jsonl", 40)
     out = tmp_path / "scored.jsonl"

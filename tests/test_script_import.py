@@ -6,8 +6,8 @@ from pathlib import Path
 
 from conftest import FE_EXAMPLES, SEED_SCRIPT
 
-from studio.hardware import Gpu, Hardware
-from studio.script_import import import_script
+from studio.checks.script_import import import_script
+from studio.facts.hardware import Gpu, Hardware
 
 CPU = Hardware((), 2)
 
@@ -235,8 +235,8 @@ def test_imported_m3_config_reads_its_paths_from_any_working_folder(tmp_path, mo
     """Issue 18: FlagEmbedding's m3.sh imported with 0 path errors, then `check` started in
     another folder found 5 missing paths. The config records the script's folder (relative to
     the config file), so `check` and `command` read the same files from anywhere."""
-    from studio import config
-    from studio.cli import main
+    from studio.cli.commands import main
+    from studio.core import config
 
     script = FE_EXAMPLES / "embedder/encoder_only/m3.sh"
     out = tmp_path / "configs" / "m3.yaml"
@@ -263,7 +263,8 @@ def test_imported_m3_config_reads_its_paths_from_any_working_folder(tmp_path, mo
 
     # the web UI and the notebook: a workspace elsewhere reads the same files, and a config
     # saved from the form keeps its base (relative to where it is saved)
-    from studio import actions, form
+    from studio.app import actions
+    from studio.core import form
 
     ws = actions.Workspace.at(tmp_path / "runs", elsewhere)
     loaded = actions.load_config(ws, out)

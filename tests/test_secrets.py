@@ -13,10 +13,10 @@ import secrets as stdlib_secrets
 import pytest
 from conftest import MSMARCO, ROOT, tiny_train_config
 
-from studio import runs
-from studio.runlog import tail_lines
-from studio.secrets import MASK, clear_token_fields, redact, secret_values
-from studio.train_entry import parse_args
+from studio.facts.secrets import MASK, clear_token_fields, redact, secret_values
+from studio.training import runs
+from studio.training.runlog import tail_lines
+from studio.training.train_entry import parse_args
 
 TOKEN = "hf_" + stdlib_secrets.token_hex(16)  # random: it can only appear if it leaked
 

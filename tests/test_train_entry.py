@@ -23,8 +23,8 @@ import torch
 from conftest import MSMARCO
 from transformers import BertConfig, BertModel, TrainerControl, TrainerState
 
-from studio import train_entry
-from studio.train_entry import (
+from studio.training import train_entry
+from studio.training.train_entry import (
     MetricsCallback,
     check_resumable,
     load_inner_weights,
@@ -281,7 +281,7 @@ def write_fixed_data(path: Path) -> Path:
 
 
 def train(out: Path, data: Path, extra: list[str], log: Path) -> list[dict]:
-    """Run ``torchrun -m studio.train_entry`` for 6 steps, checkpointing at 3; return metrics."""
+    """Run ``torchrun -m studio.training.train_entry`` for 6 steps, checkpointing at 3; return metrics."""
     metrics = out / "metrics.jsonl"
     flags = [
         "--model_name_or_path", bundled_model(), "--train_data", str(data),
@@ -299,7 +299,7 @@ def train(out: Path, data: Path, extra: list[str], log: Path) -> list[dict]:
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1"]
     with open(log, "a") as handle:  # a file, not a pipe nobody drains
         done = subprocess.run(
-            [*torchrun, "-m", "studio.train_entry", *flags],
+            [*torchrun, "-m", "studio.training.train_entry", *flags],
             cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, timeout=600,
         )  # fmt: skip
     assert done.returncode == 0, log.read_text()[-4000:]

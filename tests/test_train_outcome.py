@@ -15,8 +15,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from studio import train_outcome
-from studio.train_outcome import TrainingOutcomeError
+from studio.training import train_outcome
+from studio.training.train_outcome import TrainingOutcomeError
 
 
 def trainer(output_dir: Path, global_step=6, max_steps=6, train_loss=0.7, **args):

@@ -90,7 +90,7 @@ def server(tmp_path_factory):
     proc, url, log = _serve(runs_dir)
     yield url, runs_dir
     _stop(proc, log)
-    from studio import runs
+    from studio.training import runs
 
     for run in runs.list_runs(runs_dir):  # a test that failed mid-run leaves no training behind
         if run.state in runs.ACTIVE_STATES:

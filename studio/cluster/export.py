@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from studio import config as config_mod
-from studio import deepspeed_config, preflight
+from studio.checks import preflight
 from studio.cluster import nodes, skypilot, slurm
-from studio.config import StudioConfig
-from studio.hardware import Hardware
-from studio.problems import Problem, errors
+from studio.core import config as config_mod
+from studio.core import deepspeed_config
+from studio.core.config import StudioConfig
+from studio.facts.hardware import Hardware
+from studio.facts.problems import Problem, errors
 
 TARGETS = ("nodes", "slurm", "skypilot")
 SKYPILOT_FILE = "task.yaml"

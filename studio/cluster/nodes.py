@@ -10,12 +10,12 @@ the others join it, and torchrun hands out the ranks. Each script:
 * exports ``NCCL_SOCKET_IFNAME``/``GLOO_SOCKET_IFNAME`` when an interface is given (nodes with
   several networks otherwise pick one the others cannot reach, and hang at the first collective);
 * runs the studio's entry point (FlagEmbedding's trainer plus the metrics callback, the CPU
-  world fix and working resume; see :mod:`studio.train_entry`) with the flags of
-  :func:`studio.command.flag_lines`, the same lines as ``command.sh``. Rank 0 appends the
+  world fix and working resume; see :mod:`studio.training.train_entry`) with the flags of
+  :func:`studio.core.command.flag_lines`, the same lines as ``command.sh``. Rank 0 appends the
   metrics to ``STUDIO_METRICS_FILE`` (default: ``metrics.jsonl`` beside the script).
 
 Paths in the scripts are absolute: every node must see them at the same place (shared storage;
-:mod:`studio.cluster.checks` warns about node-local ones).
+:mod:`studio.checks.cluster` warns about node-local ones).
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
-from studio import command, modules
-from studio.config import StudioConfig, TorchrunSettings
-from studio.problems import ERROR, WARNING, Problem
+from studio.core import command
+from studio.core.config import StudioConfig, TorchrunSettings
+from studio.facts import modules
+from studio.facts.problems import ERROR, WARNING, Problem
 
 PACKAGES = ("FlagEmbedding", "transformers", "torch")
 SKIP_CHECK_ENV = "STUDIO_SKIP_VERSION_CHECK"

@@ -10,7 +10,7 @@ The cloud's nodes have neither this machine's files nor the studio, so the task:
   cloud image has it, CUDA build included);
 * runs FlagEmbedding's own module through torchrun on every node, the head being the first of
   ``SKYPILOT_NODE_IPS``, with ``SKYPILOT_NUM_NODES`` nodes and this node's
-  ``SKYPILOT_NODE_RANK``: the flags are :func:`studio.command.flag_lines`, as in command.sh.
+  ``SKYPILOT_NODE_RANK``: the flags are :func:`studio.core.command.flag_lines`, as in command.sh.
 
 Submitting needs a cloud account (``sky launch -c NAME task.yaml``); nothing here talks to one.
 """
@@ -24,8 +24,9 @@ from pathlib import Path
 
 import yaml
 
-from studio import command, deepspeed_config, modules
-from studio.config import StudioConfig
+from studio.core import command, deepspeed_config
+from studio.core.config import StudioConfig
+from studio.facts import modules
 
 DATA_ROOT = "/studio/data"
 MODEL_MOUNT = "/studio/model"

@@ -8,7 +8,7 @@ the run's ``train.log`` and rank 0 appends the metrics to its ``metrics.jsonl``,
 watches a Slurm run exactly as a local one. After a successful training the job runs the same
 post-training step as a local run.
 
-status.json records ``launcher: slurm`` and ``job_id``; :mod:`studio.runs` hands such runs to
+status.json records ``launcher: slurm`` and ``job_id``; :mod:`studio.training.runs` hands such runs to
 :func:`refresh`, :func:`stop` and :func:`resume` here. The state comes from Slurm while it
 knows the job (``squeue`` for queued/running with Slurm's reason, ``scontrol show job`` for a
 job that ended recently, ``sacct`` where accounting exists) and from the run's own files after
@@ -27,12 +27,12 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from studio import runs
 from studio.cluster import nodes
-from studio.config import StudioConfig
-from studio.hardware import Gpu, Hardware, detect
-from studio.problems import ERROR, Problem, errors
-from studio.runfolder import ACTIVE_STATES, RunFolder, RunState
+from studio.core.config import StudioConfig
+from studio.facts.hardware import Gpu, Hardware, detect
+from studio.facts.problems import ERROR, Problem, errors
+from studio.facts.runfolder import ACTIVE_STATES, RunFolder, RunState
+from studio.training import runs
 
 SBATCH_FILE = "job.sbatch"
 NODE_FILE = "node.sh"
@@ -190,7 +190,7 @@ def render_sbatch(
         ' rendezvous $STUDIO_HEAD:$STUDIO_RDZV_PORT"',
         f'srun --nodes={launch.nnodes} --ntasks-per-node=1 --kill-on-bad-exit=1 bash "$RUN/{NODE_FILE}"',
         "code=$?",
-        'if [ "$code" = 0 ]; then "$PYTHON" -m studio.post_train "$RUN" || true; fi',
+        'if [ "$code" = 0 ]; then "$PYTHON" -m studio.training.post_train "$RUN" || true; fi',
         f'echo "$code" > "$RUN/{EXIT_FILE}"',
         'exit "$code"',
     ]
@@ -305,7 +305,7 @@ def submit(
 ) -> Path:
     """Check, prepare and ``sbatch`` a run; return its folder (status queued, with job_id).
 
-    Raises :class:`studio.runs.PreflightFailed` (nothing created) on pre-flight errors, and
+    Raises :class:`studio.training.runs.PreflightFailed` (nothing created) on pre-flight errors, and
     :class:`SlurmError` with Slurm's own message when sbatch refuses the job; that run folder
     stays, marked failed with the message, so the Runs tab shows why.
     """
@@ -317,12 +317,12 @@ def submit(
     planned = replace(config, torchrun=torchrun)
     problems = settings.problems() + launch.problems()
     if not errors(problems):
-        from studio import preflight
+        from studio.checks import preflight
 
         problems += preflight.run_checks(planned, base_dir, hardware=job_hardware(settings))
         runs_root = Path(runs_dir).resolve()
         if launch.nnodes > 1:
-            from studio.cluster.checks import shared_path_problem
+            from studio.checks.cluster import shared_path_problem
 
             problem = shared_path_problem(runs_root, "the runs folder", "runs_dir")
             if problem:
@@ -396,7 +396,7 @@ def refresh(run_dir: str | Path) -> dict:
 
 
 def _ended(run_dir: Path, info: JobInfo) -> dict:
-    from studio.runlog import exception_line
+    from studio.training.runlog import exception_line
 
     exit_code = info.exit_code
     written = _written_exit(run_dir)
@@ -434,7 +434,7 @@ def _written_exit(run_dir: Path) -> int | None:
 
 
 def _ended_from_files(run_dir: Path, status: dict) -> dict:
-    from studio.runlog import exception_line
+    from studio.training.runlog import exception_line
 
     code = _written_exit(run_dir)
     if code is not None:

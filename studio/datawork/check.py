@@ -2,7 +2,7 @@
 
 FlagEmbedding reads rows lazily, so a missing `neg` surfaces as `KeyError` hours into a run, an
 empty one as `ZeroDivisionError`, a string one as a bare `AssertionError`. This module reads the
-files exactly as FlagEmbedding picks them (:mod:`studio.datafiles`), streams them line by line
+files exactly as FlagEmbedding picks them (:mod:`studio.facts.datafiles`), streams them line by line
 (a 300 MB file is never held), and reports every problem with the file, the line, the field, what
 is wrong and the fix. It counts every problem and keeps the first few of each kind as examples.
 
@@ -22,9 +22,9 @@ from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio import datafiles
 from studio.datawork.rows import BOM, is_json_array, load_array
-from studio.problems import ERROR, INFO, WARNING, Problem
+from studio.facts import datafiles
+from studio.facts.problems import ERROR, INFO, WARNING, Problem
 
 HUGE_LINE_BYTES = 1_000_000
 MINE_FIX = (

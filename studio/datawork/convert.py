@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.datawork import beir
-from studio.problems import INFO, WARNING, Problem
+from studio.facts.problems import INFO, WARNING, Problem
 
 
 @dataclass

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.datawork import rows as rowfiles
-from studio.problems import WARNING, Problem
+from studio.facts.problems import WARNING, Problem
 
 EASY_ROW_LOSS = 0.01  # a row whose loss is under this teaches (almost) nothing
 TOO_EASY_SHARE = 0.5  # flag the file when at least this share of rows is that easy

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from studio.datawork import beir
 from studio.datawork.pairs import read_documents
-from studio.problems import WARNING, Problem
+from studio.facts.problems import WARNING, Problem
 
 HELDOUT_LIST = "heldout_docs.txt"
 

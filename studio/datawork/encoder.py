@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from studio.config import StudioConfig, resolve_model
+from studio.core.config import StudioConfig, resolve_model
 
 if TYPE_CHECKING:
     import numpy as np

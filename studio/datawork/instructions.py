@@ -18,10 +18,10 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.config import StudioConfig
+from studio.core.config import StudioConfig
 from studio.datawork import rows as rows_mod
 from studio.datawork.check import CheckReport
-from studio.problems import ERROR, INFO, WARNING, Problem
+from studio.facts.problems import ERROR, INFO, WARNING, Problem
 
 SYMMETRIC_TYPES = ("symmetric_sts", "symmetric_clustering")
 _PROMPT_KEY = re.compile(rb'(?<!\\)"prompt"\s*:')

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from studio.datawork.pairs import Document, PairsResult, needs_negatives, read_documents, row
-from studio.problems import WARNING, Problem
+from studio.facts.problems import WARNING, Problem
 
 DEFAULT_PROMPT = (
     "Write {n} different questions that someone might type into a search engine and that the "

@@ -27,10 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.config import StudioConfig
+from studio.core.config import StudioConfig
 from studio.datawork.encoder import Encoder
 from studio.datawork.rows import BOM
-from studio.problems import INFO, WARNING, Problem
+from studio.facts.problems import INFO, WARNING, Problem
 
 Progress = Callable[[str, int, int], None]
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from studio.config import StudioConfig, resolve_model
+from studio.core.config import StudioConfig, resolve_model
 
 DEFAULT_LLM_PROMPT = (
     "Given a query A and a passage B, determine whether the passage contains an answer to the "
@@ -63,7 +63,7 @@ def _int(config: StudioConfig, key: str) -> int:
 
 
 def _decoder(config: StudioConfig, _key) -> bool:
-    from studio.modules import get
+    from studio.facts.modules import get
 
     return get(config.module).is_decoder
 
@@ -251,7 +251,7 @@ def other_example(rules: IclRules, row: dict, tokenizer, prompt_column: bool) ->
 
 def applies(config: StudioConfig) -> bool:
     """Whether the module's model input needs this module (and a tokenizer) to be shown."""
-    from studio.modules import get
+    from studio.facts.modules import get
 
     module = get(config.module)
     return module.is_reranker or module.in_context_examples
@@ -262,7 +262,7 @@ def preview_rows(config: StudioConfig, picked, prompt_column: bool, tokenizer, r
     for a reranker or the ICL embedder: the reranker's `positive` is the joined pair the model
     reads; the ICL `query` carries the examples of the rows shown with it (as a batch of them
     would)."""
-    from studio.modules import get
+    from studio.facts.modules import get
 
     tokenizer = tokenizer or load_tokenizer(config)
     reranker = get(config.module).is_reranker

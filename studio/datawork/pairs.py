@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.problems import WARNING, Problem
+from studio.facts.problems import WARNING, Problem
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 METHODS = ("title", "crop", "llm")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio import datafiles
+from studio.facts import datafiles
 
 BOM = datafiles.BOM
 is_json_array = datafiles.is_json_array
@@ -33,7 +33,7 @@ class Row:
 
 
 def data_files(paths: list[str | Path]) -> list[Path]:
-    """The files FlagEmbedding reads for these paths (see :func:`studio.datafiles.expand`)."""
+    """The files FlagEmbedding reads for these paths (see :func:`studio.facts.datafiles.expand`)."""
     return datafiles.expand(list(paths)).files
 
 

@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.config import StudioConfig, resolve_model
+from studio.core.config import StudioConfig, resolve_model
 from studio.datawork.rows import BOM
-from studio.problems import WARNING, Problem
+from studio.facts.problems import WARNING, Problem
 
 Progress = Callable[[str, int, int], None]
 ROWS_PER_BATCH = 32
@@ -84,7 +84,7 @@ def kd_settings(out_path: str | Path) -> dict[str, Any]:
 
 def kd_settings_text(out_path: str | Path) -> str:
     """The settings as the YAML lines to put in a config, for faces to show."""
-    from studio import modules
+    from studio.facts import modules
 
     values = kd_settings(out_path)
     own = "; ".join(

@@ -28,7 +28,7 @@ from pathlib import Path
 from studio.datawork import beir
 from studio.datawork.check import query_key
 from studio.datawork.rows import BOM
-from studio.problems import WARNING, Problem
+from studio.facts.problems import WARNING, Problem
 
 
 @dataclass

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studio.config import StudioConfig
+from studio.core.config import StudioConfig
 from studio.datawork.check import CheckReport, check_paths, query_key
-from studio.problems import INFO, WARNING, Problem
+from studio.facts.problems import INFO, WARNING, Problem
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studio.config import StudioConfig
+from studio.core.config import StudioConfig
 from studio.datawork import rows as rows_mod
 from studio.datawork.check import CheckReport
 from studio.datawork.instructions import Rules, prompt_census
@@ -148,7 +148,7 @@ def _model_limit(tokenizer) -> int | None:
 def _text_rules(config: StudioConfig, prompt_column: bool):
     """The module's text rules: a reranker's instructions are the `*_for_rerank` ones, and its
     rows' `prompt` is the LLM reranker's question, not an instruction."""
-    from studio.modules import get
+    from studio.facts.modules import get
 
     if get(config.module).is_reranker:
         return RerankRules.from_config(config)

@@ -9,13 +9,13 @@ Modules, each owning one thing:
 ``search``    exact inner-product top-k with trec_eval's tie order
 ``metrics``   Recall/nDCG/MRR/MAP@k as trec_eval (pytrec_eval) defines them
 ``evaluate``  models x data -> EvalResult (the one entry point for every face)
-``run_eval``  a run's base, checkpoints and final model -> eval.json
 ``present``   comparison table, bar chart, per-query wins/losses, metrics over steps
 ``export``    sentence-transformers files and a model card in a fine-tuned model folder
-``cli``       ``python -m studio eval``
 
 The names below are importable from here; they load their module on first use, so importing
-this package costs nothing (the CLI's ``--help`` must stay instant).
+this package costs nothing (the CLI's ``--help`` must stay instant). A run's evaluation
+(base, checkpoints, final model -> eval.json) is ``studio.training.run_eval``, and the command
+line is ``studio.cli.evaluation``.
 """
 
 from __future__ import annotations
@@ -34,9 +34,6 @@ _EXPORTS = {
     "evaluate_models": "evaluate",
     "resolve_settings": "evaluate",
     "comparison_report": "evaluate",
-    "evaluate_run": "run_eval",
-    "read_run_eval": "run_eval",
-    "run_models": "run_eval",
     "comparison_table": "present",
     "bar_chart": "present",
     "per_query_table": "present",

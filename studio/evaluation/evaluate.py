@@ -29,7 +29,7 @@ from studio.evaluation.settings import (
     settings_for_model,
     settings_from_config,
 )
-from studio.runfolder import RunFolder
+from studio.facts.runfolder import RunFolder
 
 HITS_KEPT = 10  # top hits kept per query, for the wins-and-losses table
 
@@ -90,7 +90,7 @@ class EvalResult:
 
 def resolve_model_path(model: str | Path) -> Path:
     """A local model folder from a path or ``bundled:all-MiniLM-L6-v2``; clear error otherwise."""
-    from studio.config import BUNDLED_PREFIX, bundled_model_path
+    from studio.core.config import BUNDLED_PREFIX, bundled_model_path
 
     text = str(model)
     if text.startswith(BUNDLED_PREFIX):
@@ -130,7 +130,7 @@ def resolve_settings(
 
     ``models`` are listed most-specific first (the fine-tuned model before its baseline).
     """
-    from studio import config as config_mod
+    from studio.core import config as config_mod
 
     paths = [resolve_model_path(m) for m in models]
     warnings: list[str] = []

@@ -83,7 +83,7 @@ def _write_json(path: Path, data: Any, files: list[Path]) -> None:
 
 
 def _base_model_id(config) -> str | None:
-    from studio.config import BUNDLED_PREFIX, bundled_model_path
+    from studio.core.config import BUNDLED_PREFIX, bundled_model_path
 
     base = str(config.args.get("model_name_or_path") or "")
     bundled = bundled_model_path()
@@ -105,7 +105,7 @@ def export_sentence_transformers(
     ``config`` is a StudioConfig (or a path to a studio YAML / run config.yaml); ``metrics`` is
     optional: a run's eval.json / evaluate_run() report or label -> metrics mapping.
     """
-    from studio import config as config_mod
+    from studio.core import config as config_mod
 
     if isinstance(config, str | Path):
         config = config_mod.load(config)

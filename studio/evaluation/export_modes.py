@@ -2,7 +2,7 @@
 
 The base embedder's export (:mod:`.export`) writes sentence-transformers files; the other modules
 are loaded elsewhere, so each gets what its loader needs and a card that shows that loader. What
-differs by module is declared in its file (:mod:`studio.modules`): ``st_files`` (a full or merged
+differs by module is declared in its file (:mod:`studio.facts.modules`): ``st_files`` (a full or merged
 model also gets sentence-transformers files: an encoder's dense head with CLS pooling, a decoder
 embedder with last-token pooling), ``cross_encoder`` (``config.json`` tells sentence-transformers'
 ``CrossEncoder`` to return the raw logit, so its scores equal ``FlagReranker``'s), ``usage`` (the
@@ -18,7 +18,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from studio import modules as finetune
 from studio.evaluation.export import (
     ALT_CARD,
     CARD_MARKER,
@@ -29,7 +28,8 @@ from studio.evaluation.export import (
     export_sentence_transformers,
 )
 from studio.evaluation.modes import BASE, arg, kind_of, module_of
-from studio.modules.base import Usage
+from studio.facts import modules as finetune
+from studio.facts.modules.base import Usage
 
 MERGED = "merged_model"  # where FlagEmbedding's save_merged_lora_model writes
 IDENTITY = "torch.nn.modules.linear.Identity"
@@ -39,7 +39,7 @@ def export_model(
     model_dir: str | Path, config, metrics: Any = None, overwrite_readme: bool = False
 ) -> ExportResult:
     """Write what the module's loader needs and the model card into ``model_dir``."""
-    from studio import config as config_mod
+    from studio.core import config as config_mod
     from studio.evaluation.loading import is_adapter
 
     if isinstance(config, str | Path):

@@ -26,8 +26,8 @@ import json
 import shutil
 from pathlib import Path
 
-from studio import modules as finetune
 from studio.evaluation import cache
+from studio.facts import modules as finetune
 
 ADAPTER_CONFIG = "adapter_config.json"
 EMBEDDING = Path("embedding") / "emb.pth"
@@ -96,7 +96,7 @@ def _model_class(module: str):
     """The class a LoRA adapter of ``module`` is merged into (its ``merge_class``, else Auto*)."""
     own = finetune.get(module)
     if own.merge_class:
-        from studio.modules.base import resolve
+        from studio.facts.modules.base import resolve
 
         return resolve(own.merge_class)
     if own.is_reranker:

@@ -182,7 +182,7 @@ def save_mix(mixed, model: Path, dest: Path, config=None) -> list[str]:
 
 
 def _find_config(model: Path, config):
-    from studio import config as config_mod
+    from studio.core import config as config_mod
     from studio.evaluation.evaluate import find_run_config
 
     if config is not None:

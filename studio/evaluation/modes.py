@@ -1,7 +1,7 @@
 """Which evaluation a fine-tune module gets, and the few facts about it the evaluation needs.
 
 FlagEmbedding 1.4.2 fine-tunes seven kinds of model (``FlagEmbedding.finetune.<module>``); each
-is scored the way it is used (its ``eval_kind`` in :mod:`studio.modules`, else its kind):
+is scored the way it is used (its ``eval_kind`` in :mod:`studio.facts.modules`, else its kind):
 
 ``embedder``  one dense vector per text, exact inner-product search (decoder modules: last-token
               pooling, the tokenizer's EOS appended as in training, LoRA adapters merged first)
@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from studio import modules as finetune
-from studio.modules import BASE
+from studio.facts import modules as finetune
+from studio.facts.modules import BASE
 
 # The module names come from studio.modules, the one list of what FlagEmbedding fine-tunes.
 MODULES = tuple(finetune.MODULES)

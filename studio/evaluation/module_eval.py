@@ -10,7 +10,7 @@ final, or any baseline and model) and returns one report, whatever the module:
   embedder's report (tables, charts, metrics over steps, the model card) shows this one too.
 
 LoRA adapters (decoder modules) are merged into their base first (:mod:`.loading`); the base
-embedder keeps its own path (:func:`studio.evaluation.run_eval.evaluate_run`), unchanged.
+embedder keeps its own path (:func:`studio.training.run_eval.evaluate_run`), unchanged.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from studio import modules as finetune
 from studio.evaluation.data import EvalData, data_notes
 from studio.evaluation.evaluate import (
     EvalResult,
@@ -31,14 +30,9 @@ from studio.evaluation.evaluate import (
     resolve_settings,
 )
 from studio.evaluation.metrics import DEFAULT_KS
-from studio.evaluation.modes import (
-    MODE_NAMES,
-    RERANK_TOP_K,
-    arg,
-    kind_of,
-    module_of,
-)
+from studio.evaluation.modes import MODE_NAMES, RERANK_TOP_K, arg, kind_of, module_of
 from studio.evaluation.settings import settings_from_config
+from studio.facts import modules as finetune
 
 DEFAULT_RETRIEVER = "bundled:all-MiniLM-L6-v2"
 
@@ -154,7 +148,7 @@ def evaluate_for_module(
             return {"rerank": reranked, "first_stage": EvalResult(**stage_only)}
 
     else:  # a kind of the module's own: it names the function that scores it
-        from studio.modules.base import resolve
+        from studio.facts.modules.base import resolve
 
         scorer = resolve(finetune.get(module).scorer)
         settings_dict, score = scorer(
@@ -244,7 +238,7 @@ def compare_models(
     way (every score of the module; a reranker over ``retriever``'s top k, the bundled model by
     default).
     """
-    from studio.config import resolve_model
+    from studio.core.config import resolve_model
     from studio.evaluation.modes import BASE
 
     if not str(model or "").strip():

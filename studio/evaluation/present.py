@@ -4,7 +4,7 @@ Each function takes results in any of the shapes the core produces and returns d
 DataFrame or a Plotly Figure), never renders: a mapping label -> :class:`EvalResult`, a mapping
 label -> flat dict (``{"ndcg_at_10": ...}``), or a whole report / run ``eval.json``
 (``{"models": {...}}``). The first model is the baseline and the last the compared one, which
-is the order :func:`studio.evaluation.evaluate_run` writes (base, checkpoints..., final).
+is the order :func:`studio.training.run_eval.evaluate_run` writes (base, checkpoints..., final).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ fine-tuning (the base model) and after. Metrics at cutoffs beyond ``k`` can only
 ``k`` reranked passages (recall@100 with k=50 equals the first stage's recall@50).
 
 Scores come from FlagEmbedding's own inference classes, the ones users load a fine-tuned reranker
-with (each module's ``inference_class`` in :mod:`studio.modules`, adjusted by its ``prepare``),
+with (each module's ``inference_class`` in :mod:`studio.facts.modules`, adjusted by its ``prepare``),
 in fp32: ``FlagReranker`` (encoder-only), ``FlagLLMReranker`` (decoder-only, the logit of
 "Yes"), and the others the modules name, with the training config's
 ``max_len``, ``query_max_len`` and rerank instructions. Pair scores are cached by model files,
@@ -37,12 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
-from studio import modules as finetune
 from studio.evaluation import cache
 from studio.evaluation.data import EvalData
 from studio.evaluation.metrics import DEFAULT_KS
 from studio.evaluation.modes import arg
-from studio.modules import RERANKER
+from studio.facts import modules as finetune
+from studio.facts.modules import RERANKER
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ class Scorer:
         own = finetune.get(s.module)
         if not own.is_reranker or not own.inference_class:
             raise ValueError(f"{s.module} is not a reranker module")
-        from studio.modules.base import resolve
+        from studio.facts.modules.base import resolve
 
         cls = resolve(own.inference_class)
         if not own.is_decoder:

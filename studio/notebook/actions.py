@@ -13,7 +13,7 @@ from typing import Any
 
 def describe_failure(exc: BaseException) -> str:
     """HTML for a failed action: the text the web page shows for it (views.failure_text)."""
-    from studio import views
+    from studio.app import views
 
     return views.to_html(views.failure_text(exc))
 

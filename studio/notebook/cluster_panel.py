@@ -13,7 +13,7 @@ def cluster_panel(studio):
     import ipywidgets as w
 
     from studio.cluster.export import TARGETS
-    from studio.i18n import t
+    from studio.facts.i18n import t
     from studio.notebook.actions import wire
 
     lang = studio.lang
@@ -30,7 +30,7 @@ def cluster_panel(studio):
     message = w.HTML()
 
     def do_export():
-        from studio import views
+        from studio.app import views
 
         result = studio.export(
             target.value,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from studio import views
+from studio.app import views
 from studio.notebook import render
 from studio.notebook.actions import wire
 
@@ -20,7 +20,7 @@ class DataPanel:
     def __init__(self, studio, lang: str = "en"):
         import ipywidgets as w
 
-        from studio.i18n import t
+        from studio.facts.i18n import t
 
         self.studio = studio
         self.results: dict[str, Any] = {}

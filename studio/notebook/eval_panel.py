@@ -17,7 +17,7 @@ class EvalPanel:
     def __init__(self, studio, lang: str = "en"):
         import ipywidgets as w
 
-        from studio.i18n import t
+        from studio.facts.i18n import t
 
         self.studio = studio
         self.report: dict | None = None
@@ -71,7 +71,7 @@ class EvalPanel:
 
     def update(self) -> list[str]:
         """The finished runs (those with a final model) in the run picker, newest first."""
-        from studio import actions
+        from studio.app import actions
 
         names = actions.finished_runs(self.studio.ws)
         current = self.run_pick.value

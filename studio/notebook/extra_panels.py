@@ -21,7 +21,7 @@ class MemoryBox:
     def __init__(self, studio, lang: str = "en"):
         import ipywidgets as w
 
-        from studio.i18n import t
+        from studio.facts.i18n import t
 
         self.studio = studio
         self.button = w.Button(description=t("memory_btn", lang))
@@ -33,7 +33,7 @@ class MemoryBox:
         wire(self.button, self.update, self.message)
 
     def update(self):
-        from studio import views
+        from studio.app import views
 
         est = self.studio.estimate_memory()
         self.output.value = views.to_html(views.memory_text(est))
@@ -46,7 +46,7 @@ class ConvertBox:
     def __init__(self, studio, lang: str = "en"):
         import ipywidgets as w
 
-        from studio.i18n import t
+        from studio.facts.i18n import t
 
         self.studio = studio
         wide = {"style": {"description_width": "initial"}, "layout": w.Layout(width="98%")}
@@ -72,7 +72,7 @@ class ConvertBox:
         wire(self.button, self.convert, self.message)
 
     def convert(self):
-        from studio import views
+        from studio.app import views
 
         result = self.studio.convert_beir(self.folder.value, self.out.value, self.min_grade.value)
         text = views.facts_text(result.summary())
@@ -87,7 +87,7 @@ class ScoreBox:
     def __init__(self, studio, lang: str = "en"):
         import ipywidgets as w
 
-        from studio.i18n import t
+        from studio.facts.i18n import t
 
         self.studio = studio
         wide = {"style": {"description_width": "initial"}, "layout": w.Layout(width="98%")}
@@ -129,7 +129,7 @@ class PairsBox:
     def __init__(self, studio, lang: str = "en"):
         import ipywidgets as w
 
-        from studio.i18n import t
+        from studio.facts.i18n import t
 
         self.studio = studio
         wide = {"style": {"description_width": "initial"}, "layout": w.Layout(width="98%")}
@@ -180,7 +180,7 @@ class MergeBox:
     def __init__(self, studio, eval_panel, lang: str = "en"):
         import ipywidgets as w
 
-        from studio.i18n import t
+        from studio.facts.i18n import t
 
         self.studio = studio
         self.eval_panel = eval_panel

@@ -1,13 +1,13 @@
 """The config form as ipywidgets: one widget per schema field, laid out as the web UI lays it out.
 
 Which flag goes on which page, its widget kind and how a widget value becomes a config value
-are decided once in :mod:`studio.form` (for the web UI too); this module only picks the
+are decided once in :mod:`studio.core.form` (for the web UI too); this module only picks the
 ipywidget for each kind (Checkbox, Dropdown, IntText, FloatText, Text, Textarea) and keeps
 per-instance state: the widgets, the keys of the last loaded config (kept even at their
 default, as the web UI does) and who to tell when a value changes.
 
 The fine-tune module decides which fields exist: switching it (the module menu, or
-:meth:`FormWidgets.switch_module`) goes through :func:`studio.module_switch.switch_module`, as the
+:meth:`FormWidgets.switch_module`) goes through :func:`studio.core.module_switch.switch_module`, as the
 web UI does, and rebuilds the field widgets inside the same page boxes.
 """
 
@@ -18,10 +18,11 @@ import html
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from studio import form, labels
-from studio.config import STUDIO_KEYS, StudioConfig
-from studio.problems import Problem, closest_name
-from studio.schema import Field, Schema, load_schema
+from studio.core import form
+from studio.core.config import STUDIO_KEYS, StudioConfig
+from studio.facts import labels
+from studio.facts.problems import Problem, closest_name
+from studio.facts.schema import Field, Schema, load_schema
 
 _WIDTH = "98%"
 _LABEL_WIDTH = "300px"
@@ -30,7 +31,7 @@ _NOT_SET = "(not set)"
 
 
 def _text(key: str, lang: str) -> str:
-    from studio.i18n import t
+    from studio.facts.i18n import t
 
     return t(key, lang)
 
@@ -39,7 +40,7 @@ def field_widget(f: Field, value: Any, lang: str = "en"):
     """The typed ipywidget for one schema field, holding `value` as studio.form shows it."""
     import ipywidgets as w
 
-    from studio.labels import field_label
+    from studio.facts.labels import field_label
 
     kind = form.widget_kind(f)
     common = {
@@ -109,7 +110,7 @@ class FormWidgets:
     def __init__(self, config: StudioConfig, lang: str = "en", schema: Schema | None = None):
         import ipywidgets as w
 
-        from studio.modules import MODULES
+        from studio.facts.modules import MODULES
 
         self.lang = lang
         self.launch: dict[str, Any] = {}  # studio.form.LAUNCH_KEYS -> widget
@@ -161,10 +162,10 @@ class FormWidgets:
     def switch_module(self, module: str):
         """Show another fine-tune module's form, keeping the values that still apply.
 
-        Returns the :class:`studio.module_switch.ModuleSwitch` (kept and dropped flags); its
+        Returns the :class:`studio.core.module_switch.ModuleSwitch` (kept and dropped flags); its
         message is shown under the module menu.
         """
-        from studio.module_switch import switch_module
+        from studio.core.module_switch import switch_module
 
         current, _ = self.read()
         result = switch_module(current, module)
@@ -314,7 +315,7 @@ class FormWidgets:
         """{'model': box, 'training': box, 'launch': box}: the web UI's first three tabs."""
         import ipywidgets as w
 
-        from studio.hardware import detect
+        from studio.facts.hardware import detect
 
         if self._pages is not None:
             return self._pages

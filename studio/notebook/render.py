@@ -1,6 +1,6 @@
 """Turning the core's data into what a widget shows: HTML text, tables, figure widgets.
 
-The words come from :mod:`studio.views` (the web UI shows the same Markdown); this module only
+The words come from :mod:`studio.app.views` (the web UI shows the same Markdown); this module only
 turns them into HTML for ``ipywidgets.HTML`` and builds tables and figure widgets. Pure
 functions (data in, a string or a widget out), so the panels stay layout only and tests read
 what a panel shows from its widgets' values.
@@ -12,8 +12,8 @@ import html
 from pathlib import Path
 from typing import Any
 
-from studio import views
-from studio.problems import Problem
+from studio.app import views
+from studio.facts.problems import Problem
 
 
 def pre(text: str, max_height: str = "24em") -> str:

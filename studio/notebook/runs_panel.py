@@ -14,7 +14,7 @@ class RunsPanel:
     def __init__(self, studio, lang: str = "en"):
         import ipywidgets as w
 
-        from studio.i18n import t
+        from studio.facts.i18n import t
 
         self.studio = studio
         self.refresh_button = w.Button(description=t("refresh", lang))

@@ -5,8 +5,8 @@ background thread while the user reads or clicks Stop; and tests (and nbclient, 
 frontend) must drive the very same update by calling :meth:`RunSession.refresh`. Everything
 here is per instance (no module globals): two studios in one kernel watch two runs.
 
-The run itself is the core's (:mod:`studio.runs`): it lives on disk, in its own process
-group, and outlives the kernel. The watcher (:class:`studio.watch.RunWatcher`) folds only new
+The run itself is the core's (:mod:`studio.training.runs`): it lives on disk, in its own process
+group, and outlives the kernel. The watcher (:class:`studio.training.watch.RunWatcher`) folds only new
 metrics lines into a chart series.
 """
 
@@ -18,10 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from studio import runs
-from studio.config import StudioConfig
-from studio.runfolder import RunState
-from studio.watch import RunWatcher
+from studio.core.config import StudioConfig
+from studio.facts.runfolder import RunState
+from studio.training import runs
+from studio.training.watch import RunWatcher
 
 REFRESH_S = 1.0
 

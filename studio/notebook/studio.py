@@ -5,7 +5,7 @@ instance (no module globals), so two studios in one kernel do not share a form o
 run. Each button of its panels calls one of its public methods, and a cell can call the same
 method: ``studio.set(max_steps=12)``, ``studio.check_data()``, ``studio.start()``,
 ``studio.wait_for_step(4)``, ``studio.stop()``, ``studio.resume()``, ``studio.evaluate()``.
-The methods call the core (``studio.form``, ``studio.preflight``, ``studio.runs``,
+The methods call the core (``studio.core.form``, ``studio.checks.preflight``, ``studio.training.runs``,
 ``studio.datawork``, ``studio.evaluation``) and return its data; the panels only show it.
 """
 
@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from studio import actions, runs
-from studio.actions import DEFAULT_EVAL_DATA
-from studio.config import ConfigError, StudioConfig
-from studio.problems import Problem, errors
+from studio.app import actions
+from studio.app.actions import DEFAULT_EVAL_DATA
+from studio.core.config import ConfigError, StudioConfig
+from studio.facts.problems import Problem, errors
+from studio.training import runs
 
 
 class Studio:
@@ -42,13 +43,7 @@ class Studio:
 
         from studio.notebook.data_panel import DataPanel
         from studio.notebook.eval_panel import EvalPanel
-        from studio.notebook.extra_panels import (
-            ConvertBox,
-            MemoryBox,
-            MergeBox,
-            PairsBox,
-            ScoreBox,
-        )
+        from studio.notebook.extra_panels import ConvertBox, MemoryBox, MergeBox, PairsBox, ScoreBox
         from studio.notebook.form_widgets import FormWidgets
         from studio.notebook.runs_panel import RunsPanel
         from studio.notebook.session import RunSession
@@ -82,7 +77,7 @@ class Studio:
         self._form_changed("*")
 
     def _initial(self, config) -> StudioConfig:
-        from studio.config import default_config
+        from studio.core.config import default_config
 
         if isinstance(config, StudioConfig):
             return config
@@ -382,7 +377,7 @@ class Studio:
 
     def open_run(self, run: str | Path) -> dict[str, Any]:
         """A run's summary (status, evaluation), loss figure, config.yaml and log tail."""
-        from studio import views
+        from studio.app import views
 
         view = actions.open_run(self.ws, run)
         return {
@@ -467,7 +462,7 @@ class Studio:
 
     def eval_view(self, report: dict[str, Any]) -> dict[str, Any]:
         """What a report shows: summary HTML, metrics table, bar chart, per-query, steps."""
-        from studio import views
+        from studio.app import views
 
         view = actions.eval_view(report)
         return {
@@ -483,7 +478,7 @@ class Studio:
         """The config form: Model & data, Training (basic first, groups folded), Launch."""
         import ipywidgets as w
 
-        from studio.i18n import t
+        from studio.facts.i18n import t
 
         pages = self.form.pages()
         return w.Tab(
@@ -495,7 +490,7 @@ class Studio:
         """The live command, pre-flight, save/load a config and import a script."""
         import ipywidgets as w
 
-        from studio.i18n import t
+        from studio.facts.i18n import t
         from studio.notebook.actions import wire
         from studio.notebook.cluster_panel import cluster_panel
 
@@ -562,7 +557,7 @@ class Studio:
         """Everything in tabs, in the web UI's order."""
         import ipywidgets as w
 
-        from studio.i18n import t
+        from studio.facts.i18n import t
 
         if self._tabs is None:
             pages = self.form.pages()

@@ -1,7 +1,7 @@
 """The Train panel: pre-flight, Start/Stop, a progress bar, a live loss chart and the log tail.
 
 Layout and drawing only. The chart is a Plotly ``FigureWidget`` whose traces are updated in
-place from :func:`studio.charts.training_figure` (the web UI's figure, the same decimated
+place from :func:`studio.training.charts.training_figure` (the web UI's figure, the same decimated
 points), so the browser receives new points instead of a new figure, and only when a refresh
 brought new steps.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from studio.facts.runfolder import RunFolder, RunState
 from studio.notebook import render
 from studio.notebook.actions import wire
-from studio.runfolder import RunFolder, RunState
 
 if TYPE_CHECKING:
     from studio.notebook.session import RunSession
@@ -24,8 +24,8 @@ class TrainPanel:
     def __init__(self, studio, lang: str = "en"):
         import ipywidgets as w
 
-        from studio.charts import Series, training_figure
-        from studio.i18n import t
+        from studio.facts.i18n import t
+        from studio.training.charts import Series, training_figure
 
         self.preflight = studio.preflight
         self.start_button = w.Button(description=t("start", lang), button_style="primary")
@@ -58,7 +58,7 @@ class TrainPanel:
 
     def update(self, session: RunSession, added: int) -> None:
         """Redraw from the session after a refresh (called with the session's lock held)."""
-        from studio.runlog import tail_lines
+        from studio.training.runlog import tail_lines
 
         run_dir, series, status = session.run_dir, session.series, session.status
         if run_dir is None:
@@ -82,7 +82,7 @@ class TrainPanel:
 
     def draw(self, series, title: str = "") -> None:
         """Put the series' points into the figure widget's existing traces, in one message."""
-        from studio.charts import training_figure
+        from studio.training.charts import training_figure
 
         fresh = training_figure(series, title)
         with self.figure.batch_update():
@@ -97,6 +97,6 @@ class TrainPanel:
 
 
 def _progress(series) -> dict[str, Any]:
-    from studio.charts import progress
+    from studio.training.charts import progress
 
     return progress(series)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from studio.config import StudioConfig
+from studio.core.config import StudioConfig
 
 
 def launch_web(

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from studio import actions, labels
-from studio import config as config_mod
-from studio.config import StudioConfig
-from studio.i18n import t
+from studio.app import actions
+from studio.core import config as config_mod
+from studio.core.config import StudioConfig
+from studio.facts import labels
+from studio.facts.i18n import t
 from studio.webui.form_state import loaded_state
 from studio.webui.registry import LOADED, Registry
 

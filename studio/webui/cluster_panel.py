@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from studio.i18n import t
+from studio.facts.i18n import t
 
 
 def _int(value) -> int | None:
@@ -39,7 +39,7 @@ def export_from_form(ctx, cfg, target, out, settings: dict) -> str:
     """Export button: the core's export, its summary and problems as Markdown. `settings` are
     the section's fields by name (nodes, head, ifname, gpus, cpus, time, partition, account,
     accelerators)."""
-    from studio import views
+    from studio.app import views
     from studio.cluster import skypilot
     from studio.cluster.export import export
 
@@ -63,8 +63,9 @@ def export_from_form(ctx, cfg, target, out, settings: dict) -> str:
 
 def submit_from_form(ctx, cfg, settings: dict) -> str:
     """Submit button: sbatch through the core; the run's status text (raises on refusal)."""
-    from studio import runs, views
+    from studio.app import views
     from studio.cluster import slurm
+    from studio.training import runs
 
     run_dir = slurm.submit(cfg, slurm_settings(settings), ctx.runs_dir, ctx.base_dir)
     status = runs.refresh(run_dir)

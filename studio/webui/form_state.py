@@ -12,9 +12,11 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
 
-from studio import actions, form, modules, views
-from studio.config import StudioConfig
-from studio.problems import Problem
+from studio.app import actions, views
+from studio.core import form
+from studio.core.config import StudioConfig
+from studio.facts import modules
+from studio.facts.problems import Problem
 from studio.webui.registry import LOADED, Registry, field_info
 
 # What a form change redraws (ids of components laid out by the Command and Train tabs).
@@ -29,7 +31,7 @@ def loaded_state(cfg: StudioConfig) -> dict:
 
 def session_schema(loaded):
     """The schema of the module the session's form shows."""
-    from studio.schema import load_schema
+    from studio.facts.schema import load_schema
 
     return load_schema((loaded or {}).get("module"))
 
@@ -143,7 +145,7 @@ def fill(reg: Registry, cfg: StudioConfig, previous: dict | None) -> dict:
 
 def switch_module(reg: Registry, data: dict) -> dict:
     """The module menu changed: keep the values that still apply, say what was dropped."""
-    from studio.module_switch import switch_module as switch
+    from studio.core.module_switch import switch_module as switch
 
     module = data[reg["model.module"]]
     loaded = data[reg[LOADED]] or {}

@@ -1,12 +1,12 @@
 """The memory estimate on the web page (Launch and Train tabs): will this config fit?
 
-Layout and binding only; the numbers come from :func:`studio.actions.estimate_memory` over the
-form's current config and the text from :func:`studio.views.memory_text`, as in the notebook.
+Layout and binding only; the numbers come from :func:`studio.app.actions.estimate_memory` over the
+form's current config and the text from :func:`studio.app.views.memory_text`, as in the notebook.
 """
 
 from __future__ import annotations
 
-from studio.i18n import t
+from studio.facts.i18n import t
 
 
 def layout(reg, lang: str, elem_id: str) -> None:
@@ -22,7 +22,7 @@ def bind(ctx, reg, elem_id: str) -> None:
     from studio.webui import form_state
 
     def estimate(data):
-        from studio import actions, views
+        from studio.app import actions, views
 
         cfg, _ = form_state.read_config(reg, data)
         try:

@@ -10,9 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from studio import form, labels
-from studio.i18n import t
-from studio.schema import Field
+from studio.core import form
+from studio.facts import labels
+from studio.facts.i18n import t
+from studio.facts.schema import Field
 
 FORM, LAUNCH, STUDIO, GROUP = "form.", "launch.", "studio.", "training.group."
 LOADED = "session.loaded"  # gr.State: the keys of the last loaded config and its module
@@ -153,7 +154,7 @@ def make_studio_input(key: str, value: Any):
     """The Gradio input for one key of the config's `studio:` section."""
     import gradio as gr
 
-    from studio.config import STUDIO_KEYS
+    from studio.core.config import STUDIO_KEYS
 
     common = {"label": form.studio_label(key), "elem_id": f"studio-key-{key}"}
     if STUDIO_KEYS[key] is bool:

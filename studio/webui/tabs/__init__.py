@@ -2,7 +2,7 @@
 
 Every tab module has the same two functions. ``layout(ctx, reg, lang)`` creates its components
 inside the open ``gr.Tab`` and registers them by id; ``bind(ctx, reg, demo)`` wires their
-events to :mod:`studio.actions` once every tab is laid out, so a tab can read or write another's
+events to :mod:`studio.app.actions` once every tab is laid out, so a tab can read or write another's
 components by id (a form field redraws the Command tab's script). The imports are plain: a tab
 that fails to import fails the page loudly.
 """

@@ -6,9 +6,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from studio import actions, views
-from studio import config as config_mod
-from studio.i18n import t
+from studio.app import actions, views
+from studio.core import config as config_mod
+from studio.facts.i18n import t
 from studio.webui import cluster_panel, form_state
 from studio.webui.registry import LOADED
 

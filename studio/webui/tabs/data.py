@@ -7,8 +7,8 @@ streamed by the core (check) or sampled (lengths); the page never loads a whole 
 
 from __future__ import annotations
 
-from studio import actions, views
-from studio.i18n import t
+from studio.app import actions, views
+from studio.facts.i18n import t
 from studio.webui import form_state
 
 ID, TITLE = "data", "tab.data"

@@ -8,8 +8,8 @@ model is encoded once.
 
 from __future__ import annotations
 
-from studio import actions, views
-from studio.i18n import t
+from studio.app import actions, views
+from studio.facts.i18n import t
 from studio.webui import form_state
 
 ID, TITLE = "evaluate", "tab.evaluate"

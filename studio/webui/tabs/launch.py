@@ -3,10 +3,10 @@ hardware and the memory estimate."""
 
 from __future__ import annotations
 
-from studio import form
-from studio.config import STUDIO_KEYS
-from studio.hardware import detect
-from studio.i18n import t
+from studio.core import form
+from studio.core.config import STUDIO_KEYS
+from studio.facts.hardware import detect
+from studio.facts.i18n import t
 from studio.webui import form_state, memory_panel
 from studio.webui.registry import LAUNCH, STUDIO, make_studio_input
 

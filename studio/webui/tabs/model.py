@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from studio import form, modules
-from studio.i18n import t
+from studio.core import form
+from studio.facts import modules
+from studio.facts.i18n import t
 from studio.webui import form_state
 from studio.webui.registry import FORM, make_input
 

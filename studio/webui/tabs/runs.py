@@ -3,8 +3,8 @@ summary, chart, config and log, resume or stop it, and compare loss curves."""
 
 from __future__ import annotations
 
-from studio import actions, views
-from studio.i18n import t
+from studio.app import actions, views
+from studio.facts.i18n import t
 from studio.webui import form_state
 from studio.webui.registry import LOADED
 from studio.webui.tabs.train import WATCHED, watching

@@ -6,10 +6,10 @@ browser's storage, so a page reload (or a restarted studio) re-attaches to it.
 
 from __future__ import annotations
 
-from studio import actions, views
-from studio.i18n import t
-from studio.runfolder import RunFolder
-from studio.runlog import tail_lines
+from studio.app import actions, views
+from studio.facts.i18n import t
+from studio.facts.runfolder import RunFolder
+from studio.training.runlog import tail_lines
 from studio.webui import form_state, memory_panel
 
 ID, TITLE = "train", "tab.train"
@@ -18,7 +18,7 @@ WATCHED = ("session.watcher", "session.stored_run", "train.status")
 
 def progress_html(series, status: dict | None = None) -> str:
     """The bar, and under it the progress line the notebook shows too (views.progress_text)."""
-    from studio.charts import progress
+    from studio.training.charts import progress
 
     info = progress(series)
     line = views.inline_html(views.progress_text(info, status))
@@ -33,8 +33,8 @@ def progress_html(series, status: dict | None = None) -> str:
 
 def watching(run_dir) -> tuple:
     """What the page holds for a run it now watches: watcher, stored name, status text."""
-    from studio import runs
-    from studio.watch import RunWatcher
+    from studio.training import runs
+    from studio.training.watch import RunWatcher
 
     return RunWatcher(run_dir), run_dir.name, views.status_text(run_dir, runs.refresh(run_dir))
 
@@ -109,8 +109,8 @@ def bind(ctx, reg, demo) -> None:
 
     def tick(watcher):
         """Once a second: fold in new metrics lines; redraw the chart only when it changed."""
-        from studio import runs
-        from studio.charts import training_figure
+        from studio.training import runs
+        from studio.training.charts import training_figure
 
         if watcher is None:
             return {}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from studio import form, labels
+from studio.core import form
+from studio.facts import labels
 from studio.webui import form_state
 from studio.webui.registry import GROUP
 from studio.webui.tabs.model import add_field
