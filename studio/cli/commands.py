@@ -433,6 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     from studio.cli.merge import register as register_merge
 
     register_merge(sub)
+    from studio.cli.adapt import register as register_adapt
+
+    register_adapt(sub)
     return parser
 
 
