@@ -435,6 +435,34 @@ def make_pairs(
     return llm_pairs.llm_pairs(source, target, settings, restart=bool(force), progress=report)
 
 
+def adapt(
+    ws: Workspace,
+    corpus: str,
+    out: str = "adapt",
+    method: str = "title",
+    model: str = "bundled:all-MiniLM-L6-v2",
+    max_steps: int = 150,
+    restart: bool = False,
+    say=None,
+):
+    """Documents -> pairs -> split by document -> mined negatives -> a run scored at every
+    save -> merges with the base -> the best exported (studio.app.adapt.adapt)."""
+    from studio.app import adapt as flow
+
+    if not str(corpus or "").strip():
+        raise ValueError("give the documents: a BEIR corpus.jsonl or a folder of .txt/.md files")
+    return flow.adapt(
+        ws.path(corpus),
+        ws.path(out or "adapt"),
+        method,
+        model=model or "bundled:all-MiniLM-L6-v2",
+        max_steps=int(max_steps or 150),
+        base_dir=ws.base_dir,
+        restart=bool(restart),
+        say=say,
+    )
+
+
 # ---------------------------------------------------------------------------- evaluation
 
 

@@ -290,3 +290,16 @@ def difficulty_text(result) -> str:
     if result.problems:
         return body + "\n\n" + problems_text(result.problems)
     return body + "\n\nNeither too easy nor copies of the positive: no flag."
+
+
+def adapt_text(result) -> str:
+    """The end of an adapt flow: the candidates' table, the verdict (a plain warning when
+    nothing beat the base), and the exported folder."""
+    rows = result.table()
+    table = "| model | held-out nDCG@10 | chosen |\n| --- | --- | --- |\n" + "".join(
+        f"| {escape(r['model'])} | {r['held-out nDCG@10']:.4f} | {r['chosen']} |\n" for r in rows
+    )
+    verdict = result.verdict()
+    head = verdict if result.beat_base else f"⚠️ **{escape(verdict)}**"
+    tail = f"\n\nexported: `{result.exported}`" if result.exported else ""
+    return f"{table}\n{head}{tail}"

@@ -155,6 +155,15 @@ TEXT: dict[str, tuple[str, str]] = {
     "memory": ("Memory estimate (per device)", "显存/内存估算（每个设备）"),
     "memory_btn": ("Estimate memory", "估算内存"),
     "data_score": ("Teacher scores for distillation", "为蒸馏添加教师分数"),
+    "data_adapt": ("From documents to a better model", "从文档到更好的模型"),
+    "data_adapt_intro": (
+        "Pairs from your documents, whole documents held out, negatives mined without false "
+        "ones, a run scored on the held-out split at every save, merges with the base: the best "
+        "by held-out nDCG@10 is exported, and the table says what each scored. Takes as long as "
+        "the run.",
+        "从文档生成训练对，按文档留出验证集，挖掘去除假负例的负例，训练中每次保存都在留出集上评估，并与基座模型融合："
+        "按留出集 nDCG@10 导出最佳模型，表格列出每个候选的分数。耗时与训练相同。",
+    ),
     "data_difficulty": ("How hard are the negatives?", "负例难度"),
     "data_pairs": ("Training pairs from documents", "从文档生成训练对"),
     "data_pairs_corpus": (

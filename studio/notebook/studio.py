@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from studio.app import actions
+from studio.app import actions, views
 from studio.app.actions import DEFAULT_EVAL_DATA
 from studio.core.config import ConfigError, StudioConfig
 from studio.facts.problems import Problem, errors
@@ -223,6 +223,25 @@ class Studio:
             self.ws, str(corpus), str(out), method, base_url, model, questions, force
         )
 
+    def adapt(
+        self,
+        corpus: str | Path,
+        out: str | Path = "adapt",
+        method: str = "title",
+        max_steps: int = 150,
+        restart: bool = False,
+    ):
+        """Documents to the best model by held-out nDCG@10 (pairs, split, mining, a run scored
+        at every save, merges with the base). Shows the table and what was exported; returns
+        the AdaptResult."""
+        from IPython.display import Markdown, display
+
+        result = actions.adapt(
+            self.ws, str(corpus), str(out), method, max_steps=max_steps, restart=restart, say=print
+        )
+        display(Markdown(views.adapt_text(result)))
+        return result
+
     def merge(
         self,
         model: str | Path,
@@ -377,7 +396,6 @@ class Studio:
 
     def open_run(self, run: str | Path) -> dict[str, Any]:
         """A run's summary (status, evaluation), loss figure, config.yaml and log tail."""
-        from studio.app import views
 
         view = actions.open_run(self.ws, run)
         return {
@@ -462,7 +480,6 @@ class Studio:
 
     def eval_view(self, report: dict[str, Any]) -> dict[str, Any]:
         """What a report shows: summary HTML, metrics table, bar chart, per-query, steps."""
-        from studio.app import views
 
         view = actions.eval_view(report)
         return {

@@ -130,6 +130,18 @@ def layout(ctx, reg, lang: str) -> None:
             add("score.model", gr.Textbox(label=t("data_score_model", lang), elem_id="score-model"))
         add("score.button", gr.Button(t("data_score", lang), elem_id="score-btn"))
         add("score.result", gr.Markdown(elem_id="score-result"))
+    with gr.Accordion(t("data_adapt", lang), open=False):
+        gr.Markdown(t("data_adapt_intro", lang))
+        with gr.Row():
+            add("adapt.corpus", gr.Textbox(label=t("data_pairs_corpus", lang)))
+            add(
+                "adapt.method",
+                gr.Dropdown(["title", "crop"], value="title", label=t("data_pairs_method", lang)),
+            )
+            add("adapt.out", gr.Textbox(label="output folder", value="adapt"))
+            add("adapt.max_steps", gr.Number(150, precision=0, minimum=1, label="max_steps"))
+        add("adapt.button", gr.Button(t("data_adapt", lang)))
+        add("adapt.result", gr.Markdown())
     with gr.Accordion(t("data_pairs", lang), open=False):
         with gr.Row():
             add("pairs.corpus", gr.Textbox(label=t("data_pairs_corpus", lang)))
@@ -246,6 +258,22 @@ def bind(ctx, reg, demo) -> None:
             f"\n- {views.escape(p)}" for p in result.problems[:20]
         )
 
+    def do_adapt(data, progress=gr.Progress()):  # noqa: B008 - how Gradio injects progress
+        said: list[str] = []
+
+        def say(line: str) -> None:
+            said.append(line)
+            progress(0, desc=line[:80])
+
+        with form_state.shown_errors():
+            result = actions.adapt(ws, **reg.values(data, "adapt."), say=say)
+        steps = "\n".join(said)
+        return f"```\n{steps}\n```\n\n" + views.adapt_text(result)
+
+    adapt_inputs = set(reg.section("adapt.").values()) - set(
+        reg.many("adapt.button", "adapt.result")
+    )
+    reg["adapt.button"].click(do_adapt, adapt_inputs, reg["adapt.result"])
     pairs_inputs = set(reg.section("pairs.").values()) - set(
         reg.many("pairs.button", "pairs.result")
     )
