@@ -43,6 +43,9 @@ STUDIO_KEYS = {
     # runs in (`--base-dir`, the workspace), as a shell script would read them.
     "base_dir": str,
     "evaluate_at_end": bool,
+    # Held-out nDCG@10 of the base and of every checkpoint as it is saved, charted beside the
+    # loss; at the end the best of base, checkpoints and final is exported (studio.best_model).
+    "eval_at_save": bool,
     "eval_data": str,
     "name": str,
     # Evaluation of the other modules (studio.evaluation.module_eval): a reranker's first-stage
