@@ -4,7 +4,8 @@
 group (so Stop reaches it too), with its output appended to train.log. It writes the
 sentence-transformers files and a model card into the output folder (FlagEmbedding saves
 none, so SentenceTransformer would mean-pool a CLS-trained model), and with
-`studio: {evaluate_at_end: true}` evaluates base, checkpoints and final model into eval.json.
+`studio: {evaluate_at_end: true}` evaluates base, checkpoints and final model into eval.json;
+`studio: {eval_at_save: true}` also exports the best of them to RUN/exported (studio.best_model).
 A failure here is reported in status.json but never turns a finished training into a failure.
 """
 
@@ -26,7 +27,8 @@ def post_train(run_dir: Path) -> int:
     output_dir = Path(config.args["output_dir"])
     report = None
     errors = {}
-    if config.studio.get("evaluate_at_end"):
+    choosing = bool(config.studio.get("eval_at_save"))  # studio.best_model picks the export
+    if config.studio.get("evaluate_at_end") or choosing:
         try:
             print(f"[studio] evaluating {run_dir.name} ...", flush=True)
             report = evaluate_run(run_dir)
@@ -47,6 +49,16 @@ def post_train(run_dir: Path) -> int:
     except Exception as exc:  # noqa: BLE001
         traceback.print_exc()
         errors["export_error"] = f"{type(exc).__name__}: {exc}"
+    if choosing and report is not None:
+        try:  # the best of base, checkpoints and final by held-out nDCG@10 -> RUN/exported
+            from studio.best_model import export_choice, outcome_lines
+
+            export_choice(run_dir, report)
+            for line in outcome_lines(run_dir, report):
+                print(f"[studio] {line}", flush=True)
+        except Exception as exc:  # noqa: BLE001
+            traceback.print_exc()
+            errors["export_error"] = f"{type(exc).__name__}: {exc}"
     if errors:
         RunFolder(run_dir).update_status(**errors)
     return 1 if errors else 0
