@@ -10,7 +10,8 @@ run summary (every face) shows it. ``python -m studio export-model RUN --checkpo
 exports another. The run's own ``model/`` folder (the final model) is never changed.
 
 :func:`outcome_lines` are the plain sentences every face shows about the outcome: what was
-exported and why, and when the fine-tuned model scores below the base, that fact and the
+exported and why, and when the fine-tuned model scores below the base (on the held-out split,
+or on the general set `studio.general_data` names), that fact and the
 LM-Cocktail merge command (``python -m studio merge``) that mixes it with the base.
 """
 
@@ -95,6 +96,7 @@ def export_choice(run_dir: str | Path, report: dict, pick: str | None = None) ->
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     choice = choose(report, pick)
+    choice["rows"] = _with_deleted(run_dir, choice["rows"], choice["metric"])
     dest = run_dir / EXPORT_DIR
     staging = run_dir / (EXPORT_DIR + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -119,6 +121,25 @@ def export_choice(run_dir: str | Path, report: dict, pick: str | None = None) ->
     report["choice"] = choice
     write_json(run_dir / RunFolder.EVAL, report)
     return choice
+
+
+def _with_deleted(run_dir: Path, rows: list[dict], metric: str) -> list[dict]:
+    """Add the checkpoints scored during training that `save_total_limit` deleted since (the
+    best one is kept): they were candidates too, and the table says where they went."""
+    from studio.held_out import eval_records
+    from studio.runfolder import RunFolder
+    from studio.runlog import read_metrics
+
+    if metric != METRIC:
+        return rows
+    have = {r["label"] for r in rows}
+    gone = [
+        {"label": r["label"], "step": r["step"], "score": r["eval_ndcg@10"], "path": None}
+        | {"chosen": False, "deleted": True}
+        for r in eval_records(read_metrics(RunFolder(run_dir).metrics))
+        if r.get("label") not in have and str(r.get("label", "")).startswith("checkpoint-")
+    ]
+    return sorted(rows + gone, key=lambda r: (r["step"] or 0, _rank(r["label"], r["step"])))
 
 
 def _complete_tokenizer(folder: Path, final: Path) -> None:
@@ -154,12 +175,44 @@ def merge_command(run_dir: str | Path, report: dict) -> str:
         "--export",
         shlex.quote(str(run_dir / "merged")),
     ]
+    if config.studio.get("general_data"):
+        words[-2:-2] = ["--general", shlex.quote(str(config.studio["general_data"]))]
     return " ".join(words)
 
 
-def below_base(report: dict | None, metric: str = METRIC) -> tuple[float, float] | None:
-    """(base, final) when the fine-tuned model scores below the base on the held-out split."""
-    models = (report or {}).get("models") or {}
+def evaluate_general(run_dir: str | Path, report: dict) -> dict | None:
+    """Base, final and the held-out choice scored on the config's `studio.general_data` (with
+    the run's settings) into report["general"]; None when no general set is named."""
+    from studio.evaluation.data import load_eval_data
+    from studio.evaluation.evaluate import evaluate_model, resolve_settings
+    from studio.runs import load_run_config
+
+    config = load_run_config(run_dir)
+    folder = config.studio.get("general_data")
+    models = report.get("models") or {}
+    if not folder or "base" not in models or "final" not in models:
+        return None
+    data = load_eval_data(folder)
+    settings, _ = resolve_settings([models["final"]["path"], models["base"]["path"]], config)
+    settings = settings.with_changes(source=f"run config {Path(run_dir) / 'config.yaml'}")
+    labels = ["base", "final"]
+    best = choose(report)["label"]
+    labels += [best] if best not in labels else []
+    scored = {
+        label: evaluate_model(models[label]["path"], data, settings, label=label).metrics
+        for label in labels
+    }
+    report["general"] = {"data": str(folder), "models": scored}
+    return report["general"]
+
+
+def below_base(
+    report: dict | None, metric: str = METRIC, where: str = "models"
+) -> tuple[float, float] | None:
+    """(base, final) when the fine-tuned model scores below the base on the held-out split
+    (`where="general"`: on the general set)."""
+    block = (report or {}).get(where) or {}
+    models = block.get("models", {}) if where == "general" else block
     base, final = (models.get(k, {}).get(metric) for k in ("base", "final"))
     if isinstance(base, int | float) and isinstance(final, int | float) and final < base:
         return base, final
@@ -179,6 +232,15 @@ def outcome_lines(run_dir: str | Path, report: dict | None) -> list[str]:
             f"The fine-tuned model scores below the base on the held-out split: nDCG@10 "
             f"{base:.4f} (base) -> {final:.4f} (final). Fine-tuning made it worse there."
         )
+    general = below_base(report, where="general")
+    if general:
+        base, final = general
+        lines.append(
+            "The fine-tuned model scores below the base on the general set "
+            f"{report['general']['data']}: nDCG@10 {base:.4f} (base) -> {final:.4f} (final). "
+            "It lost general ability while learning the domain."
+        )
+    worse = worse or general
     if choice and choice.get("label") == "base" and choice.get("why", "").startswith("highest"):
         lines.append(
             "No checkpoint beat the base model on the held-out split: the base model is what "
@@ -192,7 +254,7 @@ def outcome_lines(run_dir: str | Path, report: dict | None) -> list[str]:
     if choice and choice.get("exported"):
         lines.append(
             f"exported: {choice['exported']} ({choice['label']}, {choice['why']}: "
-            f"{_name(choice['metric'])} {choice['score']:.4f}); pick another with "
+            f"{choice['score']:.4f}); pick another with "
             f"`python -m studio export-model {shlex.quote(str(run_dir))} --checkpoint N|base|final`"
         )
     return lines
@@ -206,7 +268,11 @@ def choice_rows(choice: dict) -> list[dict[str, Any]]:
             "model": r["label"],
             "step": r["step"] if r["step"] is not None else "",
             name: r["score"],
-            "exported": "✓ " + choice["why"] if r.get("chosen") else "",
+            "exported": "✓ " + choice["why"]
+            if r.get("chosen")
+            else "deleted by save_total_limit (scored during training)"
+            if r.get("deleted")
+            else "",
         }
         for r in choice.get("rows", [])
     ]

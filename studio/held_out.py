@@ -106,8 +106,24 @@ class HeldOutEvalCallback(TrainerCallback):
         return record
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if state.is_world_process_zero and state.global_step == 0:
+        if not state.is_world_process_zero:
+            return
+        if state.global_step == 0:
             self.score(self.config.args["model_name_or_path"], "base", 0)
+            return
+        self.best = self._best_so_far(Path(args.output_dir))  # a resumed run keeps protecting it
+
+    def _best_so_far(self, output_dir: Path) -> tuple[float, str] | None:
+        """The best checkpoint scored by an earlier attempt that is still on disk."""
+        from studio.runlog import read_metrics
+
+        found = [
+            (r["eval_ndcg@10"], str(output_dir / r["label"]))
+            for r in eval_records(read_metrics(self.metrics_path))
+            if str(r.get("label", "")).startswith("checkpoint-")
+            and (output_dir / r["label"]).is_dir()
+        ]
+        return max(found) if found else None
 
     def on_save(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:

@@ -27,7 +27,10 @@ def post_train(run_dir: Path) -> int:
     output_dir = Path(config.args["output_dir"])
     report = None
     errors = {}
-    choosing = bool(config.studio.get("eval_at_save"))  # studio.best_model picks the export
+    from studio.evaluation.modes import BASE, module_of
+
+    # studio.best_model picks the export (the base embedder; pre-flight says so for the others)
+    choosing = bool(config.studio.get("eval_at_save")) and module_of(config) == BASE
     if config.studio.get("evaluate_at_end") or choosing:
         try:
             print(f"[studio] evaluating {run_dir.name} ...", flush=True)
@@ -49,16 +52,30 @@ def post_train(run_dir: Path) -> int:
     except Exception as exc:  # noqa: BLE001
         traceback.print_exc()
         errors["export_error"] = f"{type(exc).__name__}: {exc}"
+    if report is not None and config.studio.get("general_data"):
+        try:  # base, final (and the choice) on the general set the user named
+            from studio.best_model import evaluate_general
+            from studio.statusfile import write_json
+
+            print(f"[studio] evaluating on {config.studio['general_data']} ...", flush=True)
+            evaluate_general(run_dir, report)
+            write_json(run_dir / RunFolder.EVAL, report)
+        except Exception as exc:  # noqa: BLE001
+            traceback.print_exc()
+            errors["eval_error"] = f"general set: {type(exc).__name__}: {exc}"
     if choosing and report is not None:
         try:  # the best of base, checkpoints and final by held-out nDCG@10 -> RUN/exported
-            from studio.best_model import export_choice, outcome_lines
+            from studio.best_model import export_choice
 
             export_choice(run_dir, report)
-            for line in outcome_lines(run_dir, report):
-                print(f"[studio] {line}", flush=True)
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             errors["export_error"] = f"{type(exc).__name__}: {exc}"
+    if report is not None:
+        from studio.best_model import outcome_lines
+
+        for line in outcome_lines(run_dir, report):
+            print(f"[studio] {line}", flush=True)
     if errors:
         RunFolder(run_dir).update_status(**errors)
     return 1 if errors else 0

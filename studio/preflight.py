@@ -556,6 +556,20 @@ def check_eval_data(config: StudioConfig, hw: Hardware, schema: Schema) -> list[
     on = [k for k in ("evaluate_at_end", "eval_at_save") if config.studio.get(k)]
     if not on:
         return []
+    from studio.modules import DEFAULT_MODULE
+
+    if config.studio.get("eval_at_save") and config.module != DEFAULT_MODULE:
+        return [
+            Problem(
+                WARNING,
+                f"`studio.eval_at_save` scores the base embedder only; this `{config.module}` "
+                "run is not scored at its saves and exports its final model.",
+                "Turn `studio.eval_at_save` off, and use `studio.evaluate_at_end` to score "
+                "base, checkpoints and final model after training.",
+                field="studio.eval_at_save",
+                code="eval_at_save_module",
+            )
+        ]
     data = config.studio.get("eval_data")
     if not data:
         return [
@@ -585,6 +599,35 @@ def check_eval_data(config: StudioConfig, hw: Hardware, schema: Schema) -> list[
         if f.is_file() and f.suffix in (".jsonl", ".tsv")
     )
     return list(_eval_data_problems(str(root), stamps))
+
+
+def check_general_data(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
+    """`studio.general_data`: scored after training when the held-out split is."""
+    data = config.studio.get("general_data")
+    if not data:
+        return []
+    if not (config.studio.get("evaluate_at_end") or config.studio.get("eval_at_save")):
+        return [
+            Problem(
+                WARNING,
+                "`studio.general_data` is set but nothing is evaluated after training.",
+                "Turn `studio.eval_at_save` or `studio.evaluate_at_end` on.",
+                field="studio.general_data",
+                code="general_data_unused",
+            )
+        ]
+    if not (Path(data) / "corpus.jsonl").is_file():
+        return [
+            Problem(
+                ERROR,
+                f"general evaluation folder `{data}` has no corpus.jsonl.",
+                "Point `studio.general_data` at a BEIR folder (corpus.jsonl, queries.jsonl, "
+                "qrels/test.tsv), or remove it.",
+                field="studio.general_data",
+                code="general_data_missing",
+            )
+        ]
+    return []
 
 
 @lru_cache(maxsize=4)
@@ -663,6 +706,7 @@ CHECKS: tuple[Check, ...] = (
     check_mrl,
     check_report_to,
     check_eval_data,
+    check_general_data,
     check_build_locks,
     check_multinode,  # shared storage, hub models, cross-device negatives on N nodes
 )

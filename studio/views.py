@@ -205,7 +205,11 @@ def outcome_text(run_dir: Path, report: Mapping[str, Any]) -> str:
     choice = report.get("choice")
     if choice and choice.get("rows"):
         text += "\n\n**Which model is exported**\n\n" + table_text(choice_rows(choice))
-    warn = below_base(dict(report)) or (choice or {}).get("label") == "base"
+    warn = (
+        below_base(dict(report))
+        or below_base(dict(report), where="general")
+        or (choice or {}).get("label") == "base"
+    )
     for line in outcome_lines(run_dir, dict(report)):
         icon = "⚠️" if warn and not line.startswith("exported:") else "📦"
         text += f"\n\n{icon} {prose(line)}"

@@ -77,7 +77,7 @@ def test_the_choice_table_says_what_was_exported_and_why(faces):
     _, text = _faces_text(faces, "chosen", report)
     assert "Which model is exported" in text
     assert "checkpoint-2 2 0.7000 ✓ highest held-out nDCG@10" in text
-    assert "exported: /r/exported (checkpoint-2, highest held-out nDCG@10: nDCG@10 0.7000)" in text
+    assert "exported: /r/exported (checkpoint-2, highest held-out nDCG@10: 0.7000)" in text
     assert "export-model" in text  # how to pick another
 
 
@@ -105,3 +105,17 @@ def test_export_model_without_an_evaluation_says_how_to_get_one(tmp_path, capsys
     assert cli.main(["export-model", "plain", "--runs-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "has no evaluation to choose from" in err and "studio eval --run" in err
+
+
+def test_below_the_base_on_the_general_set_is_said_too(faces, capsys):
+    general = {"data": "/sets/general", "models": {"base": {"ndcg_at_10": 0.8}}}
+    general["models"]["final"] = {"ndcg_at_10": 0.7}
+    run, text = _faces_text(faces, "general", {**ABOVE, "general": general})
+    assert "below the base on the held-out split" not in text  # better on its own domain
+    assert "scores below the base on the general set /sets/general" in text
+    assert "0.8000 (base) -> 0.7000 (final)" in text and "python -m studio merge" in text
+    cli._print_outcome(run)
+    assert "general set /sets/general" in capsys.readouterr().err
+    general["models"]["final"] = {"ndcg_at_10": 0.81}
+    _, fine = _faces_text(faces, "general-fine", {**ABOVE, "general": general})
+    assert "below the base" not in fine and "studio merge" not in fine

@@ -46,7 +46,10 @@ def overfit_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as env:
         env.setenv("BGE_STUDIO_CACHE", str(tmp / "cache"))
         config = StudioConfig(
-            dict(ARGS), TorchrunSettings(), None, {"eval_at_save": True, "eval_data": str(EVAL)}
+            dict(ARGS),
+            TorchrunSettings(),
+            None,
+            {"eval_at_save": True, "eval_data": str(EVAL), "general_data": str(EVAL)},
         )
         run_dir = runs.start(config, tmp / "runs", ROOT)
         status = runs.wait(run_dir, 600)
@@ -112,6 +115,11 @@ def test_the_summary_and_the_cli_say_what_was_chosen_and_that_it_got_worse(overf
     assert f"{choice['label']}, highest held-out nDCG@10" in text
     assert "scores below the base on the held-out split" in text
     assert "python -m studio merge --base" in text
+    # the "general" set here is the held-out folder again (cached embeddings, no extra cost)
+    general = report["general"]["models"]
+    assert general["final"]["ndcg_at_10"] == pytest.approx(report["models"]["final"]["ndcg_at_10"])
+    assert "below the base on the general set" in text
+    assert text.count("deleted by save_total_limit") == 2  # checkpoints 4 and 6 were rotated out
     # the user picks another: the final model
     done = subprocess.run(
         [sys.executable, "-m", "studio", "export-model", str(run_dir), "--checkpoint", "final"],

@@ -311,3 +311,10 @@ def test_many_epochs_over_tiny_data_warns_before_the_run(tmp_path):
     assert guarded["many_epochs"].level == "info" and "eval_data_missing" not in guarded
     cfg.studio = {"eval_at_save": True}
     assert codes(cfg)["eval_data_missing"].level == "error"
+    cfg.studio = {"eval_at_save": True, "eval_data": "example_data/eval"}
+    cfg.studio["general_data"] = "nope"
+    assert codes(cfg, base_dir=ROOT)["general_data_missing"].level == "error"
+    cfg.studio["general_data"] = "tests/data/eval_tiny"
+    assert "general_data_missing" not in codes(cfg, base_dir=ROOT)
+    cfg.module = "reranker.encoder_only.base"
+    assert codes(cfg, base_dir=ROOT)["eval_at_save_module"].level == "warning"
