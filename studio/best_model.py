@@ -26,6 +26,31 @@ METRIC = "ndcg_at_10"
 EXPORT_DIR = "exported"
 # Trainer state a model does not need (and a copy of a checkpoint should not carry)
 _SKIP = ("optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.bin")
+# What studio.held_out writes into metrics.jsonl at each save (the chart reads eval_ndcg@10)
+RECORDED = {"ndcg_at_10": "eval_ndcg@10", "recall_at_10": "eval_recall@10"}
+RECORDED_RECALL = "eval_recall@100"
+
+
+def eval_record(step: int, label: str, metrics: dict[str, float], seconds: float) -> dict:
+    """The metrics.jsonl line of one held-out score."""
+    record: dict[str, Any] = {"event": "eval", "step": step, "label": label}
+    for key, name in RECORDED.items():
+        if key in metrics:
+            record[name] = metrics[key]
+    if "recall_at_100" in metrics:
+        record[RECORDED_RECALL] = metrics["recall_at_100"]
+    record["eval_s"] = round(seconds, 3)
+    return record
+
+
+def eval_records(records: list[dict]) -> list[dict]:
+    """The held-out scores among a run's metrics lines (the last one per step: a resumed run
+    may score a step again)."""
+    by_step: dict[int, dict] = {}
+    for r in records:
+        if r.get("event") == "eval" and isinstance(r.get("step"), int) and "eval_ndcg@10" in r:
+            by_step[r["step"]] = r
+    return [by_step[s] for s in sorted(by_step)]
 
 
 def _rank(label: str, step: Any) -> tuple[int, int]:
@@ -126,7 +151,6 @@ def export_choice(run_dir: str | Path, report: dict, pick: str | None = None) ->
 def _with_deleted(run_dir: Path, rows: list[dict], metric: str) -> list[dict]:
     """Add the checkpoints scored during training that `save_total_limit` deleted since (the
     best one is kept): they were candidates too, and the table says where they went."""
-    from studio.held_out import eval_records
     from studio.runfolder import RunFolder
     from studio.runlog import read_metrics
 

@@ -27,37 +27,12 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from transformers import TrainerCallback
 
+from studio.best_model import eval_record, eval_records
+
 logger = logging.getLogger(__name__)
-
-METRIC = "ndcg_at_10"
-RECORDED = {"ndcg_at_10": "eval_ndcg@10", "recall_at_10": "eval_recall@10"}
-RECORDED_RECALL = "eval_recall@100"
-
-
-def eval_record(step: int, label: str, metrics: dict[str, float], seconds: float) -> dict:
-    """The metrics.jsonl line of one held-out score."""
-    record: dict[str, Any] = {"event": "eval", "step": step, "label": label}
-    for key, name in RECORDED.items():
-        if key in metrics:
-            record[name] = metrics[key]
-    if "recall_at_100" in metrics:
-        record[RECORDED_RECALL] = metrics["recall_at_100"]
-    record["eval_s"] = round(seconds, 3)
-    return record
-
-
-def eval_records(records: list[dict]) -> list[dict]:
-    """The held-out scores among a run's metrics lines (the last one per step: a resumed run
-    may score a step again)."""
-    by_step: dict[int, dict] = {}
-    for r in records:
-        if r.get("event") == "eval" and isinstance(r.get("step"), int) and "eval_ndcg@10" in r:
-            by_step[r["step"]] = r
-    return [by_step[s] for s in sorted(by_step)]
 
 
 class HeldOutEvalCallback(TrainerCallback):
