@@ -119,3 +119,30 @@ def test_below_the_base_on_the_general_set_is_said_too(faces, capsys):
     general["models"]["final"] = {"ndcg_at_10": 0.81}
     _, fine = _faces_text(faces, "general-fine", {**ABOVE, "general": general})
     assert "below the base" not in fine and "studio merge" not in fine
+
+
+def test_the_best_checkpoint_stays_protected_across_a_resume(tmp_path):
+    """The Trainer's rotation keeps `state.best_model_checkpoint`; a resumed attempt seeds it from
+    the scores its earlier attempt wrote (not only from what it scores itself)."""
+    import json
+    from types import SimpleNamespace
+
+    from studio.held_out import HeldOutEvalCallback
+
+    out = tmp_path / "model"
+    (out / "checkpoint-2").mkdir(parents=True)
+    metrics = tmp_path / "metrics.jsonl"
+    lines = [
+        {"event": "eval", "step": 0, "label": "base", "eval_ndcg@10": 0.9},
+        {"event": "eval", "step": 2, "label": "checkpoint-2", "eval_ndcg@10": 0.8},
+        {"event": "eval", "step": 4, "label": "checkpoint-4", "eval_ndcg@10": 0.85},  # deleted
+    ]
+    metrics.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    callback = HeldOutEvalCallback(metrics, config=None, eval_data="unused")
+    callback.score = lambda model, label, step: {"eval_ndcg@10": 0.7}  # a worse checkpoint
+    args = SimpleNamespace(output_dir=str(out))
+    state = SimpleNamespace(is_world_process_zero=True, global_step=4, best_model_checkpoint=None)
+    callback.on_train_begin(args, state, None)
+    state.global_step = 6
+    callback.on_save(args, state, None)
+    assert state.best_model_checkpoint == str(out / "checkpoint-2")
