@@ -5,9 +5,12 @@ base, and it was the one exported. With ``studio: {eval_at_save: true}`` the pos
 (:mod:`studio.post_train`) scores base, every checkpoint left and the final model (eval.json),
 picks the highest held-out nDCG@10 (ties go to the later model; the base only when strictly
 better than every trained one), and copies it to ``RUN/exported/`` with sentence-transformers
-files and a model card. The choice, with every candidate's score, is eval.json's ``choice``; the
-run summary (every face) shows it. ``python -m studio export-model RUN --checkpoint N|base|final``
-exports another. The run's own ``model/`` folder (the final model) is never changed.
+files and a model card. The choice is eval.json's ``choice``: ``label``, ``score``, ``path``,
+``why``, ``exported``, ``rows`` (every candidate on disk: label, step, score, path, chosen) and
+``deleted`` (checkpoints scored during training that ``save_total_limit`` removed since, path
+None); the run summary (every face) shows it as a table.
+``python -m studio export-model RUN --checkpoint N|base|final`` exports another. The run's own
+``model/`` folder (the final model) is never changed.
 
 :func:`outcome_lines` are the plain sentences every face shows about the outcome: what was
 exported and why, and when the fine-tuned model scores below the base (on the held-out split,
@@ -121,7 +124,7 @@ def export_choice(run_dir: str | Path, report: dict, pick: str | None = None) ->
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     choice = choose(report, pick)
-    choice["rows"] = _with_deleted(run_dir, choice["rows"], choice["metric"])
+    choice["deleted"] = _deleted(run_dir, choice["rows"], choice["metric"])
     dest = run_dir / EXPORT_DIR
     staging = run_dir / (EXPORT_DIR + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -148,22 +151,20 @@ def export_choice(run_dir: str | Path, report: dict, pick: str | None = None) ->
     return choice
 
 
-def _with_deleted(run_dir: Path, rows: list[dict], metric: str) -> list[dict]:
-    """Add the checkpoints scored during training that `save_total_limit` deleted since (the
-    best one is kept): they were candidates too, and the table says where they went."""
+def _deleted(run_dir: Path, rows: list[dict], metric: str) -> list[dict]:
+    """The checkpoints scored during training that `save_total_limit` deleted since (the best
+    one is kept): candidates too, so the table lists them, apart from `rows` (which all exist)."""
     from studio.runfolder import RunFolder
     from studio.runlog import read_metrics
 
     if metric != METRIC:
-        return rows
+        return []
     have = {r["label"] for r in rows}
-    gone = [
+    return [
         {"label": r["label"], "step": r["step"], "score": r["eval_ndcg@10"], "path": None}
-        | {"chosen": False, "deleted": True}
         for r in eval_records(read_metrics(RunFolder(run_dir).metrics))
         if r.get("label") not in have and str(r.get("label", "")).startswith("checkpoint-")
     ]
-    return sorted(rows + gone, key=lambda r: (r["step"] or 0, _rank(r["label"], r["step"])))
 
 
 def _complete_tokenizer(folder: Path, final: Path) -> None:
@@ -285,8 +286,14 @@ def outcome_lines(run_dir: str | Path, report: dict | None) -> list[str]:
 
 
 def choice_rows(choice: dict) -> list[dict[str, Any]]:
-    """The choice table: every candidate, its score, and which one was exported."""
+    """The choice table: every candidate, its score, and which one was exported; checkpoints
+    deleted by `save_total_limit` (scored during training) among them by step."""
     name = _name(choice.get("metric", METRIC))
+    gone = [{**r, "deleted": True} for r in choice.get("deleted", [])]
+    rows = sorted(
+        [*choice.get("rows", []), *gone],
+        key=lambda r: (r["step"] or 0, _rank(r["label"], r["step"])),
+    )
     return [
         {
             "model": r["label"],
@@ -298,5 +305,5 @@ def choice_rows(choice: dict) -> list[dict[str, Any]]:
             if r.get("deleted")
             else "",
         }
-        for r in choice.get("rows", [])
+        for r in rows
     ]
