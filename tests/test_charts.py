@@ -79,3 +79,21 @@ def test_exception_line_skips_torchrun_wrapper(tmp_path):
         "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n"
     )
     assert exception_line(log) == "KeyError: 'neg'"
+
+
+def test_held_out_scores_are_drawn_beside_the_loss_and_are_no_loss_steps():
+    """studio.eval_at_save writes {"event": "eval", "step": N, "eval_ndcg@10": x} lines."""
+    s = Series()
+    s.extend(
+        [
+            {"event": "eval", "step": 0, "label": "base", "eval_ndcg@10": 0.9},
+            {"step": 1, "loss": 1.0},
+            {"step": 2, "loss": 0.5},
+            {"event": "eval", "step": 2, "label": "checkpoint-2", "eval_ndcg@10": 0.8},
+            {"event": "eval", "step": 4, "label": "checkpoint-4", "error": "boom"},
+        ]
+    )
+    assert s.steps == [1, 2] and s.eval_steps == [0, 2] and s.eval_ndcg == [0.9, 0.8]
+    trace = next(t for t in training_figure(s).data if t.name == "held-out nDCG@10")
+    assert list(trace.x) == [0, 2] and list(trace.y) == [0.9, 0.8]
+    assert not [t for t in training_figure(Series()).data if t.name == "held-out nDCG@10"]

@@ -287,3 +287,34 @@ def test_values_flagembedding_fails_on_are_errors(values, code, field):
 def test_the_smallest_values_that_train_pass(values):
     found = codes(tiny_train_config().with_args(**values))
     assert not {"batch_not_positive", "group_not_positive", "no_training"} & set(found)
+
+
+def test_many_epochs_over_tiny_data_warns_before_the_run(tmp_path):
+    """Issue 20: 150 steps x batch 8 over 20 rows (60 epochs) made the model worse and nothing
+    warned. The warning names the arithmetic and the fixes; a short plan stays quiet."""
+    rows = ([line for line in MSMARCO.read_text().splitlines() if line.strip()] * 2)[:20]
+    data = tmp_path / "twenty.jsonl"
+    data.write_text("\n".join(rows) + "\n")
+    cfg = tiny_train_config(train_data=[str(data)], max_steps=150, per_device_train_batch_size=8)
+    found = codes(cfg)["many_epochs"]
+    assert found.level == "warning" and found.field == "max_steps"
+    assert "150 steps x batch 8 over 20 rows is 60 epochs" in found.message
+    assert "eval_at_save" in found.fix and "fewer steps" in found.fix.lower()
+    assert "many_epochs" not in codes(tiny_train_config(train_data=[str(data)], max_steps=5))
+    by_epochs = tiny_train_config(train_data=[str(data)], max_steps=-1, num_train_epochs=30)
+    assert codes(by_epochs)["many_epochs"].field == "num_train_epochs"
+    assert "many_epochs" not in codes(
+        tiny_train_config(train_data=[str(data)], max_steps=-1, num_train_epochs=2)
+    )
+    cfg.studio = {"eval_at_save": True, "eval_data": "example_data/eval"}
+    guarded = codes(cfg, base_dir=ROOT)
+    assert guarded["many_epochs"].level == "info" and "eval_data_missing" not in guarded
+    cfg.studio = {"eval_at_save": True}
+    assert codes(cfg)["eval_data_missing"].level == "error"
+    cfg.studio = {"eval_at_save": True, "eval_data": "example_data/eval"}
+    cfg.studio["general_data"] = "nope"
+    assert codes(cfg, base_dir=ROOT)["general_data_missing"].level == "error"
+    cfg.studio["general_data"] = "tests/data/eval_tiny"
+    assert "general_data_missing" not in codes(cfg, base_dir=ROOT)
+    cfg.module = "reranker.encoder_only.base"
+    assert codes(cfg, base_dir=ROOT)["eval_at_save_module"].level == "warning"

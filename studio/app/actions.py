@@ -610,6 +610,22 @@ def export_merge(ws: Workspace, report, dest: str | Path) -> Path:
     return merging.export_mix(report, ws.path(dest))
 
 
+def export_run(ws: Workspace, run: str | Path, pick: str | None = None) -> dict[str, Any]:
+    """Export a run's best model by held-out nDCG@10 (or `pick`: a checkpoint step, base or
+    final) to RUN/exported; the choice (studio.best_model) is recorded in its eval.json."""
+    from studio.training.best_model import export_choice
+    from studio.training.run_eval import read_run_eval
+
+    run_dir = find_run(ws, run)
+    report = read_run_eval(run_dir)
+    if not report or not report.get("models"):
+        raise ValueError(
+            f"run {run_dir.name} has no evaluation to choose from. Fix: evaluate it first: "
+            f"`python -m studio eval --run {run_dir}`"
+        )
+    return export_choice(run_dir, report, pick)
+
+
 def estimate_memory(ws: Workspace, cfg: StudioConfig, device=None):
     """Peak memory per device of the config (studio.memory.Estimate)."""
     from studio.checks import memory

@@ -196,6 +196,27 @@ def run_summary(run_dir: Path, status: Mapping[str, Any] | None, report: Any = N
         from studio.evaluation.present import comparison_table
 
         text += "\n\n**Evaluation**\n\n" + table_text(comparison_table(report))
+        text += outcome_text(run_dir, report)
+    return text
+
+
+def outcome_text(run_dir: Path, report: Mapping[str, Any]) -> str:
+    """The export choice (studio.eval_at_save) as a table, and what the outcome means: a
+    fine-tuned model below the base is said plainly, with the merge command."""
+    from studio.training.best_model import below_base, choice_rows, outcome_lines
+
+    text = ""
+    choice = report.get("choice")
+    if choice and choice.get("rows"):
+        text += "\n\n**Which model is exported**\n\n" + table_text(choice_rows(choice))
+    warn = (
+        below_base(dict(report))
+        or below_base(dict(report), where="general")
+        or (choice or {}).get("label") == "base"
+    )
+    for line in outcome_lines(run_dir, dict(report)):
+        icon = "⚠️" if warn and not line.startswith("exported:") else "📦"
+        text += f"\n\n{icon} {prose(line)}"
     return text
 
 

@@ -340,32 +340,42 @@ def check_output_dir(config: StudioConfig, hw: Hardware, schema: Schema) -> list
     ]
 
 
-def check_batch(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
-    found = datafiles.expand(config.args.get("train_data") or [])
-    if not found.files:
-        return []
+def _train_rows(config: StudioConfig, schema: Schema) -> int | Problem:
+    """The rows one epoch trains on (each file capped at `max_example_num_per_dataset`)."""
     rows = 0
     cap = config.get("max_example_num_per_dataset", schema)
-    for f in found.files:
+    for f in datafiles.expand(config.args.get("train_data") or []).files:
         try:
             rows += min(datafiles.count_examples(f), cap)
         except (OSError, ValueError) as exc:
-            return [
-                Problem(
-                    ERROR,
-                    f"cannot read `{f}`: {exc}",
-                    "Run `python -m studio data check` on it.",
-                    field="train_data",
-                    file=str(f),
-                    code="data_read",
-                )
-            ]
-    if rows == 0:
-        return []  # check_data_rows says which file is empty
+            return Problem(
+                ERROR,
+                f"cannot read `{f}`: {exc}",
+                "Run `python -m studio data check` on it.",
+                field="train_data",
+                file=str(f),
+                code="data_read",
+            )
+    return rows
+
+
+def _global_batch(config: StudioConfig, schema: Schema) -> tuple[int, int, int, int]:
+    """(global batch, per device, processes, accumulation)."""
     per_device = config.get("per_device_train_batch_size", schema)
     accumulate = config.get("gradient_accumulation_steps", schema) or 1
     world = config.torchrun.nproc_per_node * config.torchrun.nnodes
-    global_batch = per_device * world * accumulate
+    return per_device * world * accumulate, per_device, world, accumulate
+
+
+def check_batch(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
+    if not datafiles.expand(config.args.get("train_data") or []).files:
+        return []
+    rows = _train_rows(config, schema)
+    if isinstance(rows, Problem):
+        return [rows]
+    if rows == 0:
+        return []  # check_data_rows says which file is empty
+    global_batch, per_device, world, accumulate = _global_batch(config, schema)
     if rows < global_batch:
         shape = (
             f"{rows} training examples are fewer than one global batch "
@@ -393,6 +403,63 @@ def check_batch(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Prob
             )
         ]
     return []
+
+
+# Passes over the training rows from which pre-flight warns: the issue-20 runs (150 steps x
+# batch 8 over 20 rows = 60 passes) lost held-out nDCG@10 (0.441 -> 0.422, 0.806 -> 0.772).
+MANY_EPOCHS = 10
+
+
+def check_epochs(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
+    """Warn when the planned steps go many times over little data: the model memorises the
+    training rows and usually gets worse on anything else. Held-out evaluation at each save
+    (`studio.eval_at_save`) turns the warning into a note: the best checkpoint is exported."""
+    if not datafiles.expand(config.args.get("train_data") or []).files:
+        return []
+    rows = _train_rows(config, schema)
+    if isinstance(rows, Problem) or rows == 0:
+        return []  # check_batch / check_data_rows say why
+    global_batch, per_device, world, accumulate = _global_batch(config, schema)
+    if not isinstance(global_batch, int) or global_batch < 1:
+        return []  # training_value_problems refuses the batch
+    steps = config.get("max_steps", schema)
+    batch = f"batch {global_batch}" + (
+        f" ({per_device} per device x {world} x {accumulate})" if global_batch != per_device else ""
+    )
+    if isinstance(steps, int) and steps > 0:
+        passes = steps * global_batch / rows
+        plan = f"{steps} steps x {batch} over {rows} rows is {passes:.3g} epochs"
+        fewer = f"`max_steps` {max(1, round(3 * rows / global_batch))} (about 3 epochs)"
+    else:
+        passes = float(config.get("num_train_epochs", schema) or 0)
+        plan = f"`num_train_epochs` {passes:g} over {rows} rows ({batch}) is {passes:g} epochs"
+        fewer = "`num_train_epochs` 1-3"
+    if passes < MANY_EPOCHS:
+        return []
+    field = "max_steps" if isinstance(steps, int) and steps > 0 else "num_train_epochs"
+    if config.studio.get("eval_at_save") and config.studio.get("eval_data"):
+        return [
+            Problem(
+                INFO,
+                f"{plan}; `studio.eval_at_save` scores each checkpoint on the held-out data "
+                "and exports the best one.",
+                f"Fewer steps ({fewer}) or more data train faster to the same point.",
+                field=field,
+                code="many_epochs",
+            )
+        ]
+    return [
+        Problem(
+            WARNING,
+            f"{plan}: the model will memorise these rows and likely score worse than the "
+            "base model on anything else.",
+            f"Train fewer steps ({fewer}), add data (`python -m studio data pairs` makes pairs "
+            "from documents), or set `studio: {eval_at_save: true, eval_data: DIR}` to score "
+            "every checkpoint on held-out data and export the best.",
+            field=field,
+            code="many_epochs",
+        )
+    ]
 
 
 def training_value_problems(config: StudioConfig, schema: Schema | None = None) -> list[Problem]:
@@ -487,14 +554,29 @@ def check_report_to(config: StudioConfig, hw: Hardware, schema: Schema) -> list[
 
 
 def check_eval_data(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
-    if not config.studio.get("evaluate_at_end"):
+    on = [k for k in ("evaluate_at_end", "eval_at_save") if config.studio.get(k)]
+    if not on:
         return []
+    from studio.facts.modules import DEFAULT_MODULE
+
+    if config.studio.get("eval_at_save") and config.module != DEFAULT_MODULE:
+        return [
+            Problem(
+                WARNING,
+                f"`studio.eval_at_save` scores the base embedder only; this `{config.module}` "
+                "run is not scored at its saves and exports its final model.",
+                "Turn `studio.eval_at_save` off, and use `studio.evaluate_at_end` to score "
+                "base, checkpoints and final model after training.",
+                field="studio.eval_at_save",
+                code="eval_at_save_module",
+            )
+        ]
     data = config.studio.get("eval_data")
     if not data:
         return [
             Problem(
                 ERROR,
-                "`studio.evaluate_at_end` is on but no `studio.eval_data` is set.",
+                f"`studio.{on[0]}` is on but no `studio.eval_data` is set.",
                 "Point `studio.eval_data` at a BEIR folder (corpus.jsonl, queries.jsonl, "
                 "qrels/test.tsv), e.g. one written by `python -m studio data split`.",
                 field="studio.eval_data",
@@ -518,6 +600,35 @@ def check_eval_data(config: StudioConfig, hw: Hardware, schema: Schema) -> list[
         if f.is_file() and f.suffix in (".jsonl", ".tsv")
     )
     return list(_eval_data_problems(str(root), stamps))
+
+
+def check_general_data(config: StudioConfig, hw: Hardware, schema: Schema) -> list[Problem]:
+    """`studio.general_data`: scored after training when the held-out split is."""
+    data = config.studio.get("general_data")
+    if not data:
+        return []
+    if not (config.studio.get("evaluate_at_end") or config.studio.get("eval_at_save")):
+        return [
+            Problem(
+                WARNING,
+                "`studio.general_data` is set but nothing is evaluated after training.",
+                "Turn `studio.eval_at_save` or `studio.evaluate_at_end` on.",
+                field="studio.general_data",
+                code="general_data_unused",
+            )
+        ]
+    if not (Path(data) / "corpus.jsonl").is_file():
+        return [
+            Problem(
+                ERROR,
+                f"general evaluation folder `{data}` has no corpus.jsonl.",
+                "Point `studio.general_data` at a BEIR folder (corpus.jsonl, queries.jsonl, "
+                "qrels/test.tsv), or remove it.",
+                field="studio.general_data",
+                code="general_data_missing",
+            )
+        ]
+    return []
 
 
 @lru_cache(maxsize=4)
@@ -592,9 +703,11 @@ CHECKS: tuple[Check, ...] = (
     check_output_dir,
     check_training_values,
     check_batch,
+    check_epochs,
     check_mrl,
     check_report_to,
     check_eval_data,
+    check_general_data,
     check_build_locks,
     check_multinode,  # shared storage, hub models, cross-device negatives on N nodes
 )

@@ -181,6 +181,7 @@ def cmd_train(args) -> int:
     _print_reason(status)
     _print_health(run_dir)
     failures = _print_after_training(run_dir, status)
+    _print_outcome(run_dir)
     print(run_dir)
     return 0 if state_of(status) is RunState.SUCCEEDED and not failures else 1
 
@@ -194,6 +195,31 @@ def _print_after_training(run_dir: Path, status: dict) -> list[str]:
     for line in failures:
         print(f"error: {line}", file=sys.stderr)
     return failures
+
+
+def _print_outcome(run_dir: Path) -> None:
+    """What the run summary says about the outcome (studio.best_model): the export chosen, a
+    fine-tuned model below the base and the merge command, in the last lines."""
+    from studio.training.best_model import outcome_lines
+    from studio.training.run_eval import read_run_eval
+
+    for line in outcome_lines(run_dir, read_run_eval(run_dir)):
+        prefix = "" if line.startswith("exported:") else "warning: "
+        print(prefix + line.replace("`", ""), file=sys.stderr)
+
+
+def cmd_export(args) -> int:
+    from studio.app import actions
+
+    ws = actions.Workspace.at(args.runs_dir, args.base_dir)
+    try:
+        actions.export_run(ws, args.run, args.checkpoint)
+        run_dir = actions.find_run(ws, args.run)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _print_outcome(run_dir)
+    return 0
 
 
 def _print_reason(status: dict) -> None:
@@ -408,6 +434,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON with peak_bytes and the parts")
     p.add_argument("--device-gib", type=float, help="ask about a device of this size instead")
     p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser(
+        "export-model",
+        help="export a run's best model by held-out nDCG@10 (or the one picked) to RUN/exported",
+    )
+    p.add_argument("run", help="run name or folder")
+    p.add_argument("--checkpoint", help="a checkpoint step, base or final (default: the best)")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--base-dir", default=".")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("schema", help="list every FlagEmbedding argument the studio knows")
     p.add_argument("--lang", default="en", choices=["en", "zh"])

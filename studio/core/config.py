@@ -43,6 +43,12 @@ STUDIO_KEYS = {
     # runs in (`--base-dir`, the workspace), as a shell script would read them.
     "base_dir": str,
     "evaluate_at_end": bool,
+    # Held-out nDCG@10 of the base and of every checkpoint as it is saved, charted beside the
+    # loss; at the end the best of base, checkpoints and final is exported (studio.best_model).
+    "eval_at_save": bool,
+    # A general BEIR folder (not the user's domain): base and final are scored there after
+    # training too, and every face says when fine-tuning lost ground on it (studio.best_model).
+    "general_data": str,
     "eval_data": str,
     "name": str,
     # Evaluation of the other modules (studio.evaluation.module_eval): a reranker's first-stage
@@ -639,8 +645,9 @@ def resolve_paths(config: StudioConfig, base_dir: str | Path) -> StudioConfig:
         ds_path = (base / Path(deepspeed.config_file).expanduser()).resolve()
         deepspeed = replace(deepspeed, config_file=str(ds_path))
     studio = dict(config.studio)
-    if studio.get("eval_data"):
-        studio["eval_data"] = str((base / Path(studio["eval_data"])).resolve())
+    for key in ("eval_data", "general_data"):
+        if studio.get(key):
+            studio[key] = str((base / Path(studio[key])).resolve())
     return replace(config, args=args, deepspeed=deepspeed, studio=studio)
 
 

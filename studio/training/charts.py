@@ -82,6 +82,8 @@ class Series:
     lr: list[float | None] = field(default_factory=list)
     grad_norm: list[float | None] = field(default_factory=list)
     elapsed: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)  # held-out nDCG@10 (eval_at_save)
+    eval_ndcg: list[float] = field(default_factory=list)
     max_steps: int | None = None
     eta_s: float | None = None
     ended: bool = False
@@ -119,6 +121,9 @@ class Series:
             if event == "train_end":
                 self.ended = True
                 continue
+            if event == "eval" and r.get("eval_ndcg@10") is not None:
+                self._add_eval(int(r.get("step") or 0), float(r["eval_ndcg@10"]))
+                continue
             if event is not None or r.get("loss") is None:
                 continue
             step, loss = int(r.get("step", len(self.steps) + 1)), float(r["loss"])
@@ -139,6 +144,15 @@ class Series:
             self.eta_s = r.get("eta_s")
             added += 1
         return added
+
+    def _add_eval(self, step: int, value: float) -> None:
+        """One held-out score; a step scored again (a resumed run) replaces its point."""
+        if step in self.eval_steps:
+            self.eval_ndcg[self.eval_steps.index(step)] = value
+            return
+        at = sum(1 for s in self.eval_steps if s < step)
+        self.eval_steps.insert(at, step)
+        self.eval_ndcg.insert(at, value)
 
     def _truncate(self, step: int) -> None:
         keep = next((i for i, s in enumerate(self.steps) if s >= step), len(self.steps))
@@ -172,13 +186,19 @@ def training_figure(series: Series, title: str = ""):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    held_out = bool(series.eval_steps)
     fig = make_subplots(
         rows=3,
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.06,
         row_heights=[0.5, 0.25, 0.25],
-        subplot_titles=("loss", "learning rate", "grad norm"),
+        subplot_titles=(
+            "loss" + (" and held-out nDCG@10" if held_out else ""),
+            "learning rate",
+            "grad norm",
+        ),
+        specs=[[{"secondary_y": held_out}], [{}], [{}]],
     )
     x, y = series.drawn("loss")
     fig.add_trace(
@@ -210,6 +230,20 @@ def training_figure(series: Series, title: str = ""):
             1,
             1,
         )
+    if held_out:  # studio.eval_at_save: the score next to the loss, on its own axis
+        fig.add_trace(
+            go.Scatter(
+                x=series.eval_steps,
+                y=series.eval_ndcg,
+                name="held-out nDCG@10",
+                mode="lines+markers",
+                line={"color": "#ab63fa", "width": 2},
+            ),
+            1,
+            1,
+            secondary_y=True,
+        )
+        fig.update_yaxes(title_text="nDCG@10", row=1, col=1, secondary_y=True)
     x, y = series.drawn("lr")
     fig.add_trace(go.Scatter(x=x, y=y, name="learning rate", line={"color": "#00cc96"}), 2, 1)
     x, y = series.drawn("grad_norm")

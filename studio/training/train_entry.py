@@ -438,6 +438,11 @@ def build_runner(argv: list[str]):
         runner.trainer.args.logging_nan_inf_filter = False  # it logs a NaN step as a number
     if callback is not None:
         runner.trainer.add_callback(callback)
+    from studio.training.held_out import held_out_callback_from_env
+
+    held_out = held_out_callback_from_env()  # studio.eval_at_save: held-out nDCG@10 per save
+    if held_out is not None:
+        runner.trainer.add_callback(held_out)
     probe = probe_from_env()  # the memory estimate's bench only
     if probe is not None:
         runner.trainer.add_callback(probe)
