@@ -483,3 +483,28 @@ def test_the_cli_reads_a_slurm_run_through_slurm(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "succeeded" in done.stdout
+
+
+def test_a_recorded_process_between_fork_and_exec_is_the_runs_own(tmp_path):
+    """Right after Popen the child's environment is still its parent's (no studio tags): the
+    record (pid and start time) names it, so it is the run's own, not a reason to call the run
+    killed; a process tagged for another folder never is, recorded or not."""
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    folder.update_status(state="running", run_id="r1", run_dir=str(folder.path.resolve()))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STUDIO_RUN_")}
+    untagged = subprocess.Popen(["sleep", "30"], env=env)  # as between fork and exec
+    other = RunFolder(tmp_path / "other")
+    other.path.mkdir()
+    theirs = _tagged_sleep(other, 30, "r2")
+    try:
+        assert procs.live(folder) == []  # not recorded: nothing names it ours
+        procs.record(folder, untagged.pid, "supervisor", "r1")
+        procs.record(folder, theirs.pid, "launcher", "r1")  # a record alone is never enough
+        assert procs.live(folder) == [untagged.pid]
+        assert procs.signal_all(folder, 15) == [untagged.pid]
+        assert untagged.wait(10) is not None and theirs.poll() is None
+    finally:
+        for p in (untagged, theirs):
+            p.kill()
+            p.wait()

@@ -147,6 +147,7 @@ def adapt(
     base_dir: str | Path = ".",
     llm=None,
     restart: bool = False,
+    merge_weights: tuple[float, ...] = MERGE_WEIGHTS,
     say: Say | None = None,
 ) -> AdaptResult:
     """Run (or resume) the whole flow; ``say`` hears one line per step as it goes."""
@@ -227,7 +228,7 @@ def adapt(
     _step(result, "difficulty", report.summary(), report.problems, say)
 
     # 5. train with held-out evaluation at every save; the run exports its best model
-    run_dir = _train(cfg, folder, base_dir, say)
+    run_dir, reused = _train(cfg, folder, base_dir, say)
     result.run_dir = run_dir
     run_pick = run_dir / "exported"
     if not run_pick.is_dir():
@@ -236,9 +237,11 @@ def adapt(
             f"resume it with `python -m studio resume {run_dir}`, then run adapt again"
         )
     choice = _run_choice(run_dir)
+    picked = f"{choice['label']} ({choice['score']:.4f})"
+    _step(result, "train", {"run": str(run_dir), "run's pick": picked}, [], say, reused)
 
     # 6. mixes of the run's pick with the base, each scored on the held-out split
-    merge_report = _merges(model, run_pick, eval_dir, folder, cfg, say, result)
+    merge_report = _merges(model, run_pick, eval_dir, folder, cfg, say, result, merge_weights)
 
     # 7. the best of everything: the run's candidates and the mixes
     candidates = [
@@ -298,7 +301,7 @@ def _config(base_config, model: str, train: Path, eval_dir: Path, max_steps: int
     return replace(cfg, studio=studio)
 
 
-def _train(cfg, folder: Path, base_dir, say: Say) -> Path:
+def _train(cfg, folder: Path, base_dir, say: Say) -> tuple[Path, bool]:
     """Start the run (or reuse the one this folder finished), wait, and insist it succeeded."""
     from studio.facts.runfolder import RunState, state_of
     from studio.training import runs
@@ -306,21 +309,20 @@ def _train(cfg, folder: Path, base_dir, say: Say) -> Path:
     runs_dir = folder / "runs"
     done = [r for r in runs.list_runs(runs_dir) if r.state is RunState.SUCCEEDED]
     if done:
-        say(f"train       reused {done[0].path}")
-        return done[0].path
+        return done[0].path, True
     try:
         run_dir = runs.start(cfg, runs_dir, base_dir, name="adapt")
     except runs.PreflightFailed as exc:
         lines = "; ".join(str(p) for p in exc.problems)
         raise AdaptError(f"train: pre-flight refused the run: {lines}") from None
-    say(f"train       {run_dir} (held-out nDCG@10 at every save; watch: python -m studio runs)")
+    say(f"training    {run_dir} (held-out nDCG@10 at every save; watch: python -m studio runs)")
     status = runs.wait(run_dir)
     if state_of(status) is not RunState.SUCCEEDED:
         raise AdaptError(
             f"train: the run {run_dir} {status.get('state')}: {status.get('error') or ''} "
             f"(fix it, then `python -m studio resume {run_dir}` and run adapt again)"
         )
-    return run_dir
+    return run_dir, False
 
 
 def _run_choice(run_dir: Path) -> dict[str, Any]:
@@ -333,7 +335,7 @@ def _run_choice(run_dir: Path) -> dict[str, Any]:
     return choice
 
 
-def _merges(model, run_pick, eval_dir, folder, cfg, say, result):
+def _merges(model, run_pick, eval_dir, folder, cfg, say, result, weights):
     from studio.evaluation import merge as merging
 
     out = folder / "merges"
@@ -344,7 +346,7 @@ def _merges(model, run_pick, eval_dir, folder, cfg, say, result):
         report = merging.MergeReport(**data, mixes=mixes)
         _step(result, "merge", {"weights": [m.weight for m in mixes]}, [], say, reused=True)
         return report
-    report = merging.sweep(model, run_pick, list(MERGE_WEIGHTS), eval_dir, out, config=cfg)
+    report = merging.sweep(model, run_pick, list(weights), eval_dir, out, config=cfg)
     record.write_text(json.dumps(report.to_dict(), indent=1))
     summary = {
         f"w={m.weight:.2f}": round(m.metrics.get(METRIC, float("nan")), 4) for m in report.mixes

@@ -148,9 +148,20 @@ def env_belongs(environ: dict[str, str], folder: RunFolder, run_id: str | None) 
 
 
 def belongs(pid: int, folder: RunFolder, run_id: str | None = None) -> bool:
-    """Checked before any signal: the live process `pid` carries this run's tags."""
+    """Checked before any signal: the live process `pid` carries this run's tags.
+
+    One exception: a process this folder recorded (pid and start time) that carries no studio
+    entries at all is this run's own, caught between fork and exec (its environment is still its
+    parent's). Judging it "not ours" called a run that had just started "killed" (a caller that
+    waits at once, as ``studio adapt`` does, saw it) and would leave it unsignalled by a Stop in
+    its first instant. A copy's records name the original's processes, which carry the
+    original's tags once started, so the exception gives a copy nothing."""
     environ = _environ(pid)
-    return environ is not None and env_belongs(environ, folder, run_id)
+    if environ is None:
+        return False
+    if not environ:
+        return any(r.pid == pid and r.alive() for r in records(folder))
+    return env_belongs(environ, folder, run_id)
 
 
 def folder_run_id(folder: RunFolder) -> str | None:
