@@ -193,7 +193,7 @@ def test_eval_json_has_the_module_scores(finished):
         assert report["top_k"] == 10 and Path(report["retriever"]) == bundled_model_path()
         first = report["modes"]["first_stage"]["models"]
         assert first["base"]["ndcg_at_10"] == first["final"]["ndcg_at_10"]
-    if module == modes.RERANKER:
+    if module == finetune.RERANKER:
         # the bundled base has no classifier head: scored with the seeded head the fine-tune
         # started from, and said; the fine-tuned model's own head is used as is
         assert list(report["untrained_head"]) == ["base"]

@@ -82,14 +82,22 @@ def test_stop_leaves_no_process_and_resume_continues_the_steps(tmp_path):
 
 
 def test_failure_is_reported_with_its_exception_line(tmp_path):
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text("\n".join(json.dumps({"query": f"q{i}", "pos": ["p"]}) for i in range(8)) + "\n")
+    """A fault pre-flight cannot see (its data is checked now): weights that are not a
+    safetensors file. The run fails and its status names the exception line."""
+    from studio.core.config import bundled_model_path
+
+    model = tmp_path / "broken-model"
+    model.mkdir()
+    for item in bundled_model_path().iterdir():
+        if item.is_file() and item.name != "model.safetensors":
+            (model / item.name).symlink_to(item)
+    (model / "model.safetensors").write_bytes(b"not a safetensors file")
     run_dir = runs.start(
-        tiny_train_config(train_data=[str(bad)], max_steps=2), tmp_path / "runs", ROOT
+        tiny_train_config(model_name_or_path=str(model), max_steps=2), tmp_path / "runs", ROOT
     )
     status = runs.wait(run_dir, TIMEOUT_S)
     assert status["state"] == "failed" and status["exit_code"] != 0
-    assert "KeyError" in status["error"] and "neg" in status["error"]
+    assert "Error" in status["error"] and "safetensors" in status["error"].lower()
 
 
 def test_exported_command_sh_trains_with_flagembedding_alone(tmp_path):
