@@ -77,3 +77,22 @@ def _restore_environment():
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture
+def faces(tmp_path):
+    """The web page and a notebook studio over the same runs folder, each with the quickstart."""
+    from studio.core import config as config_mod
+    from studio.notebook import Studio
+    from studio.webui.app import AppContext, build_app
+
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    demo = build_app(
+        AppContext(
+            runs_dir, ROOT, initial=config_mod.load(ROOT / "example_data" / "quickstart.yaml")
+        )
+    )
+    studio = Studio(ROOT / "example_data" / "quickstart.yaml", runs_dir=runs_dir, base_dir=ROOT)
+    yield demo, studio, runs_dir
+    studio.close()

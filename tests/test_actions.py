@@ -49,20 +49,6 @@ def make_run(runs_dir, name, status, steps=3, report=None):
     return folder.path
 
 
-@pytest.fixture
-def faces(tmp_path):
-    """The web page and a notebook studio over the same runs folder, each with the quickstart."""
-    from studio.notebook import Studio
-    from studio.webui.app import AppContext, build_app
-
-    runs_dir = tmp_path / "runs"
-    runs_dir.mkdir()
-    demo = build_app(AppContext(runs_dir, ROOT, initial=config_mod.load(QUICKSTART)))
-    studio = Studio(QUICKSTART, runs_dir=runs_dir, base_dir=ROOT)
-    yield demo, studio, runs_dir
-    studio.close()
-
-
 def page_call(demo, name, **by_id):
     """Call the page's handler `name` with its inputs as the page holds them, some changed by
     id; returns its outputs by id (a single output under the key None)."""

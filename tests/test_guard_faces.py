@@ -6,10 +6,9 @@ folders are written as a run leaves them (tests/test_guard_rails.py makes a real
 from __future__ import annotations
 
 import pytest
-from test_actions import QUICKSTART, ROOT, make_run, page_call, same_words
+from test_actions import make_run, page_call, same_words
 
 from studio.cli import commands as cli
-from studio.core import config as config_mod
 from studio.training import best_model
 
 BELOW = {
@@ -26,20 +25,6 @@ ABOVE = {
     },
     "delta": {"ndcg_at_10": 0.05},
 }
-
-
-@pytest.fixture
-def faces(tmp_path):
-    """The web page and a notebook studio over one runs folder (as in test_actions)."""
-    from studio.notebook import Studio
-    from studio.webui.app import AppContext, build_app
-
-    runs_dir = tmp_path / "runs"
-    runs_dir.mkdir()
-    demo = build_app(AppContext(runs_dir, ROOT, initial=config_mod.load(QUICKSTART)))
-    studio = Studio(QUICKSTART, runs_dir=runs_dir, base_dir=ROOT)
-    yield demo, studio, runs_dir
-    studio.close()
 
 
 def _faces_text(faces, name, report):
