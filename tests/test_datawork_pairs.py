@@ -282,3 +282,20 @@ def test_pairs_from_the_web_page_and_the_notebook_are_the_same_action(tmp_path):
     finally:
         studio.close()
     assert read_rows(web_out) == read_rows(tmp_path / "nb.jsonl")
+
+
+def test_llm_pairs_from_a_local_model_folder_without_an_endpoint(tmp_path):
+    """`--from llm --model DIR` with no --base-url: a causal LM loaded with transformers (a tiny
+    random Llama built here: its questions are noise, the path is what is tested)."""
+    from tiny_llm import build_llama
+
+    model = build_llama(tmp_path / "llm")
+    corpus = write_corpus(tmp_path / "corpus.jsonl", n=3)
+    out = tmp_path / "local.jsonl"
+    args = ["data", "pairs", str(corpus), "--from", "llm", "--out", str(out), "--model", str(model)]
+    assert cli([*args, "--concurrency", "2"]) == 0
+    rows = read_rows(out)
+    meta = json.loads((tmp_path / "local.jsonl.meta.json").read_text())
+    assert meta["documents"] == 3 and meta["settings"]["base_url"] is None
+    assert sorted(r["doc_id"] for r in rows) == ["d0", "d1", "d2"]  # one generation each
+    assert all(r["query"] and r["pos"] and r["neg"] == [] for r in rows)
