@@ -307,7 +307,7 @@ def _train(cfg, folder: Path, base_dir, say: Say) -> tuple[Path, bool]:
     from studio.training import runs
 
     runs_dir = folder / "runs"
-    done = [r for r in runs.list_runs(runs_dir) if r.state is RunState.SUCCEEDED]
+    done = [r for r in runs.list_runs(runs_dir) if r.state == RunState.SUCCEEDED.value]
     if done:
         return done[0].path, True
     try:
