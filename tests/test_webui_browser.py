@@ -320,7 +320,9 @@ def test_two_browsers_keep_their_own_forms(browser, server):
 
 
 def _pick_module(page, module: str) -> None:
-    page.locator("#studio-module input").click()
+    # The previous switch's events (form rebuild, command) show a progress overlay on the menu
+    # until they finish; under load (the other test worker training) that takes past 30 s.
+    page.locator("#studio-module input").click(timeout=120_000)
     page.locator("#studio-module input").fill(module)
     page.get_by_role("option", name=module).first.click()
 
