@@ -433,9 +433,9 @@ def test_a_disk_that_fills_mid_run_gives_disk_full_and_a_clean_status(tmp_path):
     try:
         done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, timeout=SLOW_S)
     except FileNotFoundError:
-        pytest.skip("no unshare here")
+        pytest.skip("needs util-linux unshare (a private mount namespace for the tmpfs)")
     if done.returncode == 90 or not (out / "train.rc").exists():
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr[-500:]!r}")
+        pytest.skip(f"needs CAP_SYS_ADMIN to mount a tmpfs (root here): {done.stderr[-500:]!r}")
     text = {p.name: p.read_text(errors="replace") for p in out.iterdir()}
     freed = json.loads(text["status_freed.json"])
     assert int(text["avail_full.txt"]) == 0, "the filesystem was not full"
