@@ -36,6 +36,8 @@ from studio.facts.runfolder import RUN_DIR_ENV, RUN_ID_ENV, RUN_KEY_ENV, RunFold
 
 _PR_SET_PDEATHSIG = 1
 _PROC = Path("/proc")
+# How long an empty environment of a recorded process is read again (an exec takes milliseconds).
+_SETTLE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -110,12 +112,23 @@ def role_alive(folder: RunFolder, role: str) -> bool:
     return any(r.alive() for r in records(folder) if r.role == role)
 
 
-def _environ(pid: int) -> dict[str, str] | None:
-    """The studio's entries of a process's environment; None when it cannot be read."""
-    try:
-        raw = (_PROC / str(pid) / "environ").read_bytes()
-    except OSError:
-        return None
+def _environ(pid: int, settle_s: float = 0.0) -> dict[str, str] | None:
+    """The studio's entries of a process's environment; None when it cannot be read.
+
+    A process in the middle of `exec` shows an empty environment: the kernel wakes the parent's
+    `Popen` (close-on-exec of its error pipe) before it has laid out the new program's
+    environment, so a pid read right after `Popen` returns reads as no entries at all (about
+    one start in ten on an idle machine, most of them under load). With `settle_s`, an empty
+    environment of a live process is read again until it fills in or the time is up."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        try:
+            raw = (_PROC / str(pid) / "environ").read_bytes()
+        except OSError:
+            return None
+        if raw or time.monotonic() >= deadline or not is_alive(pid):
+            break
+        time.sleep(0.005)
     out = {}
     for item in raw.split(b"\0"):
         if item.startswith(b"STUDIO_RUN_"):
@@ -150,17 +163,14 @@ def env_belongs(environ: dict[str, str], folder: RunFolder, run_id: str | None) 
 def belongs(pid: int, folder: RunFolder, run_id: str | None = None) -> bool:
     """Checked before any signal: the live process `pid` carries this run's tags.
 
-    One exception: a process this folder recorded (pid and start time) that carries no studio
-    entries at all is this run's own, caught between fork and exec (its environment is still its
-    parent's). Judging it "not ours" called a run that had just started "killed" (a caller that
-    waits at once, as ``studio adapt`` does, saw it) and would leave it unsignalled by a Stop in
-    its first instant. A copy's records name the original's processes, which carry the
-    original's tags once started, so the exception gives a copy nothing."""
-    environ = _environ(pid)
-    if environ is None:
-        return False
+    A recorded process was recorded after its `Popen` returned, so it is past its `exec`'s
+    point of no return; its environment may still read empty for an instant (see
+    :func:`_environ`), and is read again until it shows its tags. Taking an empty environment
+    for "ours" once let a copy of a run folder claim the original's just-started process;
+    taking it for "not ours" called a run that had just started "killed"."""
+    environ = _environ(pid, settle_s=_SETTLE_S)
     if not environ:
-        return any(r.pid == pid and r.alive() for r in records(folder))
+        return False
     return env_belongs(environ, folder, run_id)
 
 
