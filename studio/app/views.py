@@ -262,6 +262,8 @@ def memory_text(est) -> str:
 
     if est.fits is None:
         verdict = ""
+    elif est.tight:
+        verdict = f"⚠️ {est.verdict()}: {fmt_bytes(est.headroom_bytes)} to spare"
     elif est.fits:
         verdict = f"✅ fits, {fmt_bytes(est.headroom_bytes)} to spare"
     else:
@@ -278,7 +280,7 @@ def memory_text(est) -> str:
     if est.cpu_bytes:
         lines.append(f"| offloaded to CPU | {fmt_bytes(est.cpu_bytes)} |")
     if est.changes:
-        lines += ["", "**Cheapest changes that make it fit:**"]
+        lines += ["", "**Cheapest changes that make it fit with room to spare:**"]
         lines += [f"- {prose(c.label)} → {fmt_bytes(c.peak_bytes)}" for c in est.changes]
     lines += ["", *(f"*{prose(note)}*" for note in est.notes)]
     return "\n".join(lines)
