@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -299,3 +301,32 @@ def test_llm_pairs_from_a_local_model_folder_without_an_endpoint(tmp_path):
     assert meta["documents"] == 3 and meta["settings"]["base_url"] is None
     assert sorted(r["doc_id"] for r in rows) == ["d0", "d1", "d2"]  # one generation each
     assert all(r["query"] and r["pos"] and r["neg"] == [] for r in rows)
+
+
+def test_adapt_and_data_pairs_read_the_llm_flags_the_same_way(tmp_path):
+    """One set of --from llm flags on both commands (only the model's flag differs, since
+    `adapt --model` is the model to fine-tune): a user's endpoint settings mean the same."""
+    from studio.cli import llm_options
+    from studio.cli.commands import build_parser
+
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("Ask {n} questions about {title}: {text}", encoding="utf-8")
+    common = ["--from", "llm", "--out", "o", "--base-url", "http://127.0.0.1:9/v1"]
+    common += ["--api-key-env", "MY_KEY", "--prompt-file", str(prompt), "--questions", "2"]
+    common += ["--concurrency", "3", "--retries", "1", "--timeout", "5", "--backoff", "0.5"]
+    parser = build_parser()
+    pairs = parser.parse_args(["data", "pairs", "docs", *common, "--model", "qwen"])
+    adapt = parser.parse_args(["adapt", "docs", *common, "--llm-model", "qwen"])
+    assert llm_options.settings(pairs) == llm_options.settings(adapt, "--llm-model")
+    assert llm_options.settings(adapt, "--llm-model").prompt == prompt.read_text()
+    assert adapt.model == "bundled:all-MiniLM-L6-v2"  # adapt's own --model is untouched
+
+    done = subprocess.run(
+        [sys.executable, "-m", "studio", "adapt", str(tmp_path), "--from", "llm", "--out", "o"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "--from llm needs --llm-model" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "o").exists()

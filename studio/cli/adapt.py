@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from studio.cli import llm_options
+
 
 def cmd_adapt(args) -> int:
     from studio.app.adapt import AdaptError, adapt
-    from studio.datawork import llm_pairs
 
     cfg = None
     if args.config:
@@ -28,15 +29,11 @@ def cmd_adapt(args) -> int:
             return 2
     llm = None
     if args.method == "llm":
-        if not args.llm_model:
-            print("error: --from llm needs --llm-model (and --base-url)", file=sys.stderr)
+        try:
+            llm = llm_options.settings(args, "--llm-model")
+        except (ValueError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return 2
-        llm = llm_pairs.LLMSettings(
-            model=args.llm_model,
-            base_url=args.base_url or None,
-            api_key_env=args.api_key_env,
-            questions_per_doc=args.questions,
-        )
     try:
         result = adapt(
             args.corpus,
@@ -74,10 +71,6 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--heldout", type=int, help="documents held out (default: a fifth, <= 200)")
     p.add_argument("--config", help="training settings to start from (default: the quickstart)")
     p.add_argument("--restart", action="store_true", help="start the flow over in that folder")
-    g = p.add_argument_group("llm")
-    g.add_argument("--base-url", help="an OpenAI-compatible endpoint")
-    g.add_argument("--llm-model", help="the LLM's name at --base-url, or a local model folder")
-    g.add_argument("--api-key-env", default="OPENAI_API_KEY")
-    g.add_argument("--questions", type=int, default=1, help="questions per document")
+    llm_options.add(p, "--llm-model")
     p.set_defaults(func=cmd_adapt)
     return p

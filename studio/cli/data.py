@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
+from studio.cli import llm_options
 from studio.facts.problems import ERROR, WARNING, Problem
 
 
@@ -339,27 +339,7 @@ def cmd_pairs(args) -> int:
 
     try:
         if args.method == "llm":
-            if not args.model:
-                print(
-                    "error: --from llm needs --model (a model name at --base-url, or a local "
-                    "model folder)",
-                    file=sys.stderr,
-                )
-                return 2
-            prompt = llm_pairs.DEFAULT_PROMPT
-            if args.prompt_file:
-                prompt = Path(args.prompt_file).read_text(encoding="utf-8")
-            settings = llm_pairs.LLMSettings(
-                model=args.model,
-                base_url=args.base_url or None,
-                api_key_env=args.api_key_env,
-                prompt=prompt,
-                questions_per_doc=args.questions,
-                concurrency=args.concurrency,
-                retries=args.retries,
-                timeout_s=args.timeout,
-                backoff_s=args.backoff,
-            )
+            settings = llm_options.settings(args)
             if args.dry_run:
                 for i, text in enumerate(llm_pairs.dry_run(args.corpus, settings, args.dry_run), 1):
                     print(f"--- prompt {i} ---\n{text}")
@@ -595,22 +575,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--passage-words", default="48-160", help="positive span length, FROM-TO")
     g.add_argument("--per-document", type=int, default=1, help="pairs per document")
     g.add_argument("--seed", type=int, default=0)
-    g = p.add_argument_group("llm")
-    g.add_argument(
-        "--base-url", help="an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1"
-    )
-    g.add_argument("--model", help="the model's name at --base-url, or a local model folder")
-    g.add_argument(
-        "--api-key-env",
-        default="OPENAI_API_KEY",
-        help="the environment variable holding the key (read, never written)",
-    )
-    g.add_argument("--prompt-file", help="your prompt; placeholders {n}, {title}, {text}")
-    g.add_argument("--questions", type=int, default=1, help="questions per document")
-    g.add_argument("--concurrency", type=int, default=4, help="requests at once")
-    g.add_argument("--retries", type=int, default=5, help="tries after the first, with backoff")
-    g.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
-    g.add_argument("--backoff", type=float, default=1.0, help="first wait in seconds, then x2")
+    llm_options.add(p)
+    g = p.add_argument_group("llm: resume or preview")
     g.add_argument("--restart", action="store_true", help="start over instead of resuming")
     g.add_argument(
         "--dry-run",
