@@ -125,12 +125,14 @@ def test_fields_change_the_command(browser, server):
     page.locator("#form-learning_rate input").fill("0.0007")
     page.locator("#form-gradient_checkpointing input").check()
     _tab(page, "Command")
+    # Two changes, two events: the command must end up with both (CI once read it between
+    # them; an older event finishing last would lose the newer change, and this times out).
     page.wait_for_function(
-        "document.querySelector('#studio-command .cm-content')"
-        ".innerText.includes('--learning_rate 0.0007')",
+        "(() => { const t = document.querySelector('#studio-command .cm-content').innerText;"
+        " return t.includes('--learning_rate 0.0007') && t.includes('--gradient_checkpointing');"
+        " })()",
         timeout=30_000,
     )
-    assert "--gradient_checkpointing" in _command_text(page)
     page.screenshot(path=str(DOCS / "command.png"))
     # A bad value is marked at the field and keeps Start disabled.
     _tab(page, "Training")

@@ -156,9 +156,16 @@ def switch_module(reg: Registry, data: dict) -> dict:
     return {**fill(reg, result.config, loaded), reg["model.message"]: result.message()}
 
 
+# Every event that redraws the checks and the command runs in one queue, one at a time, in the
+# order the browser sent them. Each carries the form as it was when it was sent; run side by
+# side, an older event finishing last (a slower pre-flight) would leave the command showing a
+# form without the newer change, for good.
+SERIAL = {"concurrency_id": "form-checks", "concurrency_limit": 1}
+
+
 def bind_checks(ctx, reg: Registry, event) -> None:
     """After an event that filled the form, redraw the checks."""
-    event.then(lambda data: check(ctx, reg, data), reg.form_inputs(), check_outputs(reg))
+    event.then(lambda data: check(ctx, reg, data), reg.form_inputs(), check_outputs(reg), **SERIAL)
 
 
 def bind_fields(ctx, reg: Registry, names) -> None:
@@ -174,6 +181,7 @@ def bind_fields(ctx, reg: Registry, names) -> None:
             [comp, *check_outputs(reg)],
             show_progress="hidden",
             trigger_mode="always_last",
+            **SERIAL,
         )
 
 
@@ -187,4 +195,5 @@ def bind_settings(ctx, reg: Registry, components) -> None:
             check_outputs(reg),
             show_progress="hidden",
             trigger_mode="always_last",
+            **SERIAL,
         )

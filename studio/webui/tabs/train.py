@@ -127,12 +127,15 @@ def bind(ctx, reg, demo) -> None:
         return out
 
     reg["train.start"].click(start, reg.form_inputs(), reg.many(*WATCHED))
-    reg["train.clear_locks"].click(clear_locks, reg.form_inputs(), form_state.check_outputs(reg))
+    reg["train.clear_locks"].click(
+        clear_locks, reg.form_inputs(), form_state.check_outputs(reg), **form_state.SERIAL
+    )
     reg["train.stop"].click(stop, watcher_state, reg["train.status"])
     demo.load(
         lambda data: form_state.check(ctx, reg, data),
         reg.form_inputs(),
         form_state.check_outputs(reg),
+        **form_state.SERIAL,
     )
     demo.load(attach, reg["session.stored_run"], [watcher_state, reg["train.status"]])
     timer = gr.Timer(1.0)
