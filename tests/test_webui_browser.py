@@ -371,3 +371,48 @@ def test_switching_the_module_rebuilds_the_form(browser, server):
     assert not page.locator("#form-max_len").is_visible()
     _command_has(page, "-m FlagEmbedding.finetune.embedder.encoder_only.m3")
     page.close()
+
+
+def test_an_older_slower_check_never_overwrites_a_newer_form(browser, tmp_path, monkeypatch):
+    """Each field's event carries the whole form as the browser sent it. Here the first edit's
+    check is made slow (4 s, as a pre-flight over a big train file can be) and the second's is
+    quick: run side by side, the first finished last and the command lost the second change
+    for good. The events now run one at a time in send order."""
+    from studio.notebook import launch_web
+    from studio.webui import form_state
+
+    real_check = form_state.check
+
+    def slow_before_the_tick(ctx, reg, data):
+        lr = str(data[reg.form["learning_rate"]])
+        if lr.startswith("0.0007") and not data[reg.form["gradient_checkpointing"]]:
+            time.sleep(4)
+        return real_check(ctx, reg, data)
+
+    monkeypatch.setattr(form_state, "check", slow_before_the_tick)
+    demo = launch_web(
+        ROOT / "example_data" / "quickstart.yaml",
+        runs_dir=tmp_path / "runs",
+        base_dir=ROOT,
+        port=_free_port(),
+        inline=False,
+    )
+    page = _page(browser, demo.local_url)
+    try:
+        _tab(page, "Training")
+        page.locator("#form-learning_rate input").fill("0.0007")
+        page.wait_for_timeout(500)  # the first event is in its slow check
+        page.locator("#form-gradient_checkpointing input").check()
+        _tab(page, "Command")
+        both = (
+            "(() => { const t = document.querySelector('#studio-command .cm-content').innerText;"
+            " return t.includes('--learning_rate 0.0007')"
+            " && t.includes('--gradient_checkpointing'); })()"
+        )
+        page.wait_for_function(both, timeout=60_000)
+        page.wait_for_timeout(6000)  # past the slow check: nothing older may land after
+        text = _command_text(page)
+        assert "--learning_rate 0.0007" in text and "--gradient_checkpointing" in text
+    finally:
+        page.close()
+        demo.close()
