@@ -636,7 +636,7 @@ def _eval_data_problems(root: str, stamps: tuple) -> tuple[Problem, ...]:
     """The evaluation's own strict reader over the folder (what evaluate_at_end will load after
     training), so a missing qrels file or a bad line stops the run before it starts rather than
     after hours of training. Cached per file version: the corpus can be large."""
-    from studio.evaluation.data import EvalDataError, load_eval_data
+    from studio.evaluation.data import EvalDataError, data_findings, load_eval_data
 
     try:
         found = load_eval_data(root).summary()
@@ -652,44 +652,10 @@ def _eval_data_problems(root: str, stamps: tuple) -> tuple[Problem, ...]:
                 code="eval_data_bad",
             ),
         )
-    out = []
-    if found["qrels_without_query"]:
-        out.append(
-            Problem(
-                WARNING,
-                f"{found['qrels_without_query']:,} query id(s) in the qrels are not in the "
-                "queries file; their judgments are never scored.",
-                "Add those queries, or check that both files use the same query ids.",
-                field="studio.eval_data",
-                file=root,
-                code="eval_qrels_unknown_query",
-            )
-        )
-    if found["judged_docs_missing"]:
-        out.append(
-            Problem(
-                WARNING,
-                f"{found['judged_docs_missing']:,} judged document(s) are not in corpus.jsonl: "
-                "no model can retrieve them, so recall stays below 1.",
-                "Add them to corpus.jsonl, or check that the qrels use the corpus ids.",
-                field="studio.eval_data",
-                file=root,
-                code="eval_docs_missing",
-            )
-        )
-    if found["skipped_queries"]:
-        out.append(
-            Problem(
-                WARNING,
-                f"{found['skipped_queries']:,} of {found['n_queries'] + found['skipped_queries']:,}"
-                " queries have no relevant document in the qrels and are left out of the metrics.",
-                "Add judgments for them, or drop them from the queries file.",
-                field="studio.eval_data",
-                file=root,
-                code="eval_queries_unjudged",
-            )
-        )
-    return tuple(out)
+    return tuple(
+        Problem(WARNING, what, fix, field="studio.eval_data", file=root, code=code)
+        for code, what, fix in data_findings(found)
+    )
 
 
 CHECKS: tuple[Check, ...] = (

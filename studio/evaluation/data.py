@@ -66,28 +66,48 @@ def scoring_note(summary: dict) -> str | None:
     )
 
 
-def data_notes(summary: dict) -> list[str]:
-    """Every data-consistency count of an eval set, one line each, in the words every face
-    shows (the CLI, the Evaluate tab, the notebook): queries left out of the metrics, judgments
-    naming a query absent from the queries file, judgments naming a document absent from the
-    corpus. Empty when the data is consistent."""
-    notes = [n for n in [scoring_note(summary)] if n]
+def data_findings(summary: dict) -> list[tuple[str, str, str]]:
+    """Every data-consistency count of an eval set as (code, what, fix), in the words every
+    face shows (the CLI, the Evaluate tab, the notebook, pre-flight): queries left out of the
+    metrics, judgments naming a query absent from the queries file, judgments naming a document
+    absent from the corpus. Empty when the data is consistent."""
+    found = []
+    note = scoring_note(summary)
+    if note:
+        found.append(
+            ("eval_queries_unjudged", note, "Add judgments for them, or drop those queries.")
+        )
     rows = summary.get("judgments_without_query", 0)
     ids = summary.get("qrels_without_query", 0)
     if rows or ids:
-        notes.append(
-            f"{rows or ids} judgment(s) in the qrels name {ids} query id(s) absent from the "
-            "queries file; they are not scored. Check that the queries and the qrels come from "
-            "the same data set and split."
+        found.append(
+            (
+                "eval_qrels_unknown_query",
+                f"{rows or ids} judgment(s) in the qrels name {ids} query id(s) absent from the "
+                "queries file; they are not scored.",
+                "Check that the queries and the qrels come from the same data set and split.",
+            )
         )
     missing = summary.get("judged_docs_missing", 0)
     if missing:
-        notes.append(
-            f"{missing} judgment(s) of scored queries name a document absent from the corpus: "
-            "it counts as relevant but can never be retrieved, which lowers every model's "
-            "recall and nDCG alike. Add the documents to corpus.jsonl or drop those qrels."
+        found.append(
+            (
+                "eval_docs_missing",
+                f"{missing} judgment(s) of scored queries name a document absent from the "
+                "corpus: it counts as relevant but can never be retrieved, which lowers every "
+                "model's recall and nDCG alike.",
+                "Add the documents to corpus.jsonl or drop those qrels.",
+            )
         )
-    return notes
+    return found
+
+
+def data_notes(summary: dict) -> list[str]:
+    """:func:`data_findings` as the lines the evaluation faces print."""
+    return [
+        what if code == "eval_queries_unjudged" else f"{what} {fix}"
+        for code, what, fix in data_findings(summary)
+    ]
 
 
 @dataclass
