@@ -136,6 +136,25 @@ def log_of(run_dir: Path) -> str:
     return RunFolder(run_dir).log.read_text(errors="replace")[-4000:]
 
 
+def train_until_it_fails(cfg_path: Path, runs_dir: Path, preexec_fn=None):
+    """`studio train` in the foreground, which must exit 1; then the run folder once no process
+    of it is left: (the CLI's result, run folder, status, seconds to clean, what was kept)."""
+    cli = subprocess.run(
+        [sys.executable, "-m", "studio", "train", str(cfg_path), "--runs-dir", str(runs_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        preexec_fn=preexec_fn,
+        timeout=SLOW_S,
+    )
+    assert cli.returncode == 1, cli.stderr[-3000:]
+    run_dir = Path(cli.stdout.strip().splitlines()[-1])
+    clean_s = wait_clean(run_dir)
+    status = runs.refresh(run_dir)
+    kept = kept_files(run_dir, RunFolder(run_dir).config.read_text())
+    return cli, run_dir, status, clean_s, kept
+
+
 def report(fault: str, run_dir: Path | None, status: dict, clean_s: float | None, **kept):
     """Append this fault's outcome for docs/reliability.md (only when asked)."""
     path = os.environ.get(REPORT_ENV)
@@ -372,19 +391,7 @@ def test_a_full_run_folder_fails_with_the_write_error_and_keeps_what_was_written
     def full_disk():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    cli = subprocess.run(
-        [sys.executable, "-m", "studio", "train", str(cfg_path), "--runs-dir", str(runs_dir)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        preexec_fn=full_disk,
-        timeout=SLOW_S,
-    )
-    assert cli.returncode == 1, cli.stderr[-3000:]
-    run_dir = Path(cli.stdout.strip().splitlines()[-1])
-    clean_s = wait_clean(run_dir)
-    status = runs.refresh(run_dir)
-    kept = kept_files(run_dir, RunFolder(run_dir).config.read_text())
+    cli, run_dir, status, clean_s, kept = train_until_it_fails(cfg_path, runs_dir, full_disk)
     report("run folder full (RLIMIT_FSIZE 8 MiB)", run_dir, status, clean_s, **kept)
     assert status["state"] == "failed"
     checkpoint = run_dir.resolve() / "model" / "checkpoint-1"
@@ -507,18 +514,7 @@ def test_a_diverged_run_that_logged_no_step_fails_with_the_nan_weights_reason(tm
     cfg = fault_config(learning_rate=1e6, max_steps=4)
     del cfg.args["logging_steps"]  # HF's default, 500
     cfg_path = write_config(tmp_path / "cfg.yaml", cfg)
-    cli = subprocess.run(
-        [sys.executable, "-m", "studio", "train", str(cfg_path), "--runs-dir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=SLOW_S,
-    )
-    assert cli.returncode == 1, cli.stderr[-3000:]
-    run_dir = Path(cli.stdout.strip().splitlines()[-1])
-    clean_s = wait_clean(run_dir)
-    status = runs.refresh(run_dir)
-    kept = kept_files(run_dir, RunFolder(run_dir).config.read_text())
+    cli, run_dir, status, clean_s, kept = train_until_it_fails(cfg_path, tmp_path)
     fault = "learning_rate 1e6, 4 steps, none logged (logging_steps 500)"
     report(fault, run_dir, status, clean_s, config=kept["config"])
     assert status["state"] == "failed" and status["exit_code"] != 0
