@@ -404,6 +404,13 @@ def score_data(
     return score.score_file(source, ws.path(out), scorer, progress=progress, restart=restart)
 
 
+def _documents(ws: Workspace, corpus: str) -> Path:
+    """The documents a user named for `data pairs` or `adapt`; ValueError when none was."""
+    if not str(corpus or "").strip():
+        raise ValueError("give the documents: a BEIR corpus.jsonl or a folder of .txt/.md files")
+    return ws.path(corpus)
+
+
 def make_pairs(
     ws: Workspace,
     corpus: str,
@@ -419,9 +426,7 @@ def make_pairs(
     streamed and resumable (the key from $OPENAI_API_KEY). A datawork.pairs PairsResult."""
     from studio.datawork import llm_pairs, pairs
 
-    if not str(corpus or "").strip():
-        raise ValueError("give the documents: a BEIR corpus.jsonl or a folder of .txt/.md files")
-    source, target = ws.path(corpus), ws.path(out)
+    source, target = _documents(ws, corpus), ws.path(out)
     if method != "llm":
         return pairs.make_pairs(source, target, method, force=bool(force))
     if not str(model or "").strip():
@@ -449,10 +454,8 @@ def adapt(
     save -> merges with the base -> the best exported (studio.app.adapt.adapt)."""
     from studio.app import adapt as flow
 
-    if not str(corpus or "").strip():
-        raise ValueError("give the documents: a BEIR corpus.jsonl or a folder of .txt/.md files")
     return flow.adapt(
-        ws.path(corpus),
+        _documents(ws, corpus),
         ws.path(out or "adapt"),
         method,
         model=model or "bundled:all-MiniLM-L6-v2",
